@@ -1,0 +1,210 @@
+//! Parsing and validation: turns the annotated module into a [`HotModule`], or a list of spanned
+//! errors that say what to write instead.
+
+use proc_macro2::{Span, TokenStream};
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, Item, ItemFn, ItemMod, LitStr, Pat, ReturnType, Type};
+
+/// Names the generated code defines in the module; user items must not take them.
+const RESERVED_ITEMS: &[&str] = &["Handle", "module"];
+/// Names of `Handle`'s own methods; hot functions must not take them.
+const RESERVED_METHODS: &[&str] = &["current", "generation", "is_current", "clone"];
+
+/// `#[hot_module(crate = "...", path = "...")]`.
+pub struct Args {
+    /// Path to the hotmod crate, for users who re-export it.
+    pub krate: syn::Path,
+    /// Default artifact path.
+    pub path: Option<LitStr>,
+}
+
+impl Args {
+    pub fn parse(tokens: TokenStream) -> syn::Result<Args> {
+        let mut args = Args { krate: syn::parse_quote!(::hotmod), path: None };
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("crate") {
+                args.krate = meta.value()?.parse::<LitStr>()?.parse()?;
+                Ok(())
+            } else if meta.path.is_ident("path") {
+                args.path = Some(meta.value()?.parse()?);
+                Ok(())
+            } else {
+                Err(meta.error("unknown argument; #[hot_module] takes `crate = \"path::to::hotmod\"` and `path = \"path/to/lib.so\"`"))
+            }
+        });
+        syn::parse::Parser::parse2(parser, tokens)?;
+        Ok(args)
+    }
+}
+
+/// The annotated module, split into hot functions and everything else.
+pub struct HotModule {
+    pub module: ItemMod,
+    pub functions: Vec<HotFn>,
+    /// Items other than hot functions, unchanged.
+    pub others: Vec<Item>,
+}
+
+/// One `pub fn` of the module.
+pub struct HotFn {
+    pub item: ItemFn,
+    pub params: Vec<Param>,
+    /// The return type; `()` when none is written.
+    pub output: Type,
+}
+
+pub struct Param {
+    /// The name the wrapper uses (the user's when it is a plain identifier).
+    pub ident: Ident,
+    pub ty: Type,
+}
+
+impl HotModule {
+    pub fn parse(item: TokenStream) -> Result<HotModule, Vec<syn::Error>> {
+        let module: ItemMod = match syn::parse2::<Item>(item) {
+            Ok(Item::Mod(module)) => module,
+            Ok(other) => {
+                return Err(vec![syn::Error::new(
+                    item_span(&other),
+                    "#[hot_module] goes on an inline module: `#[hotmod::hot_module] pub mod name { pub fn ... }`",
+                )])
+            }
+            Err(e) => return Err(vec![e]),
+        };
+        let Some((_, items)) = &module.content else {
+            return Err(vec![syn::Error::new(
+                module.span(),
+                "#[hot_module] needs the module's body inline (`mod name { ... }`), not `mod name;`: the attribute must see the functions",
+            )]);
+        };
+
+        let mut errors = Vec::new();
+        let mut functions = Vec::new();
+        let mut others = Vec::new();
+        for item in items {
+            if let Some(ident) = item_ident(item) {
+                let name = ident.to_string();
+                if RESERVED_ITEMS.contains(&name.as_str()) || name.starts_with("__hotmod") {
+                    errors.push(syn::Error::new(
+                        ident.span(),
+                        format!("`{name}` is defined by #[hot_module] in this module; rename this item"),
+                    ));
+                }
+            }
+            match item {
+                Item::Fn(f) if matches!(f.vis, syn::Visibility::Public(_)) => match HotFn::parse(f) {
+                    Ok(f) => functions.push(f),
+                    Err(mut e) => errors.append(&mut e),
+                },
+                other => others.push(other.clone()),
+            }
+        }
+        if errors.is_empty() {
+            Ok(HotModule { module, functions, others })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+impl HotFn {
+    fn parse(item: &ItemFn) -> Result<HotFn, Vec<syn::Error>> {
+        let sig = &item.sig;
+        let mut errors = Vec::new();
+        let mut fail = |span: Span, message: &str| errors.push(syn::Error::new(span, message));
+        let name = sig.ident.to_string();
+        if RESERVED_METHODS.contains(&name.as_str()) {
+            fail(
+                sig.ident.span(),
+                "this name is taken by a method of the generated `Handle`; rename the function",
+            );
+        }
+        if let Some(token) = &sig.asyncness {
+            fail(token.span(), "a hot function cannot be `async` yet: the future would run code of a generation that may be unloaded; make it a plain `fn` and call it from async code");
+        }
+        if let Some(token) = &sig.constness {
+            fail(token.span(), "a hot function cannot be `const`: const calls are evaluated at compile time and cannot be reloaded; remove `const` or move the function out of the hot module");
+        }
+        if let Some(token) = &sig.unsafety {
+            fail(token.span(), "a hot function cannot be `unsafe` yet; make it safe and keep the unsafe block inside");
+        }
+        if let Some(abi) = &sig.abi {
+            fail(abi.span(), "a hot function cannot declare an ABI: #[hot_module] generates the stable `extern \"C\"` trampoline itself; remove `extern`");
+        }
+        if let Some(variadic) = &sig.variadic {
+            fail(variadic.span(), "a hot function cannot be variadic");
+        }
+        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+            fail(sig.generics.span(), "a hot function cannot be generic: the library is compiled on its own, so it has no code for the types a host would pick; use concrete types (an enum or a Box<dyn Trait> where you need variety) and elided lifetimes");
+        }
+
+        let mut params = Vec::new();
+        for (index, input) in sig.inputs.iter().enumerate() {
+            match input {
+                FnArg::Receiver(receiver) => fail(
+                    receiver.span(),
+                    "a hot function cannot take `self`: hot modules hold free functions; take the value as an ordinary parameter (`fn update(state: &mut State)`)",
+                ),
+                FnArg::Typed(typed) => {
+                    if contains_impl_trait(&typed.ty) {
+                        fail(typed.ty.span(), "`impl Trait` in a hot function's parameters is generic; take a concrete type or `&dyn Trait`");
+                    }
+                    let ident = match &*typed.pat {
+                        Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
+                        _ => Ident::new(&format!("__hotmod_arg{index}"), typed.pat.span()),
+                    };
+                    params.push(Param { ident, ty: (*typed.ty).clone() });
+                }
+            }
+        }
+        let output = match &sig.output {
+            ReturnType::Default => syn::parse_quote!(()),
+            ReturnType::Type(_, ty) => {
+                if contains_impl_trait(ty) {
+                    fail(ty.span(), "a hot function cannot return `impl Trait`: return a concrete type (or a Box<dyn Trait>)");
+                }
+                (**ty).clone()
+            }
+        };
+        if errors.is_empty() {
+            Ok(HotFn { item: item.clone(), params, output })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_type(&mut finder, ty);
+    finder.0
+}
+
+fn item_ident(item: &Item) -> Option<&Ident> {
+    match item {
+        Item::Const(i) => Some(&i.ident),
+        Item::Enum(i) => Some(&i.ident),
+        Item::Fn(i) => Some(&i.sig.ident),
+        Item::Mod(i) => Some(&i.ident),
+        Item::Static(i) => Some(&i.ident),
+        Item::Struct(i) => Some(&i.ident),
+        Item::Trait(i) => Some(&i.ident),
+        Item::Type(i) => Some(&i.ident),
+        Item::Union(i) => Some(&i.ident),
+        _ => None,
+    }
+}
+
+/// The span of an item's introducing keyword and name, so the error points at the item.
+fn item_span(item: &Item) -> Span {
+    match item {
+        Item::Fn(f) => f.sig.span(),
+        other => item_ident(other).map_or_else(|| other.span(), Ident::span),
+    }
+}

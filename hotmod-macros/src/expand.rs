@@ -1,0 +1,391 @@
+//! Code generation. The expansion keeps the user's module and adds, inside it:
+//!
+//! - `__hotmod_impl`: the `pub fn`s as written (what every generation runs);
+//! - one wrapper per `pub fn` with the original name and signature, calling the current
+//!   generation through `__private::call`;
+//! - `Handle` (a pinned generation with one method per `pub fn`) and `module()`;
+//! - `__hotmod_trampolines`: one `extern "C"` trampoline per function;
+//! - `__HOTMOD_DESCRIPTOR`, the exported descriptor the loader verifies.
+//!
+//! All logic lives in the runtime; the expansion only names things and calls `__private`.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+use syn::{Fields, Item, Type};
+
+use crate::ast::{Args, HotFn, HotModule};
+use crate::text;
+
+pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
+    let krate = &args.krate;
+    let private = quote!(#krate::__private);
+    let module = &hot.module;
+    let attrs = &module.attrs;
+    let vis = &module.vis;
+    let ident = &module.ident;
+    let others = &hot.others;
+
+    let impl_fns = hot.functions.iter().map(|f| &f.item);
+    let wrappers = hot.functions.iter().enumerate().map(|(i, f)| wrapper(&private, i, f));
+    let methods = hot.functions.iter().enumerate().map(|(i, f)| method(i, f));
+    let trampolines = hot.functions.iter().map(|f| trampoline(&private, f));
+    let descriptor = descriptor(&private, hot);
+    let symbol = symbol_name(ident);
+    let default_path = match &args.path {
+        Some(path) => quote!(#private::Some(#path)),
+        None => quote!(#private::None),
+    };
+    let handle_doc = format!(
+        "A pinned generation of `{ident}`: every call through it runs the generation it captured, \
+         however many reloads happen, until the handle and its clones are dropped."
+    );
+
+    quote! {
+        #(#attrs)*
+        #vis mod #ident {
+            #(#others)*
+
+            /// The functions as written; every generation runs its own copy of these.
+            #[doc(hidden)]
+            pub mod __hotmod_impl {
+                #![allow(unused_imports)]
+                use super::*;
+                #(#impl_fns)*
+            }
+
+            #(#wrappers)*
+
+            #[doc = #handle_doc]
+            #[derive(Clone, Debug)]
+            pub struct Handle(#private::Pin);
+
+            impl Handle {
+                /// Pins the current generation.
+                #[inline]
+                pub fn current() -> Self {
+                    Handle(#private::Pin::current(&__HOTMOD_MODULE))
+                }
+
+                /// The pinned generation's number (0 is the code compiled into the binary).
+                #[inline]
+                pub fn generation(&self) -> u64 {
+                    self.0.generation()
+                }
+
+                /// Whether the pinned generation is still the current one.
+                #[inline]
+                pub fn is_current(&self) -> bool {
+                    self.0.is_current()
+                }
+
+                #(#methods)*
+            }
+
+            /// The control surface of this hot module: load, reload, watch, generations.
+            pub fn module() -> &'static #krate::Module {
+                &__HOTMOD_MODULE
+            }
+
+            static __HOTMOD_MODULE: #krate::Module =
+                #krate::Module::__new(module_path!(), #symbol, &__HOTMOD_DESCRIPTOR, #default_path);
+
+            #[doc(hidden)]
+            mod __hotmod_trampolines {
+                #![allow(unused_imports)]
+                use super::*;
+                #(#trampolines)*
+            }
+
+            #[doc(hidden)]
+            #[export_name = #symbol]
+            pub static __HOTMOD_DESCRIPTOR: #private::ModuleDescriptor = #descriptor;
+        }
+    }
+}
+
+/// `__hotmod_v1__<crate>__<module>`: the exported descriptor's symbol.
+fn symbol_name(module: &Ident) -> String {
+    let krate = std::env::var("CARGO_CRATE_NAME").unwrap_or_else(|_| "crate".into());
+    format!("__hotmod_v1__{krate}__{module}")
+}
+
+fn arg_types(f: &HotFn) -> TokenStream {
+    let tys = f.params.iter().map(|p| &p.ty);
+    quote!((#(#tys,)*))
+}
+
+fn arg_names(f: &HotFn) -> TokenStream {
+    let names = f.params.iter().map(|p| &p.ident);
+    quote!((#(#names,)*))
+}
+
+/// Attributes that must follow the function onto everything generated for it.
+fn carried_attrs(f: &HotFn) -> impl Iterator<Item = &syn::Attribute> {
+    f.item.attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("doc"))
+}
+
+/// `pub fn greet(name: &str) -> String { call(&MODULE, 0, (name,), |(name,)| impl::greet(name)) }`
+fn wrapper(private: &TokenStream, index: usize, f: &HotFn) -> TokenStream {
+    let attrs = carried_attrs(f);
+    let name = &f.item.sig.ident;
+    let params = f.params.iter().map(|p| {
+        let (ident, ty) = (&p.ident, &p.ty);
+        quote!(#ident: #ty)
+    });
+    let output = &f.item.sig.output;
+    let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
+    quote! {
+        #(#attrs)*
+        #[inline]
+        pub fn #name(#(#params),*) #output {
+            #private::call::<#tys, #ret, _>(&__HOTMOD_MODULE, #index, #args, |#args| __hotmod_impl::#name #args)
+        }
+    }
+}
+
+/// `pub fn greet(&self, name: &str) -> String`: runs the pinned generation.
+fn method(index: usize, f: &HotFn) -> TokenStream {
+    let attrs = carried_attrs(f);
+    let name = &f.item.sig.ident;
+    let params = f.params.iter().map(|p| {
+        let (ident, ty) = (&p.ident, &p.ty);
+        quote!(#ident: #ty)
+    });
+    let output = &f.item.sig.output;
+    let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
+    quote! {
+        #(#attrs)*
+        #[inline]
+        pub fn #name(&self, #(#params),*) #output {
+            self.0.call::<#tys, #ret, _>(#index, #args, |#args| __hotmod_impl::#name #args)
+        }
+    }
+}
+
+fn trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
+    let cfgs = f.item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    let name = &f.item.sig.ident;
+    let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
+    // The caller's contract (`abi::trampoline`): reached only through a descriptor the host
+    // verified against its own, so `args` owns this argument tuple and `ret` has room for `R`.
+    quote! {
+        #(#cfgs)*
+        pub(super) unsafe extern "C" fn #name(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) {
+            unsafe { #private::trampoline::<#tys, #ret>(args, ret, panic, |#args| super::__hotmod_impl::#name #args) }
+        }
+    }
+}
+
+fn value_layout(private: &TokenStream, ty: &Type) -> TokenStream {
+    let name = text::tokens(ty);
+    quote! {
+        #private::ValueLayout {
+            name: #private::StrRef::new(#name),
+            size: #private::size_of::<#ty>(),
+            align: #private::align_of::<#ty>(),
+        }
+    }
+}
+
+fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
+    let mut statics = Vec::new();
+    let mut entries = Vec::new();
+    for (index, f) in hot.functions.iter().enumerate() {
+        let name = f.item.sig.ident.to_string();
+        let params_static = format_ident!("PARAMS_{}", index);
+        let layouts: Vec<_> = f.params.iter().map(|p| value_layout(private, &p.ty)).collect();
+        let count = layouts.len();
+        let ret = value_layout(private, &f.output);
+        let tramp = &f.item.sig.ident;
+        let signature = signature_text(f);
+        statics.push(quote! {
+            static #params_static: [#private::ValueLayout; #count] = [#(#layouts),*];
+        });
+        entries.push(quote! {
+            #private::FnEntry {
+                name: #private::StrRef::new(#name),
+                signature: #private::StrRef::new(#signature),
+                params: #private::SliceRef::new(&#params_static),
+                ret: #ret,
+                trampoline: __hotmod_trampolines::#tramp,
+            }
+        });
+    }
+
+    let mut types = Vec::new();
+    for (index, item) in boundary_types(hot).into_iter().enumerate() {
+        let (ident, fields, generic) = match item {
+            Item::Struct(s) => (&s.ident, Some(&s.fields), !s.generics.params.is_empty()),
+            Item::Enum(e) => (&e.ident, None, !e.generics.params.is_empty()),
+            _ => continue,
+        };
+        let name = ident.to_string();
+        let definition = definition_text(item);
+        let fields_static = format_ident!("FIELDS_{}", index);
+        let field_layouts: Vec<TokenStream> = match fields {
+            Some(fields) if !generic => fields
+                .iter()
+                .enumerate()
+                .map(|(i, field)| {
+                    let member = match &field.ident {
+                        Some(id) => quote!(#id),
+                        None => {
+                            let index = syn::Index::from(i);
+                            quote!(#index)
+                        }
+                    };
+                    let fname = field.ident.as_ref().map_or_else(|| i.to_string(), ToString::to_string);
+                    let fty = &field.ty;
+                    let fty_text = text::tokens(fty);
+                    quote! {
+                        #private::FieldLayout {
+                            name: #private::StrRef::new(#fname),
+                            ty: #private::StrRef::new(#fty_text),
+                            offset: ::core::mem::offset_of!(#ident, #member),
+                            size: #private::size_of::<#fty>(),
+                        }
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let count = field_layouts.len();
+        let (size, align) = if generic {
+            (quote!(0), quote!(0))
+        } else {
+            (quote!(#private::size_of::<#ident>()), quote!(#private::align_of::<#ident>()))
+        };
+        statics.push(quote! {
+            static #fields_static: [#private::FieldLayout; #count] = [#(#field_layouts),*];
+        });
+        types.push(quote! {
+            #private::TypeLayout {
+                name: #private::StrRef::new(#name),
+                size: #size,
+                align: #align,
+                fields: #private::SliceRef::new(&#fields_static),
+                definition: #private::StrRef::new(#definition),
+            }
+        });
+    }
+    let fn_count = entries.len();
+    let type_count = types.len();
+
+    quote! {{
+        #(#statics)*
+        static FUNCTIONS: [#private::FnEntry; #fn_count] = [#(#entries),*];
+        static TYPES: [#private::TypeLayout; #type_count] = [#(#types),*];
+        #private::ModuleDescriptor {
+            magic: #private::MAGIC,
+            abi_version: #private::ABI_VERSION,
+            module_path: #private::StrRef::new(module_path!()),
+            toolchain: #private::StrRef::new(#private::TOOLCHAIN),
+            functions: #private::SliceRef::new(&FUNCTIONS),
+            types: #private::SliceRef::new(&TYPES),
+        }
+    }}
+}
+
+/// `fn(&str, u32) -> String`.
+fn signature_text(f: &HotFn) -> String {
+    let params: Vec<String> = f.params.iter().map(|p| text::tokens(&p.ty)).collect();
+    match &f.item.sig.output {
+        syn::ReturnType::Default => format!("fn({})", params.join(", ")),
+        syn::ReturnType::Type(_, ty) => format!("fn({}) -> {}", params.join(", "), text::tokens(&**ty)),
+    }
+}
+
+/// `#[repr(C)] struct Reply { text: String, count: u32 }`: what decides the layout, without
+/// docs, derives or visibility.
+fn definition_text(item: &Item) -> String {
+    let repr = |attrs: &[syn::Attribute]| -> String {
+        attrs.iter().filter(|a| a.path().is_ident("repr")).map(|a| text::tokens(a) + " ").collect()
+    };
+    let fields_text = |fields: &Fields| -> String {
+        let list: Vec<String> = fields
+            .iter()
+            .map(|f| match &f.ident {
+                Some(id) => format!("{id}: {}", text::tokens(&f.ty)),
+                None => text::tokens(&f.ty),
+            })
+            .collect();
+        match fields {
+            Fields::Named(_) => format!(" {{ {} }}", list.join(", ")),
+            Fields::Unnamed(_) => format!("({})", list.join(", ")),
+            Fields::Unit => String::new(),
+        }
+    };
+    match item {
+        Item::Struct(s) => {
+            format!("{}struct {}{}{}", repr(&s.attrs), s.ident, text::tokens(&s.generics), fields_text(&s.fields))
+        }
+        Item::Enum(e) => {
+            let variants: Vec<String> = e
+                .variants
+                .iter()
+                .map(|v| {
+                    let discriminant =
+                        v.discriminant.as_ref().map_or_else(String::new, |(_, d)| format!(" = {}", text::tokens(d)));
+                    format!("{}{}{}", v.ident, fields_text(&v.fields), discriminant)
+                })
+                .collect();
+            format!("{}enum {}{} {{ {} }}", repr(&e.attrs), e.ident, text::tokens(&e.generics), variants.join(", "))
+        }
+        _ => String::new(),
+    }
+}
+
+/// Structs and enums of the module that appear in a hot function's signature, directly or
+/// through the fields of another such type.
+fn boundary_types(hot: &HotModule) -> Vec<&Item> {
+    let defined: Vec<(&Ident, &Item)> = hot
+        .others
+        .iter()
+        .filter_map(|item| match item {
+            Item::Struct(s) => Some((&s.ident, item)),
+            Item::Enum(e) => Some((&e.ident, item)),
+            _ => None,
+        })
+        .collect();
+    let mut names = BTreeSet::new();
+    for f in &hot.functions {
+        for p in &f.params {
+            collect_idents(&p.ty, &mut names);
+        }
+        collect_idents(&f.output, &mut names);
+    }
+    // Follow fields until nothing new appears.
+    loop {
+        let before = names.len();
+        for (ident, item) in &defined {
+            if names.contains(&ident.to_string()) {
+                match item {
+                    Item::Struct(s) => s.fields.iter().for_each(|f| collect_idents(&f.ty, &mut names)),
+                    Item::Enum(e) => e
+                        .variants
+                        .iter()
+                        .flat_map(|v| v.fields.iter())
+                        .for_each(|f| collect_idents(&f.ty, &mut names)),
+                    _ => {}
+                }
+            }
+        }
+        if names.len() == before {
+            break;
+        }
+    }
+    defined.into_iter().filter(|(ident, _)| names.contains(&ident.to_string())).map(|(_, item)| item).collect()
+}
+
+fn collect_idents(ty: &Type, names: &mut BTreeSet<String>) {
+    struct Collector<'a>(&'a mut BTreeSet<String>);
+    impl<'ast> syn::visit::Visit<'ast> for Collector<'_> {
+        fn visit_path_segment(&mut self, segment: &'ast syn::PathSegment) {
+            self.0.insert(segment.ident.to_string());
+            syn::visit::visit_path_segment(self, segment);
+        }
+    }
+    syn::visit::Visit::visit_type(&mut Collector(names), ty);
+}

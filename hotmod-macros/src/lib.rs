@@ -1,0 +1,41 @@
+//! The `#[hot_module]` attribute of [hotmod](https://docs.rs/hotmod). Use it through
+//! `hotmod::hot_module`; everything it generates calls hotmod's runtime.
+
+mod ast;
+mod expand;
+mod text;
+
+use proc_macro::TokenStream;
+
+/// Makes a module reloadable.
+///
+/// ```ignore
+/// #[hotmod::hot_module]
+/// pub mod hello {
+///     pub fn greet(name: &str) -> String { format!("hello {name}") }
+/// }
+/// ```
+///
+/// Every `pub fn` keeps its name and signature and runs the current generation; the module
+/// gains `Handle` (a pinned generation) and `module()` (the control surface). Arguments:
+/// `crate = "path::to::hotmod"` when hotmod is re-exported, `path = "…"` for the library file
+/// `reload()` loads.
+#[proc_macro_attribute]
+pub fn hot_module(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    let args = match ast::Args::parse(args.into()) {
+        Ok(args) => args,
+        Err(e) => return fallback(vec![e], item),
+    };
+    match ast::HotModule::parse(item.clone()) {
+        Ok(module) => expand::expand(&args, &module).into(),
+        Err(errors) => fallback(errors, item),
+    }
+}
+
+/// The errors plus the untouched input, so the user sees our message and not a cascade of
+/// unresolved names.
+fn fallback(errors: Vec<syn::Error>, item: proc_macro2::TokenStream) -> TokenStream {
+    let errors = errors.into_iter().map(syn::Error::into_compile_error);
+    quote::quote!(#(#errors)* #item).into()
+}

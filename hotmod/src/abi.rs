@@ -1,0 +1,283 @@
+//! The stable boundary between a host and a module's cdylib.
+//!
+//! A module's cdylib exports exactly one symbol per hot module: a [`ModuleDescriptor`] static,
+//! named by the macro (`__hotmod_v1__<crate>__<module>`). Everything a host needs to verify and
+//! call the library hangs off it: the module path, the ABI version, the toolchain identity, one
+//! [`FnEntry`] per `pub fn` (name, signature, parameter and return layouts, trampoline), and the
+//! layouts of the module's own types that cross the boundary.
+//!
+//! Invariants:
+//! - Every type here is `#[repr(C)]` and built only from integers, raw pointers and `extern "C"`
+//!   function pointers, so a host can read a descriptor produced by any compiler. The first two
+//!   fields (`magic`, `abi_version`) never move: a host reads them before trusting anything else.
+//! - A trampoline never unwinds: [`trampoline`] catches the panic inside the library and hands
+//!   its message back as data in a [`PanicSlot`].
+//! - Arguments and return values travel as pointers to ordinary Rust values. That is sound only
+//!   because the loader refuses a library unless toolchain identity, signatures and layouts all
+//!   match the host's, so both sides agree on every layout involved.
+//!
+//! This file is the only part of hotmod a module's cdylib reaches through its exported
+//! descriptor; keep it free of the loader, the watcher and their dependencies.
+
+use std::any::Any;
+use std::mem::MaybeUninit;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Bumped whenever any type in this file changes shape or meaning.
+pub const ABI_VERSION: u32 = 1;
+
+/// The first bytes of every descriptor.
+pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
+
+/// Prefix of every exported descriptor symbol; the loader also searches a library's bytes for it
+/// to tell "not a hotmod library" from "a library of another hot module".
+pub const SYMBOL_PREFIX: &str = "__hotmod_v1__";
+
+/// rustc version, commit, target triple and hotmod version this crate was compiled with.
+pub const TOOLCHAIN: &str = env!("HOTMOD_TOOLCHAIN");
+
+/// An `extern "C"` function of a generation: reads the argument tuple from `args`, writes the
+/// return value to `ret`, or records a panic in `panic`.
+pub type Trampoline = unsafe extern "C" fn(args: *mut u8, ret: *mut u8, panic: *mut PanicSlot);
+
+/// A `&'static str` with a layout fixed by `#[repr(C)]`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StrRef {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl StrRef {
+    /// Borrow a static string.
+    pub const fn new(s: &'static str) -> Self {
+        StrRef { ptr: s.as_ptr(), len: s.len() }
+    }
+
+    /// The string, or `"<invalid utf-8>"` if a foreign library stored bytes that are not UTF-8.
+    ///
+    /// # Safety
+    /// `self` must point to `len` readable bytes that stay mapped for `'a`: true for a `StrRef`
+    /// built by [`StrRef::new`] in this process, or read from a library that stays loaded for `'a`.
+    pub unsafe fn as_str<'a>(&self) -> &'a str {
+        if self.len == 0 {
+            return "";
+        }
+        // SAFETY: the caller guarantees `ptr..ptr+len` is readable for `'a`.
+        let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
+        std::str::from_utf8(bytes).unwrap_or("<invalid utf-8>")
+    }
+}
+
+/// A `&'static [T]` with a layout fixed by `#[repr(C)]`.
+#[repr(C)]
+pub struct SliceRef<T: 'static> {
+    ptr: *const T,
+    len: usize,
+}
+
+impl<T> Clone for SliceRef<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SliceRef<T> {}
+
+impl<T> SliceRef<T> {
+    /// Borrow a static slice.
+    pub const fn new(s: &'static [T]) -> Self {
+        SliceRef { ptr: s.as_ptr(), len: s.len() }
+    }
+
+    /// The slice.
+    ///
+    /// # Safety
+    /// As for [`StrRef::as_str`]: the memory must stay mapped for `'a`.
+    pub unsafe fn as_slice<'a>(&self) -> &'a [T] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: the caller guarantees `ptr..ptr+len` holds initialised `T`s mapped for `'a`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// What a module's cdylib exports, once per hot module.
+#[repr(C)]
+pub struct ModuleDescriptor {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 8],
+    /// Always [`ABI_VERSION`] of the hotmod that built the library.
+    pub abi_version: u32,
+    /// `module_path!()` of the hot module, e.g. `greeter::hello`.
+    pub module_path: StrRef,
+    /// [`TOOLCHAIN`] of the library.
+    pub toolchain: StrRef,
+    /// One entry per `pub fn`, in source order.
+    pub functions: SliceRef<FnEntry>,
+    /// Layouts of the module's own types that appear in signatures (transitively).
+    pub types: SliceRef<TypeLayout>,
+}
+
+/// One `pub fn` of a hot module.
+#[repr(C)]
+pub struct FnEntry {
+    /// The function's name.
+    pub name: StrRef,
+    /// Its signature as written, normalised: `fn(&str, u32) -> String`.
+    pub signature: StrRef,
+    /// Size and alignment of every parameter, in order.
+    pub params: SliceRef<ValueLayout>,
+    /// Size and alignment of the return type (`()` for none).
+    pub ret: ValueLayout,
+    /// Calls the function.
+    pub trampoline: Trampoline,
+}
+
+/// Size and alignment of a type as it appears in a signature.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ValueLayout {
+    /// The type as written.
+    pub name: StrRef,
+    /// `size_of`.
+    pub size: usize,
+    /// `align_of`.
+    pub align: usize,
+}
+
+/// Layout of a struct or enum defined in the hot module.
+#[repr(C)]
+pub struct TypeLayout {
+    /// The type's name.
+    pub name: StrRef,
+    /// `size_of`.
+    pub size: usize,
+    /// `align_of`.
+    pub align: usize,
+    /// Fields with their offsets; empty for enums and generic types.
+    pub fields: SliceRef<FieldLayout>,
+    /// The definition's tokens (fields and variants, attributes dropped), compared as text so
+    /// that reorders and type changes of same-sized fields are caught too.
+    pub definition: StrRef,
+}
+
+/// One field of a [`TypeLayout`].
+#[repr(C)]
+pub struct FieldLayout {
+    /// Field name (`0`, `1` … for tuple structs).
+    pub name: StrRef,
+    /// Field type as written.
+    pub ty: StrRef,
+    /// `offset_of!`.
+    pub offset: usize,
+    /// `size_of` of the field type.
+    pub size: usize,
+}
+
+// SAFETY: descriptors are immutable statics made of pointers to other immutable statics;
+// sharing them between threads is sharing `&'static` data.
+unsafe impl Sync for ModuleDescriptor {}
+// SAFETY: as above.
+unsafe impl Sync for FnEntry {}
+// SAFETY: as above.
+unsafe impl Sync for ValueLayout {}
+// SAFETY: as above.
+unsafe impl Sync for TypeLayout {}
+// SAFETY: as above.
+unsafe impl Sync for FieldLayout {}
+// SAFETY: `StrRef` is a `&'static str` in another form.
+unsafe impl Sync for StrRef {}
+// SAFETY: as above.
+unsafe impl Send for StrRef {}
+
+/// Where a trampoline reports a panic: the flag, and the message as an owned `String`.
+///
+/// The message is allocated by the library and freed by the host; both use the process's
+/// global allocator as long as neither installs its own `#[global_allocator]`
+/// (see docs/reload-model.md).
+#[repr(C)]
+pub struct PanicSlot {
+    panicked: bool,
+    message: MaybeUninit<String>,
+}
+
+impl PanicSlot {
+    /// A slot with no panic recorded.
+    #[inline]
+    pub fn new() -> Self {
+        PanicSlot { panicked: false, message: MaybeUninit::uninit() }
+    }
+
+    /// Whether the trampoline recorded a panic.
+    #[inline]
+    pub fn panicked(&self) -> bool {
+        self.panicked
+    }
+
+    /// Takes the panic message, if a panic was recorded.
+    pub fn take(&mut self) -> Option<String> {
+        if !self.panicked {
+            return None;
+        }
+        self.panicked = false;
+        // SAFETY: `panicked` was true, so `message` was written by `trampoline` and not yet taken.
+        Some(unsafe { self.message.assume_init_read() })
+    }
+}
+
+impl Default for PanicSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PanicSlot {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
+
+/// The body of every generated trampoline: moves the argument tuple out of `args`, runs `f`
+/// with panics caught, and writes the result to `ret` or the panic message to `panic`.
+///
+/// # Safety
+/// `args` must point to an initialised `A` that the caller will not use or drop again;
+/// `ret` must be valid for writing an `R`; `panic` must point to a live [`PanicSlot`].
+#[inline]
+pub unsafe fn trampoline<A, R>(
+    args: *mut u8,
+    ret: *mut u8,
+    panic: *mut PanicSlot,
+    f: impl FnOnce(A) -> R,
+) {
+    // SAFETY: the caller hands over ownership of the `A` behind `args`.
+    let args = unsafe { args.cast::<A>().read() };
+    match catch_unwind(AssertUnwindSafe(move || f(args))) {
+        // SAFETY: the caller guarantees `ret` is valid for writing an `R`.
+        Ok(value) => unsafe { ret.cast::<R>().write(value) },
+        Err(payload) => {
+            let message = panic_message(&*payload);
+            // The payload's vtable lives in this library: drop it here, never in the host. A
+            // payload whose own drop panics is leaked rather than allowed to unwind.
+            if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(nested);
+            }
+            // SAFETY: the caller guarantees `panic` points to a live slot.
+            let slot = unsafe { &mut *panic };
+            slot.message.write(message);
+            slot.panicked = true;
+        }
+    }
+}
+
+/// The message of a panic payload, as `std` prints it.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}

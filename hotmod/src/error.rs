@@ -1,0 +1,228 @@
+//! Why a library was not loaded.
+//!
+//! Every variant names the hot module and the file, and its `Display` is one sentence a user can
+//! act on. A rejected load never changes the current generation.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why `load`, `reload` or `watch` did not produce a new generation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file does not exist.
+    #[error("{module}: {} was not loaded: the file does not exist; build the module's crate (cargo build -p <crate>) or point hotmod at the right file", path.display())]
+    NotFound {
+        /// The hot module, e.g. `greeter::hello`.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The path names a directory or another non-file.
+    #[error("{module}: {} was not loaded: it is a directory, not a library file", path.display())]
+    NotAFile {
+        /// The hot module.
+        module: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file could not be read or copied.
+    #[error("{module}: {} was not loaded: {action} failed: {source}", path.display())]
+    Io {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What hotmod was doing.
+        action: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a shared library for this platform.
+    #[error("{module}: {} was not loaded: it is not a shared library ({reason})", path.display())]
+    NotALibrary {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The platform's dynamic loader refused the file.
+    #[error("{module}: {} was not loaded: the dynamic loader refused it: {message}", path.display())]
+    LoadFailed {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+    /// The library exports no hotmod descriptor at all.
+    #[error("{module}: {} was not loaded: it has no hotmod descriptor; it must be the cdylib of the crate that contains `#[hotmod::hot_module] mod ...`", path.display())]
+    NoDescriptor {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The library carries hot modules, but not this one.
+    #[error("{module}: {} was not loaded: it is the library of another hot module ({}), not of {module}", path.display(), found.join(", "))]
+    OtherModule {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The hot modules the library does provide.
+        found: Vec<String>,
+    },
+    /// The library was built against another version of hotmod's ABI.
+    #[error("{module}: {} was not loaded: it uses hotmod ABI version {found}, this host uses version {expected}; rebuild the module against the host's hotmod", path.display())]
+    AbiVersion {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The host's ABI version.
+        expected: u32,
+        /// The library's ABI version.
+        found: u32,
+    },
+    /// The library was built by another compiler, for another target, or against another hotmod.
+    #[error("{module}: {} was not loaded: it was built with {found}, the host with {expected}; build both with the same toolchain", path.display())]
+    Toolchain {
+        /// The host's toolchain identity.
+        expected: String,
+        /// The library's toolchain identity.
+        found: String,
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Functions or types the host relies on changed.
+    #[error("{module}: {} was not loaded: {}; restart the host to pick up signature changes", path.display(), Changes(changes))]
+    Incompatible {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Every difference found, host's view first.
+        changes: Vec<Incompatibility>,
+    },
+    /// Where the module's artifact is could not be worked out.
+    #[error("{module}: cannot tell where the module's library is: {reason}; set it with module().set_path(..) or the {env_var} environment variable")]
+    UnknownPath {
+        /// The hot module.
+        module: &'static str,
+        /// Why.
+        reason: String,
+        /// The environment variable that overrides the path.
+        env_var: String,
+    },
+}
+
+impl Error {
+    /// The hot module the error is about.
+    pub fn module(&self) -> &'static str {
+        match self {
+            Error::NotFound { module, .. }
+            | Error::NotAFile { module, .. }
+            | Error::Io { module, .. }
+            | Error::NotALibrary { module, .. }
+            | Error::LoadFailed { module, .. }
+            | Error::NoDescriptor { module, .. }
+            | Error::OtherModule { module, .. }
+            | Error::AbiVersion { module, .. }
+            | Error::Toolchain { module, .. }
+            | Error::Incompatible { module, .. }
+            | Error::UnknownPath { module, .. } => module,
+        }
+    }
+
+    /// The file the error is about, if there is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::NotFound { path, .. }
+            | Error::NotAFile { path, .. }
+            | Error::Io { path, .. }
+            | Error::NotALibrary { path, .. }
+            | Error::LoadFailed { path, .. }
+            | Error::NoDescriptor { path, .. }
+            | Error::OtherModule { path, .. }
+            | Error::AbiVersion { path, .. }
+            | Error::Toolchain { path, .. }
+            | Error::Incompatible { path, .. } => Some(path),
+            Error::UnknownPath { .. } => None,
+        }
+    }
+}
+
+/// One difference between what the host was compiled against and what a library provides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incompatibility {
+    /// A function's signature or parameter layouts changed.
+    FunctionChanged {
+        /// The function.
+        name: String,
+        /// Its signature in the host.
+        expected: String,
+        /// Its signature in the library.
+        found: String,
+    },
+    /// A function the host calls is missing.
+    FunctionRemoved {
+        /// The function.
+        name: String,
+        /// Its signature in the host.
+        expected: String,
+    },
+    /// A type that crosses the boundary changed layout or definition.
+    TypeChanged {
+        /// The type.
+        name: String,
+        /// Its layout in the host.
+        expected: String,
+        /// Its layout in the library.
+        found: String,
+    },
+    /// A type that crosses the boundary is missing.
+    TypeRemoved {
+        /// The type.
+        name: String,
+    },
+}
+
+impl fmt::Display for Incompatibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Incompatibility::FunctionChanged { name, expected, found } => {
+                write!(f, "function `{name}` changed from {expected} to {found}")
+            }
+            Incompatibility::FunctionRemoved { name, expected } => {
+                write!(f, "function `{name}` ({expected}) is missing")
+            }
+            Incompatibility::TypeChanged { name, expected, found } => {
+                write!(f, "type `{name}` changed from {expected} to {found}")
+            }
+            Incompatibility::TypeRemoved { name } => write!(f, "type `{name}` is missing"),
+        }
+    }
+}
+
+/// Joins incompatibilities with "; ".
+struct Changes<'a>(&'a [Incompatibility]);
+
+impl fmt::Display for Changes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, change) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{change}")?;
+        }
+        Ok(())
+    }
+}

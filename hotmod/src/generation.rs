@@ -1,0 +1,36 @@
+//! One loaded version of a hot module.
+//!
+//! A `Generation` is created by the loader after verification and owned by its `Module`'s list
+//! of live generations until it retires. Generation 0 is the code compiled into the host; it has
+//! no library and lives in the `Module` static forever.
+//!
+//! Invariants:
+//! - `table[i]` is the library's trampoline for the host's function `i`; it stays callable while
+//!   `library` is loaded, which is until the `Generation` is dropped.
+//! - A generation is dropped only by `Module::collect`, when it is not current, `pins` is 0 and
+//!   no hazard slot holds it (see `pin.rs`).
+
+use std::sync::atomic::AtomicUsize;
+
+use crate::abi::Trampoline;
+use crate::loader::LoadedLibrary;
+
+pub(crate) struct Generation {
+    /// 0 for the built-in code, then 1, 2, … in load order.
+    pub(crate) number: u64,
+    /// Trampolines in the host's function order; empty for generation 0, whose calls go
+    /// directly to the compiled-in functions.
+    pub(crate) table: Vec<Trampoline>,
+    /// Handles and nested plain calls holding this generation.
+    pub(crate) pins: AtomicUsize,
+    /// The library the table points into; `None` for generation 0. Declared last so it is
+    /// unloaded after everything that points into it.
+    pub(crate) library: Option<LoadedLibrary>,
+}
+
+impl Generation {
+    /// Generation 0: the built-in code.
+    pub(crate) const fn builtin() -> Self {
+        Generation { number: 0, table: Vec::new(), pins: AtomicUsize::new(0), library: None }
+    }
+}

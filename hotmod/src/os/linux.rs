@@ -1,0 +1,124 @@
+//! Linux: ELF checks, `membarrier(2)`, private directories.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{compiler_fence, fence, AtomicU8, Ordering};
+
+/// Checks that `bytes` are a whole ELF shared object for this machine: header, class, byte
+/// order, type, and that the program and section header tables lie inside the file (a truncated
+/// or half-written library fails the last check).
+pub(crate) fn check_library(bytes: &[u8]) -> Result<(), String> {
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
+        return Err("it does not start with an ELF header".into());
+    }
+    let class64 = bytes[4] == 2;
+    if class64 != cfg!(target_pointer_width = "64") {
+        return Err("it is an ELF file for another word size".into());
+    }
+    let little = bytes[5] == 1;
+    if little != cfg!(target_endian = "little") {
+        return Err("it is an ELF file for another byte order".into());
+    }
+    let u16_at = |at: usize| {
+        let b = [bytes[at], bytes[at + 1]];
+        if little { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) }
+    };
+    let u64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[at..at + 8]);
+        if little { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) }
+    };
+    const ET_DYN: u16 = 3;
+    if u16_at(16) != ET_DYN {
+        return Err("it is an ELF file but not a shared library (build the crate as a cdylib)".into());
+    }
+    if class64 {
+        let end = |offset: u64, size: u16, count: u16| offset + u64::from(size) * u64::from(count);
+        let program_end = end(u64_at(32), u16_at(54), u16_at(56));
+        let section_end = end(u64_at(40), u16_at(58), u16_at(60));
+        let len = bytes.len() as u64;
+        if program_end > len || section_end > len {
+            return Err(format!("it is truncated ({len} bytes, its headers reach {})", program_end.max(section_end)));
+        }
+    }
+    Ok(())
+}
+
+const MEMBARRIER_CMD_QUERY: libc::c_int = 0;
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+
+const UNKNOWN: u8 = 0;
+const EXPEDITED: u8 = 1;
+const FENCING: u8 = 2;
+
+/// Whether `process_barrier` can use `membarrier`; until `prepare_barrier` ran, readers fence.
+static BARRIER: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+fn membarrier(cmd: libc::c_int) -> libc::c_long {
+    // SAFETY: membarrier takes two integers and touches no memory of ours.
+    unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_uint, 0 as libc::c_int) }
+}
+
+/// Registers the process for expedited membarrier. Must run before the first loaded generation
+/// is published (the loader calls it), so that every reader that can see a loaded generation
+/// also sees which fence it must use.
+pub(crate) fn prepare_barrier() {
+    if BARRIER.load(Ordering::Acquire) != UNKNOWN {
+        return;
+    }
+    let supported = membarrier(MEMBARRIER_CMD_QUERY);
+    let mode = if supported >= 0
+        && supported & libc::c_long::from(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0
+        && membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+    {
+        EXPEDITED
+    } else {
+        FENCING
+    };
+    BARRIER.store(mode, Ordering::Release);
+}
+
+/// The reader half: orders the reader's hazard store before its re-check of `current`.
+/// With membarrier a compiler fence suffices, because `process_barrier` forces a full fence on
+/// every running thread; otherwise this is a real `SeqCst` fence.
+#[inline(always)]
+pub(crate) fn reader_fence() {
+    if BARRIER.load(Ordering::Relaxed) == EXPEDITED {
+        compiler_fence(Ordering::SeqCst);
+    } else {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// The reclaimer half: after it returns, every reader's hazard store that preceded its re-check
+/// is visible to this thread.
+pub(crate) fn process_barrier() {
+    if BARRIER.load(Ordering::Acquire) == EXPEDITED && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 {
+        return;
+    }
+    fence(Ordering::SeqCst);
+}
+
+/// Creates `path` with mode 0700.
+pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(path)
+}
+
+/// Whether the library loaded from `path` is still mapped after its last handle was closed
+/// (glibc keeps a library that registered thread-local destructors until those threads exit).
+pub(crate) fn still_mapped(path: &Path) -> bool {
+    // SAFETY: RTLD_NOLOAD never loads anything, so no initialiser runs; it only returns a new
+    // reference to an already-loaded library, which we close again at once.
+    match unsafe { libloading::os::unix::Library::open(Some(path), libc::RTLD_NOLOAD | libc::RTLD_LAZY) } {
+        Ok(library) => {
+            drop(library);
+            true
+        }
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,32 @@
+//! Platforms without a dedicated implementation yet: conservative fences, no file checks beyond
+//! what the platform loader does.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{fence, Ordering};
+
+pub(crate) fn check_library(bytes: &[u8]) -> Result<(), String> {
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
+    Ok(())
+}
+
+pub(crate) fn prepare_barrier() {}
+
+#[inline(always)]
+pub(crate) fn reader_fence() {
+    fence(Ordering::SeqCst);
+}
+
+pub(crate) fn process_barrier() {
+    fence(Ordering::SeqCst);
+}
+
+pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
+    std::fs::create_dir(path)
+}
+
+pub(crate) fn still_mapped(_path: &Path) -> bool {
+    false
+}
