@@ -28,8 +28,9 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let others = &hot.others;
 
     let impl_fns = hot.functions.iter().map(|f| &f.item);
-    let wrappers = hot.functions.iter().enumerate().map(|(i, f)| wrapper(&private, i, f));
-    let methods = hot.functions.iter().enumerate().map(|(i, f)| method(i, f));
+    let wrappers = hot.functions.iter().map(|f| wrapper(&private, f));
+    let indices = indices(hot);
+    let methods = hot.functions.iter().map(method);
     let trampolines = hot.functions.iter().map(|f| trampoline(&private, f));
     let descriptor = descriptor(&private, hot);
     let symbol = symbol_name(ident);
@@ -56,6 +57,8 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
             }
 
             #(#wrappers)*
+
+            #indices
 
             #[doc = #handle_doc]
             #[derive(Clone, Debug)]
@@ -127,7 +130,7 @@ fn carried_attrs(f: &HotFn) -> impl Iterator<Item = &syn::Attribute> {
 }
 
 /// `pub fn greet(name: &str) -> String { call(&MODULE, 0, (name,), |(name,)| impl::greet(name)) }`
-fn wrapper(private: &TokenStream, index: usize, f: &HotFn) -> TokenStream {
+fn wrapper(private: &TokenStream, f: &HotFn) -> TokenStream {
     let attrs = carried_attrs(f);
     let name = &f.item.sig.ident;
     let params = f.params.iter().map(|p| {
@@ -140,13 +143,13 @@ fn wrapper(private: &TokenStream, index: usize, f: &HotFn) -> TokenStream {
         #(#attrs)*
         #[inline]
         pub fn #name(#(#params),*) #output {
-            #private::call::<#tys, #ret, _>(&__HOTMOD_MODULE, #index, #args, |#args| __hotmod_impl::#name #args)
+            #private::call::<#tys, #ret, _>(&__HOTMOD_MODULE, __hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args)
         }
     }
 }
 
 /// `pub fn greet(&self, name: &str) -> String`: runs the pinned generation.
-fn method(index: usize, f: &HotFn) -> TokenStream {
+fn method(f: &HotFn) -> TokenStream {
     let attrs = carried_attrs(f);
     let name = &f.item.sig.ident;
     let params = f.params.iter().map(|p| {
@@ -159,7 +162,7 @@ fn method(index: usize, f: &HotFn) -> TokenStream {
         #(#attrs)*
         #[inline]
         pub fn #name(&self, #(#params),*) #output {
-            self.0.call::<#tys, #ret, _>(#index, #args, |#args| __hotmod_impl::#name #args)
+            self.0.call::<#tys, #ret, _>(__hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args)
         }
     }
 }
@@ -189,10 +192,45 @@ fn value_layout(private: &TokenStream, ty: &Type) -> TokenStream {
     }
 }
 
+/// The `#[cfg]` attributes of an item, field or variant: everything generated for it carries
+/// them, because the attribute sees its input before `#[cfg]` is evaluated.
+fn cfgs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
+}
+
+/// `mod __hotmod_index`: each function's position in the descriptor's table, counting only
+/// the functions whose `#[cfg]` holds.
+fn indices(hot: &HotModule) -> TokenStream {
+    let consts = hot.functions.iter().enumerate().map(|(k, f)| {
+        let name = &f.item.sig.ident;
+        let earlier = hot.functions[..k].iter().map(|g| {
+            let cfgs = cfgs(&g.item.attrs);
+            quote!(#(#cfgs)* let n = n + 1;)
+        });
+        let cfgs = cfgs(&f.item.attrs);
+        quote! {
+            #(#cfgs)*
+            pub(super) const #name: usize = {
+                let n = 0usize;
+                #(#earlier)*
+                n
+            };
+        }
+    });
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        mod __hotmod_index {
+            #(#consts)*
+        }
+    }
+}
+
 fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
     let mut statics = Vec::new();
     let mut entries = Vec::new();
     for (index, f) in hot.functions.iter().enumerate() {
+        let cfgs = cfgs(&f.item.attrs);
         let name = f.item.sig.ident.to_string();
         let params_static = format_ident!("PARAMS_{}", index);
         let layouts: Vec<_> = f.params.iter().map(|p| value_layout(private, &p.ty)).collect();
@@ -201,9 +239,11 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
         let tramp = &f.item.sig.ident;
         let signature = signature_text(f);
         statics.push(quote! {
+            #(#cfgs)*
             static #params_static: [#private::ValueLayout; #count] = [#(#layouts),*];
         });
         entries.push(quote! {
+            #(#cfgs)*
             #private::FnEntry {
                 name: #private::StrRef::new(#name),
                 signature: #private::StrRef::new(#signature),
@@ -216,14 +256,15 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
 
     let mut types = Vec::new();
     for (index, item) in boundary_types(hot).into_iter().enumerate() {
-        let (ident, fields, generic) = match item {
-            Item::Struct(s) => (&s.ident, Some(&s.fields), !s.generics.params.is_empty()),
-            Item::Enum(e) => (&e.ident, None, !e.generics.params.is_empty()),
+        let (ident, attrs, fields, generic) = match item {
+            Item::Struct(s) => (&s.ident, &s.attrs, Some(&s.fields), !s.generics.params.is_empty()),
+            Item::Enum(e) => (&e.ident, &e.attrs, None, !e.generics.params.is_empty()),
             _ => continue,
         };
+        let item_cfgs = cfgs(attrs);
         let name = ident.to_string();
-        let definition = definition_text(item);
         let fields_static = format_ident!("FIELDS_{}", index);
+        let definition_static = format_ident!("DEFINITION_{}", index);
         let field_layouts: Vec<TokenStream> = match fields {
             Some(fields) if !generic => fields
                 .iter()
@@ -239,7 +280,9 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
                     let fname = field.ident.as_ref().map_or_else(|| i.to_string(), ToString::to_string);
                     let fty = &field.ty;
                     let fty_text = text::tokens(fty);
+                    let field_cfgs = cfgs(&field.attrs);
                     quote! {
+                        #(#field_cfgs)*
                         #private::FieldLayout {
                             name: #private::StrRef::new(#fname),
                             ty: #private::StrRef::new(#fty_text),
@@ -251,39 +294,43 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
                 .collect(),
             _ => Vec::new(),
         };
-        let count = field_layouts.len();
+        let pieces = definition_pieces(item).into_iter().map(|(cfgs, piece)| {
+            quote!(#(#cfgs)* #private::StrRef::new(#piece))
+        });
         let (size, align) = if generic {
             (quote!(0), quote!(0))
         } else {
             (quote!(#private::size_of::<#ident>()), quote!(#private::align_of::<#ident>()))
         };
         statics.push(quote! {
-            static #fields_static: [#private::FieldLayout; #count] = [#(#field_layouts),*];
+            #(#item_cfgs)*
+            const #fields_static: &[#private::FieldLayout] = &[#(#field_layouts),*];
+            #(#item_cfgs)*
+            const #definition_static: &[#private::StrRef] = &[#(#pieces),*];
         });
         types.push(quote! {
+            #(#item_cfgs)*
             #private::TypeLayout {
                 name: #private::StrRef::new(#name),
                 size: #size,
                 align: #align,
-                fields: #private::SliceRef::new(&#fields_static),
-                definition: #private::StrRef::new(#definition),
+                fields: #private::SliceRef::new(#fields_static),
+                definition: #private::SliceRef::new(#definition_static),
             }
         });
     }
-    let fn_count = entries.len();
-    let type_count = types.len();
 
     quote! {{
         #(#statics)*
-        static FUNCTIONS: [#private::FnEntry; #fn_count] = [#(#entries),*];
-        static TYPES: [#private::TypeLayout; #type_count] = [#(#types),*];
+        const FUNCTIONS: &[#private::FnEntry] = &[#(#entries),*];
+        const TYPES: &[#private::TypeLayout] = &[#(#types),*];
         #private::ModuleDescriptor {
             magic: #private::MAGIC,
             abi_version: #private::ABI_VERSION,
             module_path: #private::StrRef::new(module_path!()),
             toolchain: #private::StrRef::new(#private::TOOLCHAIN),
-            functions: #private::SliceRef::new(&FUNCTIONS),
-            types: #private::SliceRef::new(&TYPES),
+            functions: #private::SliceRef::new(FUNCTIONS),
+            types: #private::SliceRef::new(TYPES),
         }
     }}
 }
@@ -297,44 +344,55 @@ fn signature_text(f: &HotFn) -> String {
     }
 }
 
-/// `#[repr(C)] struct Reply { text: String, count: u32 }`: what decides the layout, without
-/// docs, derives or visibility.
-fn definition_text(item: &Item) -> String {
-    let repr = |attrs: &[syn::Attribute]| -> String {
+/// `#[repr(C)] struct Reply { text: String, count: u32 }` in pieces, each with the `#[cfg]`s it
+/// depends on: what decides the layout, without docs, derives or visibility.
+fn definition_pieces(item: &Item) -> Vec<(Vec<&syn::Attribute>, String)> {
+    fn repr(attrs: &[syn::Attribute]) -> String {
         attrs.iter().filter(|a| a.path().is_ident("repr")).map(|a| text::tokens(a) + " ").collect()
-    };
-    let fields_text = |fields: &Fields| -> String {
-        let list: Vec<String> = fields
-            .iter()
-            .map(|f| match &f.ident {
-                Some(id) => format!("{id}: {}", text::tokens(&f.ty)),
-                None => text::tokens(&f.ty),
-            })
-            .collect();
-        match fields {
-            Fields::Named(_) => format!(" {{ {} }}", list.join(", ")),
-            Fields::Unnamed(_) => format!("({})", list.join(", ")),
-            Fields::Unit => String::new(),
+    }
+    fn fields<'a>(fields: &'a Fields, pieces: &mut Vec<(Vec<&'a syn::Attribute>, String)>) {
+        let (open, close) = match fields {
+            Fields::Named(_) => (" { ", "}"),
+            Fields::Unnamed(_) => ("(", ")"),
+            Fields::Unit => return,
+        };
+        pieces.push((Vec::new(), open.to_owned()));
+        for f in fields {
+            let text = match &f.ident {
+                Some(id) => format!("{id}: {}, ", text::tokens(&f.ty)),
+                None => format!("{}, ", text::tokens(&f.ty)),
+            };
+            pieces.push((cfgs(&f.attrs), text));
         }
-    };
+        pieces.push((Vec::new(), close.to_owned()));
+    }
+    let mut pieces = Vec::new();
     match item {
         Item::Struct(s) => {
-            format!("{}struct {}{}{}", repr(&s.attrs), s.ident, text::tokens(&s.generics), fields_text(&s.fields))
+            pieces.push((Vec::new(), format!("{}struct {}{}", repr(&s.attrs), s.ident, text::tokens(&s.generics))));
+            fields(&s.fields, &mut pieces);
         }
         Item::Enum(e) => {
-            let variants: Vec<String> = e
-                .variants
-                .iter()
-                .map(|v| {
-                    let discriminant =
-                        v.discriminant.as_ref().map_or_else(String::new, |(_, d)| format!(" = {}", text::tokens(d)));
-                    format!("{}{}{}", v.ident, fields_text(&v.fields), discriminant)
-                })
-                .collect();
-            format!("{}enum {}{} {{ {} }}", repr(&e.attrs), e.ident, text::tokens(&e.generics), variants.join(", "))
+            pieces.push((Vec::new(), format!("{}enum {}{} {{ ", repr(&e.attrs), e.ident, text::tokens(&e.generics))));
+            for v in &e.variants {
+                let start = pieces.len();
+                pieces.push((Vec::new(), v.ident.to_string()));
+                fields(&v.fields, &mut pieces);
+                if let Some((_, d)) = &v.discriminant {
+                    pieces.push((Vec::new(), format!(" = {}", text::tokens(d))));
+                }
+                pieces.push((Vec::new(), ", ".to_owned()));
+                // Every piece of a cfg'd variant carries the variant's cfgs too.
+                let variant_cfgs = cfgs(&v.attrs);
+                for piece in &mut pieces[start..] {
+                    piece.0.extend(variant_cfgs.iter().copied());
+                }
+            }
+            pieces.push((Vec::new(), "}".to_owned()));
         }
-        _ => String::new(),
+        _ => {}
     }
+    pieces
 }
 
 /// Structs and enums of the module that appear in a hot function's signature, directly or

@@ -157,9 +157,10 @@ pub struct TypeLayout {
     pub align: usize,
     /// Fields with their offsets; empty for enums and generic types.
     pub fields: SliceRef<FieldLayout>,
-    /// The definition's tokens (fields and variants, attributes dropped), compared as text so
-    /// that reorders and type changes of same-sized fields are caught too.
-    pub definition: StrRef,
+    /// The definition's text in pieces (`#[cfg]`-dependent fields and variants are separate
+    /// pieces), compared joined, so that reorders and type changes of same-sized fields are
+    /// caught too.
+    pub definition: SliceRef<StrRef>,
 }
 
 /// One field of a [`TypeLayout`].

@@ -21,8 +21,6 @@ use crate::verify::{verify, Refusal};
 pub(crate) struct LoadedLibrary {
     library: Option<libloading::Library>,
     copy: PathBuf,
-    /// The file the copy was made from.
-    pub(crate) source: PathBuf,
 }
 
 impl LoadedLibrary {
@@ -78,7 +76,7 @@ pub(crate) fn open(
     let copy = shadow_path(path).map_err(|e| io("creating hotmod's private directory", e))?;
     std::fs::write(&copy, &bytes).map_err(|e| io("writing its private copy", e))?;
     // From here on, dropping `library` removes the copy, whatever goes wrong.
-    let mut library = LoadedLibrary { library: None, copy, source: path_buf.clone() };
+    let mut library = LoadedLibrary { library: None, copy };
 
     // SAFETY: loading a library runs its initialisers. The file is a complete shared library
     // (checked above) the user asked to load; Rust cdylibs run no user code at load time unless

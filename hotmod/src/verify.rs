@@ -88,7 +88,7 @@ pub(crate) unsafe fn verify(
         match lib_types.iter().find(|have| unsafe { have.name.as_str() } == name) {
             None => changes.push(Incompatibility::TypeRemoved { name: name.to_owned() }),
             Some(have) => {
-                let (want_def, have_def) = unsafe { (want.definition.as_str(), have.definition.as_str()) };
+                let (want_def, have_def) = unsafe { (definition(want), definition(have)) };
                 let (expected, found) = if want_def != have_def {
                     (format!("`{want_def}`"), format!("`{have_def}`"))
                 } else {
@@ -158,4 +158,13 @@ unsafe fn describe_type(t: &TypeLayout) -> String {
             .collect();
         format!("{{ {} }} ({} bytes, align {})", fields.join(", "), t.size, t.align)
     }
+}
+
+/// The definition pieces joined.
+///
+/// # Safety
+/// The layout's strings and slices must be mapped.
+unsafe fn definition(t: &TypeLayout) -> String {
+    // SAFETY: forwarded from the caller.
+    unsafe { t.definition.as_slice().iter().map(|piece| piece.as_str()).collect() }
 }
