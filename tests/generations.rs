@@ -7,7 +7,11 @@ use hello_fixture::hello;
 #[test]
 fn handles_keep_the_generation_they_captured() {
     let module = hello::module();
-    assert_eq!(module.generation(), 0, "before any load, the built-in code is current");
+    assert_eq!(
+        module.generation(),
+        0,
+        "before any load, the built-in code is current"
+    );
     assert_eq!(module.live_generations(), vec![0]);
 
     let builtin = hello::Handle::current();
@@ -39,10 +43,18 @@ fn handles_keep_the_generation_they_captured() {
     let first_clone = first.clone();
     assert_eq!(module.live_generations(), vec![0, 1, 2]);
     drop(first);
-    assert_eq!(module.live_generations(), vec![0, 1, 2], "the clone still pins generation 1");
+    assert_eq!(
+        module.live_generations(),
+        vec![0, 1, 2],
+        "the clone still pins generation 1"
+    );
     assert_eq!(first_clone.version(), 1);
     drop(first_clone);
-    assert_eq!(module.live_generations(), vec![0, 2], "generation 1 retires with its last handle");
+    assert_eq!(
+        module.live_generations(),
+        vec![0, 2],
+        "generation 1 retires with its last handle"
+    );
 
     // Generation 0 is the compiled-in code and never goes away.
     assert_eq!(builtin.version(), 1);
@@ -50,8 +62,14 @@ fn handles_keep_the_generation_they_captured() {
     assert_eq!(module.live_generations(), vec![0, 2]);
 
     // Reloading the same file makes a new generation; the previous one retires at once.
-    assert_eq!(module.load(support::library("v2")).expect("load v2 again"), 3);
+    assert_eq!(
+        module.load(support::library("v2")).expect("load v2 again"),
+        3
+    );
     drop(second);
     assert_eq!(module.live_generations(), vec![0, 3]);
-    assert!(module.unload_blocked().is_empty(), "every retired generation was unmapped");
+    assert!(
+        module.unload_blocked().is_empty(),
+        "every retired generation was unmapped"
+    );
 }

@@ -2,6 +2,7 @@
 //! errors that say what to write instead.
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, Item, ItemFn, ItemMod, LitStr, Pat, ReturnType, Type};
 
@@ -20,7 +21,10 @@ pub struct Args {
 
 impl Args {
     pub fn parse(tokens: TokenStream) -> syn::Result<Args> {
-        let mut args = Args { krate: syn::parse_quote!(::hotmod), path: None };
+        let mut args = Args {
+            krate: syn::parse_quote!(::hotmod),
+            path: None,
+        };
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("crate") {
                 args.krate = meta.value()?.parse::<LitStr>()?.parse()?;
@@ -87,12 +91,15 @@ impl HotModule {
                 if RESERVED_ITEMS.contains(&name.as_str()) || name.starts_with("__hotmod") {
                     errors.push(syn::Error::new(
                         ident.span(),
-                        format!("`{name}` is defined by #[hot_module] in this module; rename this item"),
+                        format!(
+                            "`{name}` is defined by #[hot_module] in this module; rename this item"
+                        ),
                     ));
                 }
             }
             match item {
-                Item::Fn(f) if matches!(f.vis, syn::Visibility::Public(_)) => match HotFn::parse(f) {
+                Item::Fn(f) if matches!(f.vis, syn::Visibility::Public(_)) => match HotFn::parse(f)
+                {
                     Ok(f) => functions.push(f),
                     Err(mut e) => errors.append(&mut e),
                 },
@@ -100,7 +107,11 @@ impl HotModule {
             }
         }
         if errors.is_empty() {
-            Ok(HotModule { module, functions, others })
+            Ok(HotModule {
+                module,
+                functions,
+                others,
+            })
         } else {
             Err(errors)
         }
@@ -111,43 +122,45 @@ impl HotFn {
     fn parse(item: &ItemFn) -> Result<HotFn, Vec<syn::Error>> {
         let sig = &item.sig;
         let mut errors = Vec::new();
-        let mut fail = |span: Span, message: &str| errors.push(syn::Error::new(span, message));
+        let mut fail = |tokens: &dyn ToTokens, message: &str| {
+            errors.push(syn::Error::new_spanned(tokens.to_token_stream(), message))
+        };
         let name = sig.ident.to_string();
         if RESERVED_METHODS.contains(&name.as_str()) {
             fail(
-                sig.ident.span(),
+                &sig.ident,
                 "this name is taken by a method of the generated `Handle`; rename the function",
             );
         }
         if let Some(token) = &sig.asyncness {
-            fail(token.span(), "a hot function cannot be `async` yet: the future would run code of a generation that may be unloaded; make it a plain `fn` and call it from async code");
+            fail(token, "a hot function cannot be `async` yet: the future would run code of a generation that may be unloaded; make it a plain `fn` and call it from async code");
         }
         if let Some(token) = &sig.constness {
-            fail(token.span(), "a hot function cannot be `const`: const calls are evaluated at compile time and cannot be reloaded; remove `const` or move the function out of the hot module");
+            fail(token, "a hot function cannot be `const`: const calls are evaluated at compile time and cannot be reloaded; remove `const` or move the function out of the hot module");
         }
         if let Some(token) = &sig.unsafety {
-            fail(token.span(), "a hot function cannot be `unsafe` yet; make it safe and keep the unsafe block inside");
+            fail(token, "a hot function cannot be `unsafe` yet; make it safe and keep the unsafe block inside");
         }
         if let Some(abi) = &sig.abi {
-            fail(abi.span(), "a hot function cannot declare an ABI: #[hot_module] generates the stable `extern \"C\"` trampoline itself; remove `extern`");
+            fail(abi, "a hot function cannot declare an ABI: #[hot_module] generates the stable `extern \"C\"` trampoline itself; remove `extern`");
         }
         if let Some(variadic) = &sig.variadic {
-            fail(variadic.span(), "a hot function cannot be variadic");
+            fail(variadic, "a hot function cannot be variadic");
         }
         if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-            fail(sig.generics.span(), "a hot function cannot be generic: the library is compiled on its own, so it has no code for the types a host would pick; use concrete types (an enum or a Box<dyn Trait> where you need variety) and elided lifetimes");
+            fail(&sig.generics, "a hot function cannot be generic: the library is compiled on its own, so it has no code for the types a host would pick; use concrete types (an enum or a Box<dyn Trait> where you need variety) and elided lifetimes");
         }
 
         let mut params = Vec::new();
         for (index, input) in sig.inputs.iter().enumerate() {
             match input {
                 FnArg::Receiver(receiver) => fail(
-                    receiver.span(),
+                    receiver,
                     "a hot function cannot take `self`: hot modules hold free functions; take the value as an ordinary parameter (`fn update(state: &mut State)`)",
                 ),
                 FnArg::Typed(typed) => {
                     if contains_impl_trait(&typed.ty) {
-                        fail(typed.ty.span(), "`impl Trait` in a hot function's parameters is generic; take a concrete type or `&dyn Trait`");
+                        fail(&typed.ty, "`impl Trait` in a hot function's parameters is generic; take a concrete type or `&dyn Trait`");
                     }
                     let ident = match &*typed.pat {
                         Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
@@ -161,13 +174,17 @@ impl HotFn {
             ReturnType::Default => syn::parse_quote!(()),
             ReturnType::Type(_, ty) => {
                 if contains_impl_trait(ty) {
-                    fail(ty.span(), "a hot function cannot return `impl Trait`: return a concrete type (or a Box<dyn Trait>)");
+                    fail(ty, "a hot function cannot return `impl Trait`: return a concrete type (or a Box<dyn Trait>)");
                 }
                 (**ty).clone()
             }
         };
         if errors.is_empty() {
-            Ok(HotFn { item: item.clone(), params, output })
+            Ok(HotFn {
+                item: item.clone(),
+                params,
+                output,
+            })
         } else {
             Err(errors)
         }

@@ -126,7 +126,10 @@ fn arg_names(f: &HotFn) -> TokenStream {
 
 /// Attributes that must follow the function onto everything generated for it.
 fn carried_attrs(f: &HotFn) -> impl Iterator<Item = &syn::Attribute> {
-    f.item.attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("doc"))
+    f.item
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("doc"))
 }
 
 /// `pub fn greet(name: &str) -> String { call(&MODULE, 0, (name,), |(name,)| impl::greet(name)) }`
@@ -233,7 +236,11 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
         let cfgs = cfgs(&f.item.attrs);
         let name = f.item.sig.ident.to_string();
         let params_static = format_ident!("PARAMS_{}", index);
-        let layouts: Vec<_> = f.params.iter().map(|p| value_layout(private, &p.ty)).collect();
+        let layouts: Vec<_> = f
+            .params
+            .iter()
+            .map(|p| value_layout(private, &p.ty))
+            .collect();
         let count = layouts.len();
         let ret = value_layout(private, &f.output);
         let tramp = &f.item.sig.ident;
@@ -257,7 +264,12 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
     let mut types = Vec::new();
     for (index, item) in boundary_types(hot).into_iter().enumerate() {
         let (ident, attrs, fields, generic) = match item {
-            Item::Struct(s) => (&s.ident, &s.attrs, Some(&s.fields), !s.generics.params.is_empty()),
+            Item::Struct(s) => (
+                &s.ident,
+                &s.attrs,
+                Some(&s.fields),
+                !s.generics.params.is_empty(),
+            ),
             Item::Enum(e) => (&e.ident, &e.attrs, None, !e.generics.params.is_empty()),
             _ => continue,
         };
@@ -277,7 +289,10 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
                             quote!(#index)
                         }
                     };
-                    let fname = field.ident.as_ref().map_or_else(|| i.to_string(), ToString::to_string);
+                    let fname = field
+                        .ident
+                        .as_ref()
+                        .map_or_else(|| i.to_string(), ToString::to_string);
                     let fty = &field.ty;
                     let fty_text = text::tokens(fty);
                     let field_cfgs = cfgs(&field.attrs);
@@ -294,13 +309,16 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
                 .collect(),
             _ => Vec::new(),
         };
-        let pieces = definition_pieces(item).into_iter().map(|(cfgs, piece)| {
-            quote!(#(#cfgs)* #private::StrRef::new(#piece))
-        });
+        let pieces = definition_pieces(item)
+            .into_iter()
+            .map(|(cfgs, piece)| quote!(#(#cfgs)* #private::StrRef::new(#piece)));
         let (size, align) = if generic {
             (quote!(0), quote!(0))
         } else {
-            (quote!(#private::size_of::<#ident>()), quote!(#private::align_of::<#ident>()))
+            (
+                quote!(#private::size_of::<#ident>()),
+                quote!(#private::align_of::<#ident>()),
+            )
         };
         statics.push(quote! {
             #(#item_cfgs)*
@@ -340,7 +358,9 @@ fn signature_text(f: &HotFn) -> String {
     let params: Vec<String> = f.params.iter().map(|p| text::tokens(&p.ty)).collect();
     match &f.item.sig.output {
         syn::ReturnType::Default => format!("fn({})", params.join(", ")),
-        syn::ReturnType::Type(_, ty) => format!("fn({}) -> {}", params.join(", "), text::tokens(&**ty)),
+        syn::ReturnType::Type(_, ty) => {
+            format!("fn({}) -> {}", params.join(", "), text::tokens(&**ty))
+        }
     }
 }
 
@@ -348,7 +368,11 @@ fn signature_text(f: &HotFn) -> String {
 /// depends on: what decides the layout, without docs, derives or visibility.
 fn definition_pieces(item: &Item) -> Vec<(Vec<&syn::Attribute>, String)> {
     fn repr(attrs: &[syn::Attribute]) -> String {
-        attrs.iter().filter(|a| a.path().is_ident("repr")).map(|a| text::tokens(a) + " ").collect()
+        attrs
+            .iter()
+            .filter(|a| a.path().is_ident("repr"))
+            .map(|a| text::tokens(a) + " ")
+            .collect()
     }
     fn fields<'a>(fields: &'a Fields, pieces: &mut Vec<(Vec<&'a syn::Attribute>, String)>) {
         let (open, close) = match fields {
@@ -369,11 +393,27 @@ fn definition_pieces(item: &Item) -> Vec<(Vec<&syn::Attribute>, String)> {
     let mut pieces = Vec::new();
     match item {
         Item::Struct(s) => {
-            pieces.push((Vec::new(), format!("{}struct {}{}", repr(&s.attrs), s.ident, text::tokens(&s.generics))));
+            pieces.push((
+                Vec::new(),
+                format!(
+                    "{}struct {}{}",
+                    repr(&s.attrs),
+                    s.ident,
+                    text::tokens(&s.generics)
+                ),
+            ));
             fields(&s.fields, &mut pieces);
         }
         Item::Enum(e) => {
-            pieces.push((Vec::new(), format!("{}enum {}{} {{ ", repr(&e.attrs), e.ident, text::tokens(&e.generics))));
+            pieces.push((
+                Vec::new(),
+                format!(
+                    "{}enum {}{} {{ ",
+                    repr(&e.attrs),
+                    e.ident,
+                    text::tokens(&e.generics)
+                ),
+            ));
             for v in &e.variants {
                 let start = pieces.len();
                 pieces.push((Vec::new(), v.ident.to_string()));
@@ -420,7 +460,10 @@ fn boundary_types(hot: &HotModule) -> Vec<&Item> {
         for (ident, item) in &defined {
             if names.contains(&ident.to_string()) {
                 match item {
-                    Item::Struct(s) => s.fields.iter().for_each(|f| collect_idents(&f.ty, &mut names)),
+                    Item::Struct(s) => s
+                        .fields
+                        .iter()
+                        .for_each(|f| collect_idents(&f.ty, &mut names)),
                     Item::Enum(e) => e
                         .variants
                         .iter()
@@ -434,7 +477,11 @@ fn boundary_types(hot: &HotModule) -> Vec<&Item> {
             break;
         }
     }
-    defined.into_iter().filter(|(ident, _)| names.contains(&ident.to_string())).map(|(_, item)| item).collect()
+    defined
+        .into_iter()
+        .filter(|(ident, _)| names.contains(&ident.to_string()))
+        .map(|(_, item)| item)
+        .collect()
 }
 
 fn collect_idents(ty: &Type, names: &mut BTreeSet<String>) {

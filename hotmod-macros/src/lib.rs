@@ -9,7 +9,7 @@ use proc_macro::TokenStream;
 
 /// Makes a module reloadable.
 ///
-/// ```ignore
+/// ```text
 /// #[hotmod::hot_module]
 /// pub mod hello {
 ///     pub fn greet(name: &str) -> String { format!("hello {name}") }

@@ -52,8 +52,14 @@ mod tests {
         assert_eq!(ty("&str"), "&str");
         assert_eq!(ty("&mut Vec<u64>"), "&mut Vec<u64>");
         assert_eq!(ty("Option<(u32, String)>"), "Option<(u32, String)>");
-        assert_eq!(ty("Result<std::string::String, Error>"), "Result<std::string::String, Error>");
-        assert_eq!(ty("Box<dyn Fn(u32) -> (u32, u32)>"), "Box<dyn Fn(u32) -> (u32, u32)>");
+        assert_eq!(
+            ty("Result<std::string::String, Error>"),
+            "Result<std::string::String, Error>"
+        );
+        assert_eq!(
+            ty("Box<dyn Fn(u32) -> (u32, u32)>"),
+            "Box<dyn Fn(u32) -> (u32, u32)>"
+        );
         assert_eq!(ty("&'a [u8]"), "&'a [u8]");
     }
 }

@@ -51,7 +51,10 @@ pub struct StrRef {
 impl StrRef {
     /// Borrow a static string.
     pub const fn new(s: &'static str) -> Self {
-        StrRef { ptr: s.as_ptr(), len: s.len() }
+        StrRef {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
     }
 
     /// The string, or `"<invalid utf-8>"` if a foreign library stored bytes that are not UTF-8.
@@ -86,7 +89,10 @@ impl<T> Copy for SliceRef<T> {}
 impl<T> SliceRef<T> {
     /// Borrow a static slice.
     pub const fn new(s: &'static [T]) -> Self {
-        SliceRef { ptr: s.as_ptr(), len: s.len() }
+        SliceRef {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
     }
 
     /// The slice.
@@ -207,7 +213,10 @@ impl PanicSlot {
     /// A slot with no panic recorded.
     #[inline]
     pub fn new() -> Self {
-        PanicSlot { panicked: false, message: MaybeUninit::uninit() }
+        PanicSlot {
+            panicked: false,
+            message: MaybeUninit::uninit(),
+        }
     }
 
     /// Whether the trampoline recorded a panic.

@@ -198,13 +198,21 @@ pub enum Incompatibility {
 impl fmt::Display for Incompatibility {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Incompatibility::FunctionChanged { name, expected, found } => {
+            Incompatibility::FunctionChanged {
+                name,
+                expected,
+                found,
+            } => {
                 write!(f, "function `{name}` changed from {expected} to {found}")
             }
             Incompatibility::FunctionRemoved { name, expected } => {
                 write!(f, "function `{name}` ({expected}) is missing")
             }
-            Incompatibility::TypeChanged { name, expected, found } => {
+            Incompatibility::TypeChanged {
+                name,
+                expected,
+                found,
+            } => {
                 write!(f, "type `{name}` changed from {expected} to {found}")
             }
             Incompatibility::TypeRemoved { name } => write!(f, "type `{name}` is missing"),

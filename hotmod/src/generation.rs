@@ -31,6 +31,11 @@ pub(crate) struct Generation {
 impl Generation {
     /// Generation 0: the built-in code.
     pub(crate) const fn builtin() -> Self {
-        Generation { number: 0, table: Vec::new(), pins: AtomicUsize::new(0), library: None }
+        Generation {
+            number: 0,
+            table: Vec::new(),
+            pins: AtomicUsize::new(0),
+            library: None,
+        }
     }
 }

@@ -11,9 +11,28 @@
 //!   refused with an [`Error`] that names the file and the difference, and never called;
 //! - a generation is unloaded as soon as nothing pins it and it is no longer current.
 //!
+//! ```
+//! #[hotmod::hot_module]
+//! pub mod hello {
+//!     pub fn greet(name: &str) -> String {
+//!         format!("hello {name}")
+//!     }
+//! }
+//!
+//! // Nothing loaded yet: generation 0, the code compiled into this binary, serves.
+//! let h = hello::Handle::current();
+//! assert_eq!(h.greet("world"), "hello world");
+//! assert_eq!(h.generation(), 0);
+//! assert_eq!(hello::module().live_generations(), [0]);
+//! ```
+//!
 //! See the README and `docs/reload-model.md` for the model in full.
 
-#![warn(missing_docs, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![warn(
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks
+)]
 
 mod abi;
 mod error;
@@ -32,8 +51,8 @@ pub use module::Module;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::abi::{
-        trampoline, FieldLayout, FnEntry, ModuleDescriptor, PanicSlot, SliceRef, StrRef, Trampoline,
-        TypeLayout, ValueLayout, ABI_VERSION, MAGIC, TOOLCHAIN,
+        trampoline, FieldLayout, FnEntry, ModuleDescriptor, PanicSlot, SliceRef, StrRef,
+        Trampoline, TypeLayout, ValueLayout, ABI_VERSION, MAGIC, TOOLCHAIN,
     };
     pub use crate::module::Module;
     pub use crate::pin::{call, Pin};

@@ -58,31 +58,52 @@ pub(crate) fn open(
     path: &Path,
 ) -> Result<Opened, Error> {
     let path_buf = path.to_path_buf();
-    let io = |action, source| Error::Io { module, path: path_buf.clone(), action, source };
+    let io = |action, source| Error::Io {
+        module,
+        path: path_buf.clone(),
+        action,
+        source,
+    };
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotFound { module, path: path_buf.clone() })
+            return Err(Error::NotFound {
+                module,
+                path: path_buf.clone(),
+            })
         }
         Err(e) => return Err(io("reading its metadata", e)),
     };
     if !metadata.is_file() {
-        return Err(Error::NotAFile { module, path: path_buf.clone() });
+        return Err(Error::NotAFile {
+            module,
+            path: path_buf.clone(),
+        });
     }
     let bytes = std::fs::read(path).map_err(|e| io("reading it", e))?;
-    os::check_library(&bytes)
-        .map_err(|reason| Error::NotALibrary { module, path: path_buf.clone(), reason })?;
+    os::check_library(&bytes).map_err(|reason| Error::NotALibrary {
+        module,
+        path: path_buf.clone(),
+        reason,
+    })?;
 
     let copy = shadow_path(path).map_err(|e| io("creating hotmod's private directory", e))?;
     std::fs::write(&copy, &bytes).map_err(|e| io("writing its private copy", e))?;
     // From here on, dropping `library` removes the copy, whatever goes wrong.
-    let mut library = LoadedLibrary { library: None, copy };
+    let mut library = LoadedLibrary {
+        library: None,
+        copy,
+    };
 
     // SAFETY: loading a library runs its initialisers. The file is a complete shared library
     // (checked above) the user asked to load; Rust cdylibs run no user code at load time unless
     // the module author wrote a static constructor, which is the author's code like any other.
-    let opened = unsafe { libloading::Library::new(&library.copy) }
-        .map_err(|e| Error::LoadFailed { module, path: path_buf.clone(), message: e.to_string() })?;
+    let opened =
+        unsafe { libloading::Library::new(&library.copy) }.map_err(|e| Error::LoadFailed {
+            module,
+            path: path_buf.clone(),
+            message: e.to_string(),
+        })?;
     let library_ref = library.library.insert(opened);
 
     let mut symbol_name = symbol.as_bytes().to_vec();
@@ -96,9 +117,16 @@ pub(crate) fn open(
     if descriptor.is_null() {
         let found = descriptor_symbols(&bytes);
         return Err(if found.is_empty() {
-            Error::NoDescriptor { module, path: path_buf }
+            Error::NoDescriptor {
+                module,
+                path: path_buf,
+            }
         } else {
-            Error::OtherModule { module, path: path_buf, found }
+            Error::OtherModule {
+                module,
+                path: path_buf,
+                found,
+            }
         });
     }
 
@@ -107,13 +135,32 @@ pub(crate) fn open(
     match unsafe { verify(host, descriptor) } {
         Ok(table) => Ok(Opened { library, table }),
         Err(refusal) => Err(match refusal {
-            Refusal::NotADescriptor => Error::NoDescriptor { module, path: path_buf },
-            Refusal::AbiVersion { found } => {
-                Error::AbiVersion { module, path: path_buf, expected: ABI_VERSION, found }
-            }
-            Refusal::OtherModule { found } => Error::OtherModule { module, path: path_buf, found: vec![found] },
-            Refusal::Toolchain { expected, found } => Error::Toolchain { module, path: path_buf, expected, found },
-            Refusal::Incompatible(changes) => Error::Incompatible { module, path: path_buf, changes },
+            Refusal::NotADescriptor => Error::NoDescriptor {
+                module,
+                path: path_buf,
+            },
+            Refusal::AbiVersion { found } => Error::AbiVersion {
+                module,
+                path: path_buf,
+                expected: ABI_VERSION,
+                found,
+            },
+            Refusal::OtherModule { found } => Error::OtherModule {
+                module,
+                path: path_buf,
+                found: vec![found],
+            },
+            Refusal::Toolchain { expected, found } => Error::Toolchain {
+                module,
+                path: path_buf,
+                expected,
+                found,
+            },
+            Refusal::Incompatible(changes) => Error::Incompatible {
+                module,
+                path: path_buf,
+                changes,
+            },
         }),
     }
 }
@@ -148,14 +195,22 @@ fn shadow_path(source: &Path) -> std::io::Result<PathBuf> {
         match &*dir {
             Some(dir) => dir.clone(),
             None => {
-                let path = std::env::temp_dir().join(format!("hotmod-{}-{:016x}", std::process::id(), random()));
+                let path = std::env::temp_dir().join(format!(
+                    "hotmod-{}-{:016x}",
+                    std::process::id(),
+                    random()
+                ));
                 os::private_dir(&path)?;
                 dir.insert(path).clone()
             }
         }
     };
-    let stem = source.file_stem().map_or_else(|| "module".into(), |s| s.to_string_lossy().into_owned());
-    let extension = source.extension().map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
+    let stem = source
+        .file_stem()
+        .map_or_else(|| "module".into(), |s| s.to_string_lossy().into_owned());
+    let extension = source
+        .extension()
+        .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     Ok(dir.join(format!("{stem}.{n}.{:016x}{extension}", random())))
 }
@@ -163,6 +218,10 @@ fn shadow_path(source: &Path) -> std::io::Result<PathBuf> {
 /// 64 unpredictable bits from the standard library's per-process random hash keys.
 fn random() -> u64 {
     let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     hasher.finish()
 }

@@ -64,7 +64,12 @@ impl Module {
             default_path,
             current: AtomicPtr::new(ptr::null_mut()),
             builtin: Generation::builtin(),
-            state: Mutex::new(State { live: Vec::new(), next: 1, path: None, unload_blocked: Vec::new() }),
+            state: Mutex::new(State {
+                live: Vec::new(),
+                next: 1,
+                path: None,
+                unload_blocked: Vec::new(),
+            }),
         }
     }
 
@@ -126,8 +131,15 @@ impl Module {
         if let Some(path) = self.default_path {
             return PathBuf::from(path);
         }
-        let file = format!("{}{}{}", std::env::consts::DLL_PREFIX, self.crate_name(), std::env::consts::DLL_SUFFIX);
-        let exe_dir = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf));
+        let file = format!(
+            "{}{}{}",
+            std::env::consts::DLL_PREFIX,
+            self.crate_name(),
+            std::env::consts::DLL_SUFFIX
+        );
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf));
         match exe_dir {
             // Tests run from target/<profile>/deps, examples from target/<profile>/examples.
             Some(dir) if dir.ends_with("deps") || dir.ends_with("examples") => {
@@ -153,7 +165,9 @@ impl Module {
     pub fn live_generations(&self) -> Vec<u64> {
         let state = self.lock();
         // SAFETY: generations in `live` are only freed under the lock we hold.
-        std::iter::once(0).chain(state.live.iter().map(|g| unsafe { g.as_ref() }.number)).collect()
+        std::iter::once(0)
+            .chain(state.live.iter().map(|g| unsafe { g.as_ref() }.number))
+            .collect()
     }
 
     /// Retired generations whose library the platform kept mapped (on Linux: a library that
@@ -212,9 +226,10 @@ impl Module {
     pub(crate) fn collect(&self) {
         let mut state = self.lock();
         let current = self.current_ptr_seqcst();
-        // SAFETY: generations in `live` are alive while we hold the lock.
         let idle = |g: &NonNull<Generation>| {
-            !ptr::eq(g.as_ptr(), current) && unsafe { g.as_ref() }.pins.load(Ordering::SeqCst) == 0
+            // SAFETY: generations in `live` are alive while we hold the lock.
+            let pins = unsafe { g.as_ref() }.pins.load(Ordering::SeqCst);
+            !ptr::eq(g.as_ptr(), current) && pins == 0
         };
         if !state.live.iter().any(idle) {
             return;
@@ -238,7 +253,9 @@ impl Module {
             // SAFETY: the generation left `live`, is not current, has no pins and no hazard:
             // nothing can reach it any more, and we own the allocation made in `load`.
             let generation = unsafe { Box::from_raw(generation.as_ptr()) };
-            let Generation { number, library, .. } = *generation;
+            let Generation {
+                number, library, ..
+            } = *generation;
             if !library.map_or(true, |library| library.unload()) {
                 blocked.push(number);
             }

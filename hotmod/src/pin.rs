@@ -50,7 +50,10 @@ unsafe impl Sync for Pin {}
 impl Pin {
     /// Pins the module's current generation.
     pub fn current(module: &'static Module) -> Pin {
-        Pin { module, generation: pin_current(module) }
+        Pin {
+            module,
+            generation: pin_current(module),
+        }
     }
 
     /// The pinned generation's number.
@@ -88,8 +91,13 @@ impl Clone for Pin {
     fn clone(&self) -> Self {
         // SAFETY: `self` holds a pin, so the generation is alive and its count is ≥ 1; a
         // relaxed increment suffices because the count cannot reach 0 concurrently.
-        unsafe { self.generation.as_ref() }.pins.fetch_add(1, Ordering::Relaxed);
-        Pin { module: self.module, generation: self.generation }
+        unsafe { self.generation.as_ref() }
+            .pins
+            .fetch_add(1, Ordering::Relaxed);
+        Pin {
+            module: self.module,
+            generation: self.generation,
+        }
     }
 }
 
@@ -143,7 +151,12 @@ fn unpin(module: &'static Module, generation: *const Generation) {
 /// Calls function `index` of the module's current generation; `builtin` runs the compiled-in
 /// function when generation 0 is current.
 #[inline]
-pub fn call<A, R, F: FnOnce(A) -> R>(module: &'static Module, index: usize, args: A, builtin: F) -> R {
+pub fn call<A, R, F: FnOnce(A) -> R>(
+    module: &'static Module,
+    index: usize,
+    args: A,
+    builtin: F,
+) -> R {
     if module.current_loaded().is_null() {
         return builtin(args);
     }
@@ -151,7 +164,12 @@ pub fn call<A, R, F: FnOnce(A) -> R>(module: &'static Module, index: usize, args
 }
 
 #[inline(never)]
-fn call_loaded<A, R, F: FnOnce(A) -> R>(module: &'static Module, index: usize, args: A, builtin: F) -> R {
+fn call_loaded<A, R, F: FnOnce(A) -> R>(
+    module: &'static Module,
+    index: usize,
+    args: A,
+    builtin: F,
+) -> R {
     let slot = match thread_slot() {
         Some(slot) if slot.call.load(Ordering::Relaxed).is_null() => slot,
         // A nested call (the slot holds the outer call's generation) or thread teardown.
@@ -257,7 +275,9 @@ impl SlotOwner {
     fn acquire() -> SlotOwner {
         let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
         let free = slots.iter().find(|slot| {
-            slot.owned.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            slot.owned
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         });
         let slot = match free {
             Some(slot) => *slot,
@@ -297,7 +317,12 @@ pub(crate) fn hazards() -> Vec<*const Generation> {
     let slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
     slots
         .iter()
-        .flat_map(|slot| [slot.call.load(Ordering::SeqCst), slot.pin.load(Ordering::SeqCst)])
+        .flat_map(|slot| {
+            [
+                slot.call.load(Ordering::SeqCst),
+                slot.pin.load(Ordering::SeqCst),
+            ]
+        })
         .filter(|p| !p.is_null())
         .map(|p| p.cast_const())
         .collect()

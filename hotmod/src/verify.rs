@@ -7,7 +7,9 @@
 //! field offsets and the definition's text). A library may add functions and types; it may not
 //! change or remove any the host was compiled against.
 
-use crate::abi::{FnEntry, ModuleDescriptor, Trampoline, TypeLayout, ValueLayout, ABI_VERSION, MAGIC};
+use crate::abi::{
+    FnEntry, ModuleDescriptor, Trampoline, TypeLayout, ValueLayout, ABI_VERSION, MAGIC,
+};
 use crate::error::Incompatibility;
 
 /// Why a descriptor was refused, without the file and module (the loader adds those).
@@ -46,56 +48,90 @@ pub(crate) unsafe fn verify(
     }
     // SAFETY: same ABI version, so the whole descriptor has this layout (caller's contract).
     let lib = unsafe { &*lib };
-    // SAFETY (for every `as_str`/`as_slice` below): both descriptors' strings and slices are
-    // statics of libraries that stay loaded while this function runs.
+    // SAFETY: both descriptors' strings and slices (here and below) are statics of libraries
+    // that stay loaded while this function runs.
     let (host_path, lib_path) = unsafe { (host.module_path.as_str(), lib.module_path.as_str()) };
     if host_path != lib_path {
-        return Err(Refusal::OtherModule { found: lib_path.to_owned() });
+        return Err(Refusal::OtherModule {
+            found: lib_path.to_owned(),
+        });
     }
+    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
     let (expected, found) = unsafe { (host.toolchain.as_str(), lib.toolchain.as_str()) };
     if expected != found {
-        return Err(Refusal::Toolchain { expected: expected.to_owned(), found: found.to_owned() });
+        return Err(Refusal::Toolchain {
+            expected: expected.to_owned(),
+            found: found.to_owned(),
+        });
     }
 
+    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
     let lib_fns = unsafe { lib.functions.as_slice() };
     let mut table = Vec::new();
     let mut changes = Vec::new();
+    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
     for want in unsafe { host.functions.as_slice() } {
+        // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
         let name = unsafe { want.name.as_str() };
+        // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
         let expected = unsafe { want.signature.as_str() };
-        match lib_fns.iter().find(|have| unsafe { have.name.as_str() } == name) {
+        match lib_fns.iter().find(|have| {
+            // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
+            (unsafe { have.name.as_str() }) == name
+        }) {
             None => changes.push(Incompatibility::FunctionRemoved {
                 name: name.to_owned(),
                 expected: expected.to_owned(),
             }),
+            // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
             Some(have) if unsafe { same_function(want, have) } => table.push(have.trampoline),
             Some(have) => {
+                // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
                 let found = unsafe { have.signature.as_str() };
                 let (expected, found) = if expected != found {
                     (expected.to_owned(), found.to_owned())
                 } else {
                     // Same text, different layouts: a type behind a name changed.
+                    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
                     unsafe { (describe_layouts(want), describe_layouts(have)) }
                 };
-                changes.push(Incompatibility::FunctionChanged { name: name.to_owned(), expected, found });
+                changes.push(Incompatibility::FunctionChanged {
+                    name: name.to_owned(),
+                    expected,
+                    found,
+                });
             }
         }
     }
 
+    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
     let lib_types = unsafe { lib.types.as_slice() };
+    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
     for want in unsafe { host.types.as_slice() } {
+        // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
         let name = unsafe { want.name.as_str() };
-        match lib_types.iter().find(|have| unsafe { have.name.as_str() } == name) {
-            None => changes.push(Incompatibility::TypeRemoved { name: name.to_owned() }),
+        match lib_types.iter().find(|have| {
+            // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
+            (unsafe { have.name.as_str() }) == name
+        }) {
+            None => changes.push(Incompatibility::TypeRemoved {
+                name: name.to_owned(),
+            }),
             Some(have) => {
+                // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
                 let (want_def, have_def) = unsafe { (definition(want), definition(have)) };
                 let (expected, found) = if want_def != have_def {
                     (format!("`{want_def}`"), format!("`{have_def}`"))
                 } else {
+                    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
                     unsafe { (describe_type(want), describe_type(have)) }
                 };
                 if expected != found {
-                    changes.push(Incompatibility::TypeChanged { name: name.to_owned(), expected, found });
+                    changes.push(Incompatibility::TypeChanged {
+                        name: name.to_owned(),
+                        expected,
+                        found,
+                    });
                 }
             }
         }
@@ -116,7 +152,11 @@ unsafe fn same_function(a: &FnEntry, b: &FnEntry) -> bool {
         a.signature.as_str() == b.signature.as_str()
             && same_layout(&a.ret, &b.ret)
             && a.params.as_slice().len() == b.params.as_slice().len()
-            && a.params.as_slice().iter().zip(b.params.as_slice()).all(|(x, y)| same_layout(x, y))
+            && a.params
+                .as_slice()
+                .iter()
+                .zip(b.params.as_slice())
+                .all(|(x, y)| same_layout(x, y))
     }
 }
 
@@ -154,9 +194,22 @@ unsafe fn describe_type(t: &TypeLayout) -> String {
             .fields
             .as_slice()
             .iter()
-            .map(|f| format!("{}: {} @{} ({} bytes)", f.name.as_str(), f.ty.as_str(), f.offset, f.size))
+            .map(|f| {
+                format!(
+                    "{}: {} @{} ({} bytes)",
+                    f.name.as_str(),
+                    f.ty.as_str(),
+                    f.offset,
+                    f.size
+                )
+            })
             .collect();
-        format!("{{ {} }} ({} bytes, align {})", fields.join(", "), t.size, t.align)
+        format!(
+            "{{ {} }} ({} bytes, align {})",
+            fields.join(", "),
+            t.size,
+            t.align
+        )
     }
 }
 
@@ -166,5 +219,11 @@ unsafe fn describe_type(t: &TypeLayout) -> String {
 /// The layout's strings and slices must be mapped.
 unsafe fn definition(t: &TypeLayout) -> String {
     // SAFETY: forwarded from the caller.
-    unsafe { t.definition.as_slice().iter().map(|piece| piece.as_str()).collect() }
+    unsafe {
+        t.definition
+            .as_slice()
+            .iter()
+            .map(|piece| piece.as_str())
+            .collect()
+    }
 }

@@ -21,7 +21,11 @@ fn fixtures_dir() -> PathBuf {
 }
 
 fn dylib(name: &str) -> String {
-    format!("{}{name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
+    format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
 }
 
 /// Runs `cargo build -p <package>` in the shared fixture target directory and copies the
@@ -65,11 +69,22 @@ fn all() -> &'static HashMap<String, PathBuf> {
         lock.lock().expect("lock fixture dir");
         let mut all = HashMap::new();
         for variant in VARIANTS {
-            let path = build("hello_fixture", "hello_fixture", variant, &[("HOTMOD_FIXTURE", variant)]);
+            let path = build(
+                "hello_fixture",
+                "hello_fixture",
+                variant,
+                &[("HOTMOD_FIXTURE", variant)],
+            );
             all.insert(variant.to_string(), path);
         }
-        all.insert("greeter".into(), build("greeter", "greeter", "greeter", &[]));
-        all.insert("plain".into(), build("plain_cdylib", "plain_cdylib", "plain", &[]));
+        all.insert(
+            "greeter".into(),
+            build("greeter", "greeter", "greeter", &[]),
+        );
+        all.insert(
+            "plain".into(),
+            build("plain_cdylib", "plain_cdylib", "plain", &[]),
+        );
         drop(lock);
         all
     })
@@ -78,7 +93,9 @@ fn all() -> &'static HashMap<String, PathBuf> {
 /// The path of a built fixture: a `hello_fixture` variant, `greeter` (another hot module's
 /// library) or `plain` (a cdylib without hotmod).
 pub fn library(name: &str) -> &'static Path {
-    all().get(name).unwrap_or_else(|| panic!("no fixture named {name}"))
+    all()
+        .get(name)
+        .unwrap_or_else(|| panic!("no fixture named {name}"))
 }
 
 /// Tests in one binary share the fixture module's generations: take this first.
@@ -103,7 +120,8 @@ impl TempDir {
     pub fn new(label: &str) -> TempDir {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("hotmod-test-{label}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("hotmod-test-{label}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)

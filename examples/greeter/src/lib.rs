@@ -16,7 +16,10 @@ pub mod hello {
     }
 
     pub fn reply(to: &str, times: u32) -> Reply {
-        Reply { text: to.repeat(times as usize), count: times }
+        Reply {
+            text: to.repeat(times as usize),
+            count: times,
+        }
     }
 
     pub fn bump(counter: &mut u64) {

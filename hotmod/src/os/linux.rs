@@ -24,16 +24,26 @@ pub(crate) fn check_library(bytes: &[u8]) -> Result<(), String> {
     }
     let u16_at = |at: usize| {
         let b = [bytes[at], bytes[at + 1]];
-        if little { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) }
+        if little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        }
     };
     let u64_at = |at: usize| {
         let mut b = [0u8; 8];
         b.copy_from_slice(&bytes[at..at + 8]);
-        if little { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) }
+        if little {
+            u64::from_le_bytes(b)
+        } else {
+            u64::from_be_bytes(b)
+        }
     };
     const ET_DYN: u16 = 3;
     if u16_at(16) != ET_DYN {
-        return Err("it is an ELF file but not a shared library (build the crate as a cdylib)".into());
+        return Err(
+            "it is an ELF file but not a shared library (build the crate as a cdylib)".into(),
+        );
     }
     if class64 {
         let end = |offset: u64, size: u16, count: u16| offset + u64::from(size) * u64::from(count);
@@ -41,7 +51,10 @@ pub(crate) fn check_library(bytes: &[u8]) -> Result<(), String> {
         let section_end = end(u64_at(40), u16_at(58), u16_at(60));
         let len = bytes.len() as u64;
         if program_end > len || section_end > len {
-            return Err(format!("it is truncated ({len} bytes, its headers reach {})", program_end.max(section_end)));
+            return Err(format!(
+                "it is truncated ({len} bytes, its headers reach {})",
+                program_end.max(section_end)
+            ));
         }
     }
     Ok(())
@@ -60,7 +73,14 @@ static BARRIER: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 fn membarrier(cmd: libc::c_int) -> libc::c_long {
     // SAFETY: membarrier takes two integers and touches no memory of ours.
-    unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_uint, 0 as libc::c_int) }
+    unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            cmd,
+            0 as libc::c_uint,
+            0 as libc::c_int,
+        )
+    }
 }
 
 /// Registers the process for expedited membarrier. Must run before the first loaded generation
@@ -97,7 +117,9 @@ pub(crate) fn reader_fence() {
 /// The reclaimer half: after it returns, every reader's hazard store that preceded its re-check
 /// is visible to this thread.
 pub(crate) fn process_barrier() {
-    if BARRIER.load(Ordering::Acquire) == EXPEDITED && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 {
+    if BARRIER.load(Ordering::Acquire) == EXPEDITED
+        && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0
+    {
         return;
     }
     fence(Ordering::SeqCst);
@@ -114,7 +136,9 @@ pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
 pub(crate) fn still_mapped(path: &Path) -> bool {
     // SAFETY: RTLD_NOLOAD never loads anything, so no initialiser runs; it only returns a new
     // reference to an already-loaded library, which we close again at once.
-    match unsafe { libloading::os::unix::Library::open(Some(path), libc::RTLD_NOLOAD | libc::RTLD_LAZY) } {
+    match unsafe {
+        libloading::os::unix::Library::open(Some(path), libc::RTLD_NOLOAD | libc::RTLD_LAZY)
+    } {
         Ok(library) => {
             drop(library);
             true

@@ -1,0 +1,8 @@
+//! What `#[hot_module]` cannot support yet is a compile error on the offending token that says
+//! what to do instead (tests/ui/*.rs, expected output beside each).
+
+#[test]
+fn unsupported_items_are_compile_errors() {
+    let cases = trybuild::TestCases::new();
+    cases.compile_fail("tests/ui/*.rs");
+}

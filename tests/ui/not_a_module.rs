@@ -1,0 +1,6 @@
+#[hotmod::hot_module]
+pub fn greet(name: &str) -> String {
+    format!("hello {name}")
+}
+
+fn main() {}

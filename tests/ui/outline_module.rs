@@ -1,0 +1,4 @@
+#[hotmod::hot_module]
+pub mod elsewhere;
+
+fn main() {}
