@@ -17,6 +17,10 @@ pub struct Args {
     pub krate: syn::Path,
     /// Default artifact path.
     pub path: Option<LitStr>,
+    /// `watch`: start watching the artifact at first use.
+    pub watch: bool,
+    /// `rebuild`: rebuild on save (and watch) at first use.
+    pub rebuild: bool,
 }
 
 impl Args {
@@ -24,6 +28,8 @@ impl Args {
         let mut args = Args {
             krate: syn::parse_quote!(::hotmod),
             path: None,
+            watch: false,
+            rebuild: false,
         };
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("crate") {
@@ -32,8 +38,14 @@ impl Args {
             } else if meta.path.is_ident("path") {
                 args.path = Some(meta.value()?.parse()?);
                 Ok(())
+            } else if meta.path.is_ident("watch") {
+                args.watch = true;
+                Ok(())
+            } else if meta.path.is_ident("rebuild") {
+                args.rebuild = true;
+                Ok(())
             } else {
-                Err(meta.error("unknown argument; #[hot_module] takes `crate = \"path::to::hotmod\"` and `path = \"path/to/lib.so\"`"))
+                Err(meta.error("unknown argument; #[hot_module] takes `crate = \"path::to::hotmod\"`, `path = \"path/to/lib.so\"`, `watch` and `rebuild`"))
             }
         });
         syn::parse::Parser::parse2(parser, tokens)?;
@@ -45,8 +57,10 @@ impl Args {
 pub struct HotModule {
     pub module: ItemMod,
     pub functions: Vec<HotFn>,
-    /// Items other than hot functions, unchanged.
+    /// Items other than hot functions, unchanged (the on_load function without its attribute).
     pub others: Vec<Item>,
+    /// The `#[hotmod::on_load]` function, if any.
+    pub on_load: Option<Ident>,
 }
 
 /// One `pub fn` of the module.
@@ -85,7 +99,20 @@ impl HotModule {
         let mut errors = Vec::new();
         let mut functions = Vec::new();
         let mut others = Vec::new();
+        let mut on_load: Option<Ident> = None;
         for item in items {
+            if let Item::Fn(f) = item {
+                if let Some(position) = f.attrs.iter().position(is_on_load) {
+                    match check_on_load(f, on_load.as_ref()) {
+                        Ok(()) => on_load = Some(f.sig.ident.clone()),
+                        Err(e) => errors.push(e),
+                    }
+                    let mut f = f.clone();
+                    f.attrs.remove(position);
+                    others.push(Item::Fn(f));
+                    continue;
+                }
+            }
             if let Some(ident) = item_ident(item) {
                 let name = ident.to_string();
                 if RESERVED_ITEMS.contains(&name.as_str()) || name.starts_with("__hotmod") {
@@ -111,6 +138,7 @@ impl HotModule {
                 module,
                 functions,
                 others,
+                on_load,
             })
         } else {
             Err(errors)
@@ -189,6 +217,46 @@ impl HotFn {
             Err(errors)
         }
     }
+}
+
+/// `#[on_load]` or `#[hotmod::on_load]` (any path ending in `on_load`).
+fn is_on_load(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "on_load")
+}
+
+/// The on_load function takes nothing and returns a `Result`; there is at most one.
+fn check_on_load(f: &ItemFn, previous: Option<&Ident>) -> syn::Result<()> {
+    if let Some(previous) = previous {
+        return Err(syn::Error::new_spanned(
+            &f.sig.ident,
+            format!("this module already has an on_load function, `{previous}`; keep one"),
+        ));
+    }
+    let returns_result = match &f.sig.output {
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Path(path) => path
+                .path
+                .segments
+                .last()
+                .is_some_and(|segment| segment.ident == "Result"),
+            _ => false,
+        },
+        ReturnType::Default => false,
+    };
+    if !f.sig.inputs.is_empty()
+        || !returns_result
+        || f.sig.asyncness.is_some()
+        || !f.sig.generics.params.is_empty()
+    {
+        return Err(syn::Error::new_spanned(
+            &f.sig,
+            "an on_load function is `fn name() -> Result<(), E>` with `E: Display`; a new generation becomes current only if it returns Ok",
+        ));
+    }
+    Ok(())
 }
 
 fn contains_impl_trait(ty: &Type) -> bool {

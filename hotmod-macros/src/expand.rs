@@ -38,6 +38,8 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
         Some(path) => quote!(#private::Some(#path)),
         None => quote!(#private::None),
     };
+    let (watch, rebuild) = (args.watch, args.rebuild);
+    let on_load = on_load(&private, hot);
     let handle_doc = format!(
         "A pinned generation of `{ident}`: every call through it runs the generation it captured, \
          however many reloads happen, until the handle and its clones are dropped."
@@ -91,14 +93,25 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
                 &__HOTMOD_MODULE
             }
 
-            static __HOTMOD_MODULE: #krate::Module =
-                #krate::Module::__new(module_path!(), #symbol, &__HOTMOD_DESCRIPTOR, #default_path);
+            static __HOTMOD_MODULE: #krate::Module = #krate::Module::__new(
+                &__HOTMOD_DESCRIPTOR,
+                #private::ModuleInfo {
+                    name: ::core::module_path!(),
+                    symbol: #symbol,
+                    package: ::core::env!("CARGO_PKG_NAME"),
+                    manifest_dir: ::core::env!("CARGO_MANIFEST_DIR"),
+                    default_path: #default_path,
+                    watch: #watch,
+                    rebuild: #rebuild,
+                },
+            );
 
             #[doc(hidden)]
             mod __hotmod_trampolines {
                 #![allow(unused_imports)]
                 use super::*;
                 #(#trampolines)*
+                #on_load
             }
 
             #[doc(hidden)]
@@ -230,6 +243,10 @@ fn indices(hot: &HotModule) -> TokenStream {
 }
 
 fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
+    let on_load_entry = match &hot.on_load {
+        Some(_) => quote!(#private::Some(__hotmod_trampolines::__hotmod_on_load)),
+        None => quote!(#private::None),
+    };
     let mut statics = Vec::new();
     let mut entries = Vec::new();
     for (index, f) in hot.functions.iter().enumerate() {
@@ -349,8 +366,26 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
             toolchain: #private::StrRef::new(#private::TOOLCHAIN),
             functions: #private::SliceRef::new(FUNCTIONS),
             types: #private::SliceRef::new(TYPES),
+            on_load: #on_load_entry,
+            hosted: &#private::HOSTED,
         }
     }}
+}
+
+/// The trampoline of the `#[on_load]` function: `()` in, `Result<(), String>` out.
+fn on_load(private: &TokenStream, hot: &HotModule) -> TokenStream {
+    let Some(name) = &hot.on_load else {
+        return TokenStream::new();
+    };
+    quote! {
+        pub(super) unsafe extern "C" fn __hotmod_on_load(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) {
+            unsafe {
+                #private::trampoline::<(), #private::OnLoadResult>(args, ret, panic, |()| {
+                    #private::on_load_result(super::#name())
+                })
+            }
+        }
+    }
 }
 
 /// `fn(&str, u32) -> String`.

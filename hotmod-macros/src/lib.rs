@@ -39,3 +39,18 @@ fn fallback(errors: Vec<syn::Error>, item: proc_macro2::TokenStream) -> TokenStr
     let errors = errors.into_iter().map(syn::Error::into_compile_error);
     quote::quote!(#(#errors)* #item).into()
 }
+
+/// Marks the function a new generation runs before it may become current:
+/// `#[hotmod::on_load] fn init() -> Result<(), E>` with `E: Display`, inside a
+/// `#[hot_module]` module. `Ok` lets the generation go live; `Err` (or a panic) rejects it and
+/// the previous generation keeps serving.
+///
+/// `#[hot_module]` consumes this attribute; used anywhere else it is an error.
+#[proc_macro_attribute]
+pub fn on_load(_args: TokenStream, item: TokenStream) -> TokenStream {
+    let error = syn::Error::new(
+        proc_macro2::Span::call_site(),
+        "#[hotmod::on_load] works only on a function inside a #[hotmod::hot_module] module",
+    );
+    fallback(vec![error], item.into())
+}

@@ -22,6 +22,7 @@
 use std::any::Any;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicBool;
 
 /// Bumped whenever any type in this file changes shape or meaning.
 pub const ABI_VERSION: u32 = 1;
@@ -123,7 +124,17 @@ pub struct ModuleDescriptor {
     pub functions: SliceRef<FnEntry>,
     /// Layouts of the module's own types that appear in signatures (transitively).
     pub types: SliceRef<TypeLayout>,
+    /// The module's `#[hotmod::on_load]` function (argument `()`, return
+    /// `Result<(), String>`), run before a new generation may become current.
+    pub on_load: Option<Trampoline>,
+    /// [`HOSTED`] of the hotmod copy linked into the library; the host sets it right after
+    /// loading, so the library's own module statics never start watchers or builds.
+    pub hosted: &'static AtomicBool,
 }
+
+/// True in a hotmod copy that lives inside a library loaded as a generation (set by the host's
+/// loader through [`ModuleDescriptor::hosted`]); false in the host.
+pub static HOSTED: AtomicBool = AtomicBool::new(false);
 
 /// One `pub fn` of a hot module.
 #[repr(C)]
@@ -290,4 +301,13 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     } else {
         "Box<dyn Any>".to_owned()
     }
+}
+
+/// What an `#[on_load]` function's trampoline returns: its error rendered with `Display`.
+pub type OnLoadResult = Result<(), String>;
+
+/// Turns an `#[on_load]` function's `Result` into an [`OnLoadResult`] inside the library, so
+/// no value of a library-defined error type ever reaches the host.
+pub fn on_load_result<E: std::fmt::Display>(result: Result<(), E>) -> OnLoadResult {
+    result.map_err(|e| e.to_string())
 }

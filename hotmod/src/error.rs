@@ -5,9 +5,11 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Why `load`, `reload` or `watch` did not produce a new generation.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The file does not exist.
@@ -35,9 +37,9 @@ pub enum Error {
         path: PathBuf,
         /// What hotmod was doing.
         action: &'static str,
-        /// The cause.
+        /// The cause (shared, so errors can be cloned into events).
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// The file is not a shared library for this platform.
     #[error("{module}: {} was not loaded: it is not a shared library ({reason})", path.display())]
@@ -111,6 +113,36 @@ pub enum Error {
         /// Every difference found, host's view first.
         changes: Vec<Incompatibility>,
     },
+    /// The library's `#[hotmod::on_load]` function returned an error or panicked.
+    #[error("{module}: {} was not made current: its on_load function {message}", path.display())]
+    OnLoad {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// `returned an error: …` or `panicked: …`.
+        message: String,
+    },
+    /// Watching a file or directory for changes could not start.
+    #[error("{module}: cannot watch {} for changes: {message}", path.display())]
+    Watch {
+        /// The hot module.
+        module: &'static str,
+        /// What was to be watched.
+        path: PathBuf,
+        /// The cause.
+        message: String,
+    },
+    /// A blocking wait ran out of time.
+    #[error("{module}: timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// The hot module.
+        module: &'static str,
+        /// What was awaited.
+        what: String,
+        /// How long it waited.
+        after: Duration,
+    },
     /// Where the module's artifact is could not be worked out.
     #[error("{module}: cannot tell where the module's library is: {reason}; set it with module().set_path(..) or the {env_var} environment variable")]
     UnknownPath {
@@ -137,6 +169,9 @@ impl Error {
             | Error::AbiVersion { module, .. }
             | Error::Toolchain { module, .. }
             | Error::Incompatible { module, .. }
+            | Error::OnLoad { module, .. }
+            | Error::Watch { module, .. }
+            | Error::Timeout { module, .. }
             | Error::UnknownPath { module, .. } => module,
         }
     }
@@ -153,8 +188,10 @@ impl Error {
             | Error::OtherModule { path, .. }
             | Error::AbiVersion { path, .. }
             | Error::Toolchain { path, .. }
-            | Error::Incompatible { path, .. } => Some(path),
-            Error::UnknownPath { .. } => None,
+            | Error::Incompatible { path, .. }
+            | Error::OnLoad { path, .. }
+            | Error::Watch { path, .. } => Some(path),
+            Error::UnknownPath { .. } | Error::Timeout { .. } => None,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - A generation is dropped only by `Module::collect`, when it is not current, `pins` is 0 and
 //!   no hazard slot holds it (see `pin.rs`).
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 
 use crate::abi::Trampoline;
@@ -23,6 +24,10 @@ pub(crate) struct Generation {
     pub(crate) table: Vec<Trampoline>,
     /// Handles and nested plain calls holding this generation.
     pub(crate) pins: AtomicUsize,
+    /// Digest of the library file's bytes (`None` for generation 0).
+    pub(crate) digest: Option<u64>,
+    /// The file the library was loaded from (empty for generation 0).
+    pub(crate) origin: PathBuf,
     /// The library the table points into; `None` for generation 0. Declared last so it is
     /// unloaded after everything that points into it.
     pub(crate) library: Option<LoadedLibrary>,
@@ -35,6 +40,8 @@ impl Generation {
             number: 0,
             table: Vec::new(),
             pins: AtomicUsize::new(0),
+            digest: None,
+            origin: PathBuf::new(),
             library: None,
         }
     }

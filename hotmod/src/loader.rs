@@ -10,7 +10,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::abi::{ModuleDescriptor, Trampoline, ABI_VERSION, SYMBOL_PREFIX};
 use crate::error::Error;
@@ -44,25 +44,39 @@ impl Drop for LoadedLibrary {
     }
 }
 
-/// What a successful `open` yields: the library and its trampolines in host order.
+/// What a successful `open` yields: the library, its trampolines in host order, and its
+/// `#[on_load]` function, not yet run.
 pub(crate) struct Opened {
     pub(crate) library: LoadedLibrary,
     pub(crate) table: Vec<Trampoline>,
+    pub(crate) on_load: Option<Trampoline>,
 }
 
-/// Loads `path` as a library of the hot module described by `host`, or says why not.
-pub(crate) fn open(
-    module: &'static str,
-    symbol: &'static str,
-    host: &'static ModuleDescriptor,
-    path: &Path,
-) -> Result<Opened, Error> {
+/// A library file's bytes, read and checked to be a complete library for this platform.
+pub(crate) struct Artifact {
+    pub(crate) path: PathBuf,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Artifact {
+    /// A digest of the bytes, to tell an unchanged file from a new build.
+    pub(crate) fn digest(&self) -> u64 {
+        // Fixed keys: the digest of the same bytes is the same across calls.
+        let mut hasher = std::hash::DefaultHasher::new();
+        hasher.write(&self.bytes);
+        hasher.finish()
+    }
+}
+
+/// Reads `path` and checks it is a complete shared library (not a directory, not a file that
+/// is still being written).
+pub(crate) fn read(module: &'static str, path: &Path) -> Result<Artifact, Error> {
     let path_buf = path.to_path_buf();
     let io = |action, source| Error::Io {
         module,
         path: path_buf.clone(),
         action,
-        source,
+        source: Arc::new(source),
     };
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -86,6 +100,30 @@ pub(crate) fn open(
         path: path_buf.clone(),
         reason,
     })?;
+    Ok(Artifact {
+        path: path_buf,
+        bytes,
+    })
+}
+
+/// Loads a checked artifact from a private copy and verifies its descriptor against `host`.
+pub(crate) fn open_artifact(
+    module: &'static str,
+    symbol: &'static str,
+    host: &'static ModuleDescriptor,
+    artifact: Artifact,
+) -> Result<Opened, Error> {
+    let Artifact {
+        path: path_buf,
+        bytes,
+    } = artifact;
+    let path = path_buf.as_path();
+    let io = |action, source| Error::Io {
+        module,
+        path: path_buf.clone(),
+        action,
+        source: Arc::new(source),
+    };
 
     let copy = shadow_path(path).map_err(|e| io("creating hotmod's private directory", e))?;
     std::fs::write(&copy, &bytes).map_err(|e| io("writing its private copy", e))?;
@@ -133,7 +171,18 @@ pub(crate) fn open(
     // SAFETY: `descriptor` is the address of the exported symbol in `library`, which stays loaded
     // until `library` drops, after `verify` returns.
     match unsafe { verify(host, descriptor) } {
-        Ok(table) => Ok(Opened { library, table }),
+        Ok(table) => {
+            // SAFETY: verified: a whole descriptor of this ABI version in `library`, loaded.
+            let descriptor = unsafe { &*descriptor };
+            // Before any of the library's functions runs: its own module statics must know
+            // they live in a loaded generation (they never start watchers or builds).
+            descriptor.hosted.store(true, Ordering::Relaxed);
+            Ok(Opened {
+                library,
+                table,
+                on_load: descriptor.on_load,
+            })
+        }
         Err(refusal) => Err(match refusal {
             Refusal::NotADescriptor => Error::NoDescriptor {
                 module,

@@ -10,28 +10,59 @@
 
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use crate::abi::ModuleDescriptor;
+use crate::abi::{ModuleDescriptor, OnLoadResult, HOSTED};
+use crate::builder::Rebuild;
 use crate::error::Error;
+use crate::events::{Event, Events, Hub};
 use crate::generation::Generation;
+use crate::watcher::Watcher;
+use crate::loader::LoadedLibrary;
 use crate::{loader, pin};
 
+/// What the generated code knows about its module at compile time.
+#[doc(hidden)]
+pub struct ModuleInfo {
+    /// `module_path!()` of the hot module.
+    pub name: &'static str,
+    /// The exported descriptor's symbol name.
+    pub symbol: &'static str,
+    /// The module crate's cargo package name.
+    pub package: &'static str,
+    /// The module crate's manifest directory.
+    pub manifest_dir: &'static str,
+    /// `#[hot_module(path = "…")]`.
+    pub default_path: Option<&'static str>,
+    /// `#[hot_module(watch)]`: watch the artifact from first use.
+    pub watch: bool,
+    /// `#[hot_module(rebuild)]`: rebuild on save from first use.
+    pub rebuild: bool,
+}
+
 /// The control surface of one hot module: which generation is current, loading new ones,
-/// and which are still alive. Obtained from the generated `module()` function.
+/// watching for new builds, events, and which generations are still alive. Obtained from the
+/// generated `module()` function.
 pub struct Module {
-    name: &'static str,
-    symbol: &'static str,
+    info: ModuleInfo,
     descriptor: &'static ModuleDescriptor,
-    default_path: Option<&'static str>,
     current: AtomicPtr<Generation>,
+    /// Whether the first-use check of `watch`/`rebuild` (attribute or environment) ran.
+    started: AtomicBool,
     builtin: Generation,
     state: Mutex<State>,
+    /// Signalled whenever the current or staged generation changes.
+    changed: Condvar,
+    /// Held for a whole load, so loads from the caller, the watcher and the rebuild take turns.
+    loading: Mutex<()>,
+    events: Hub,
+    services: Mutex<Services>,
 }
 
 struct State {
-    /// Loaded generations that have not retired, in load order.
+    /// Loaded generations that have not retired, in load order (staged one included).
     live: Vec<NonNull<Generation>>,
     /// The number the next loaded generation gets.
     next: u64,
@@ -39,43 +70,62 @@ struct State {
     path: Option<PathBuf>,
     /// Retired generations whose library the platform refused to unmap.
     unload_blocked: Vec<u64>,
+    /// Staged mode: new generations wait in `staged` for `apply_staged`.
+    staging: bool,
+    /// A verified generation waiting to become current.
+    staged: Option<NonNull<Generation>>,
+}
+
+/// Background work started for the module.
+struct Services {
+    watcher: Option<Watcher>,
+    rebuild: Option<crate::builder::Running>,
+}
+
+/// What became of one load attempt.
+pub(crate) enum Outcome {
+    Live(u64),
+    Staged(u64),
+    Unchanged,
 }
 
 // SAFETY: the raw generation pointers in `State` are owned by the module and only dereferenced
-// under the pinning protocol; everything else is `Sync` or behind the mutex.
+// under the pinning protocol; everything else is `Sync` or behind a mutex.
 unsafe impl Sync for Module {}
 // SAFETY: as above.
 unsafe impl Send for Module {}
 
 impl Module {
     #[doc(hidden)]
-    /// Used by the generated code: `name` is `module_path!()`, `symbol` the exported
-    /// descriptor's name, `default_path` the attribute's `path = "…"`, if any.
-    pub const fn __new(
-        name: &'static str,
-        symbol: &'static str,
-        descriptor: &'static ModuleDescriptor,
-        default_path: Option<&'static str>,
-    ) -> Module {
+    /// Used by the generated code.
+    pub const fn __new(descriptor: &'static ModuleDescriptor, info: ModuleInfo) -> Module {
         Module {
-            name,
-            symbol,
+            info,
             descriptor,
-            default_path,
             current: AtomicPtr::new(ptr::null_mut()),
+            started: AtomicBool::new(false),
             builtin: Generation::builtin(),
             state: Mutex::new(State {
                 live: Vec::new(),
                 next: 1,
                 path: None,
                 unload_blocked: Vec::new(),
+                staging: false,
+                staged: None,
+            }),
+            changed: Condvar::new(),
+            loading: Mutex::new(()),
+            events: Hub::new(),
+            services: Mutex::new(Services {
+                watcher: None,
+                rebuild: None,
             }),
         }
     }
 
     /// The hot module's path, e.g. `greeter::hello`.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.info.name
     }
 
     /// The current generation's number: 0 until a library has been loaded.
@@ -86,30 +136,279 @@ impl Module {
         unsafe { &*self.current_ptr() }.number
     }
 
-    /// Verifies the library at `path` and makes it the next generation; returns its number.
+    /// Verifies the library at `path`, runs its `#[hotmod::on_load]` function if it has one, and
+    /// makes it the next generation; returns its number. In staged mode (see
+    /// [`set_staged`](Self::set_staged)) the new generation waits for
+    /// [`apply_staged`](Self::apply_staged) instead of becoming current.
     ///
-    /// On any error the current generation stays current and nothing is left behind.
+    /// On any error the current generation stays current, nothing is left behind, and
+    /// subscribers get an [`Event::Rejected`].
     pub fn load(&'static self, path: impl AsRef<Path>) -> Result<u64, Error> {
-        let opened = loader::open(self.name, self.symbol, self.descriptor, path.as_ref())?;
+        match self.install(path.as_ref(), Instant::now(), false) {
+            Ok(Outcome::Live(n) | Outcome::Staged(n)) => Ok(n),
+            Ok(Outcome::Unchanged) => Ok(self.newest()),
+            Err(error) => {
+                self.reject(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Loads `path` unless its bytes equal the newest generation's. Used by the watcher and the
+    /// rebuild; the caller reports errors.
+    pub(crate) fn install(
+        &'static self,
+        path: &Path,
+        started: Instant,
+        skip_unchanged: bool,
+    ) -> Result<Outcome, Error> {
+        let _loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        let artifact = loader::read(self.name(), path)?;
+        let digest = artifact.digest();
+        if skip_unchanged && self.newest_digest() == Some(digest) {
+            self.events.emit(Event::Unchanged {
+                module: self.name(),
+                path: path.to_path_buf(),
+            });
+            return Ok(Outcome::Unchanged);
+        }
+        let opened =
+            loader::open_artifact(self.name(), self.info.symbol, self.descriptor, artifact)?;
+        if let Some(on_load) = opened.on_load {
+            // SAFETY: the trampoline comes from a verified descriptor of this ABI version,
+            // whose on_load entry takes `()` and returns `OnLoadResult`; `opened` keeps the
+            // library loaded during the call.
+            let result = unsafe { pin::invoke::<(), OnLoadResult>(on_load, ()) };
+            let message = match result {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("returned an error: {e}")),
+                Err(panic) => Some(format!("panicked: {panic}")),
+            };
+            if let Some(message) = message {
+                // Dropping `opened` unloads the library and removes its copy.
+                return Err(Error::OnLoad {
+                    module: self.name(),
+                    path: path.to_path_buf(),
+                    message,
+                });
+            }
+        }
         crate::os::prepare_barrier();
-        let number = {
-            let mut state = self.lock();
-            let number = state.next;
-            state.next += 1;
-            let generation = NonNull::from(Box::leak(Box::new(Generation {
-                number,
-                table: opened.table,
-                pins: Default::default(),
-                library: Some(opened.library),
-            })));
-            state.live.push(generation);
-            // SeqCst: the collector and `Pin::current` order their pin-count accesses against
-            // this store (see pin.rs).
-            self.current.store(generation.as_ptr(), Ordering::SeqCst);
-            number
-        };
+        let mut state = self.lock();
+        let number = state.next;
+        state.next += 1;
+        let generation = NonNull::from(Box::leak(Box::new(Generation {
+            number,
+            table: opened.table,
+            pins: Default::default(),
+            digest: Some(digest),
+            origin: path.to_path_buf(),
+            library: Some(opened.library),
+        })));
+        state.live.push(generation);
+        if state.staging {
+            let replaced = state.staged.replace(generation).is_some();
+            drop(state);
+            self.changed.notify_all();
+            self.events.emit(Event::Staged {
+                module: self.name(),
+                generation: number,
+                path: path.to_path_buf(),
+            });
+            if replaced {
+                // The generation it replaced was never current; it retires now.
+                self.collect();
+            }
+            return Ok(Outcome::Staged(number));
+        }
+        // SeqCst: the collector and `Pin::current` order their pin-count accesses against
+        // this store (see pin.rs).
+        self.current.store(generation.as_ptr(), Ordering::SeqCst);
+        drop(state);
+        self.went_live(number, path, started);
+        Ok(Outcome::Live(number))
+    }
+
+    fn went_live(&self, number: u64, path: &Path, started: Instant) {
+        self.changed.notify_all();
+        self.events.emit(Event::Loaded {
+            module: self.name(),
+            generation: number,
+            path: path.to_path_buf(),
+            took: started.elapsed(),
+        });
         self.collect();
-        Ok(number)
+    }
+
+    pub(crate) fn reject(&self, error: &Error) {
+        self.events.emit(Event::Rejected {
+            module: self.name(),
+            error: error.clone(),
+        });
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        self.events.emit(event);
+    }
+
+    /// The newest generation: the staged one if any, else the current one.
+    fn newest(&self) -> u64 {
+        let state = self.lock();
+        match state.staged {
+            // SAFETY: the staged generation is alive while it is staged; we hold the lock.
+            Some(staged) => unsafe { staged.as_ref() }.number,
+            // SAFETY: under the lock the current generation cannot be freed.
+            None => unsafe { &*self.current_ptr() }.number,
+        }
+    }
+
+    fn newest_digest(&self) -> Option<u64> {
+        let state = self.lock();
+        match state.staged {
+            // SAFETY: as in `newest`.
+            Some(staged) => unsafe { staged.as_ref() }.digest,
+            // SAFETY: as in `newest`.
+            None => unsafe { &*self.current_ptr() }.digest,
+        }
+    }
+
+    /// Staged mode: when on, a verified new generation (from `load`, `reload`, the watcher or
+    /// the rebuild) waits until [`apply_staged`](Self::apply_staged) — say at the top of a
+    /// frame — while plain calls and `Handle::current()` keep the current generation. A newer
+    /// generation replaces a staged one that was never applied. Turning it off applies the
+    /// staged generation, if any.
+    pub fn set_staged(&'static self, on: bool) {
+        self.lock().staging = on;
+        if !on {
+            self.apply_staged();
+        }
+    }
+
+    /// Makes the staged generation current; returns its number, or `None` if none waits.
+    pub fn apply_staged(&'static self) -> Option<u64> {
+        let started = Instant::now();
+        let mut state = self.lock();
+        let staged = state.staged.take()?;
+        // SeqCst: as in `install`.
+        self.current.store(staged.as_ptr(), Ordering::SeqCst);
+        // SAFETY: the generation is current now; we hold the lock.
+        let generation = unsafe { staged.as_ref() };
+        let (number, origin) = (generation.number, generation.origin.clone());
+        drop(state);
+        self.went_live(number, &origin, started);
+        Some(number)
+    }
+
+    /// The generation waiting for [`apply_staged`](Self::apply_staged), if any.
+    pub fn staged_generation(&self) -> Option<u64> {
+        // SAFETY: the staged generation is alive while it is staged; we hold the lock.
+        self.lock()
+            .staged
+            .map(|staged| unsafe { staged.as_ref() }.number)
+    }
+
+    /// Events of this module from now on: builds, loads, rejections, retirements.
+    pub fn subscribe(&self) -> Events {
+        self.events.subscribe()
+    }
+
+    /// Waits until the current generation is at least `generation`; returns the current one.
+    pub fn wait_for_generation(&self, generation: u64, timeout: Duration) -> Result<u64, Error> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            // SAFETY: under the lock the current generation cannot be freed.
+            let current = unsafe { &*self.current_ptr() }.number;
+            if current >= generation {
+                return Ok(current);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    module: self.name(),
+                    what: format!("generation {generation} (current: {current})"),
+                    after: timeout,
+                });
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Watches [`path()`](Self::path) and loads each new build that lands there: when cargo
+    /// links it into place, when a file is renamed over it, or when a writer closes it. A file
+    /// that is not yet a complete library is skipped until the next change; a file whose bytes
+    /// equal the newest generation's is not reloaded. Results arrive as [`Event`]s. Calling it
+    /// again while watching does nothing.
+    pub fn watch(&'static self) -> Result<(), Error> {
+        let mut services = self.services();
+        if services.watcher.is_none() {
+            services.watcher = Some(Watcher::start(self, self.path())?);
+        }
+        Ok(())
+    }
+
+    /// Stops watching (and rebuilding).
+    pub fn unwatch(&self) {
+        let mut services = self.services();
+        services.watcher = None;
+        services.rebuild = None;
+    }
+
+    /// Rebuilds the module's crate whenever one of its sources is saved, with the host's
+    /// profile and target directory, and loads the result. Same as
+    /// `module().rebuild().start()`; see [`Rebuild`] to configure it.
+    pub fn rebuild_on_save(&'static self) -> Result<(), Error> {
+        self.rebuild().start()
+    }
+
+    /// A configurable built-in rebuild for this module.
+    pub fn rebuild(&'static self) -> Rebuild {
+        Rebuild::new(self, self.info.package, Path::new(self.info.manifest_dir))
+    }
+
+    pub(crate) fn set_rebuild(&self, running: crate::builder::Running) {
+        self.services().rebuild = Some(running);
+    }
+
+    fn services(&self) -> MutexGuard<'_, Services> {
+        self.services.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts what `#[hot_module(watch)]`, `#[hot_module(rebuild)]`, `HOTMOD_WATCH=1` or
+    /// `HOTMOD_REBUILD=1` ask for, once, at the module's first use in the host.
+    #[inline]
+    pub(crate) fn first_use(&'static self) {
+        if !self.started.load(Ordering::Relaxed) {
+            self.autostart();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn autostart(&'static self) {
+        if self.started.swap(true, Ordering::AcqRel) || HOSTED.load(Ordering::Relaxed) {
+            // Already done, or this is a module static inside a loaded generation: only the
+            // host's statics may start background work.
+            return;
+        }
+        let flag = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0");
+        let result = if self.info.rebuild || flag("HOTMOD_REBUILD") {
+            self.rebuild_on_save()
+        } else if self.info.watch || flag("HOTMOD_WATCH") {
+            self.watch()
+        } else {
+            Ok(())
+        };
+        if let Err(error) = result {
+            self.events.emit(Event::WatchFailed {
+                module: self.name(),
+                message: error.to_string(),
+            });
+        }
     }
 
     /// Loads [`path()`](Self::path) as the next generation.
@@ -128,7 +427,7 @@ impl Module {
         if let Some(path) = std::env::var_os(self.env_var()) {
             return PathBuf::from(path);
         }
-        if let Some(path) = self.default_path {
+        if let Some(path) = self.info.default_path {
             return PathBuf::from(path);
         }
         let file = format!(
@@ -176,8 +475,9 @@ impl Module {
         self.lock().unload_blocked.clone()
     }
 
-    fn crate_name(&self) -> &'static str {
-        self.name.split("::").next().unwrap_or(self.name)
+    pub(crate) fn crate_name(&self) -> &'static str {
+        let name = self.name();
+        name.split("::").next().unwrap_or(name)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -226,7 +526,11 @@ impl Module {
     pub(crate) fn collect(&self) {
         let mut state = self.lock();
         let current = self.current_ptr_seqcst();
+        let staged = state.staged;
         let idle = |g: &NonNull<Generation>| {
+            if staged == Some(*g) {
+                return false;
+            }
             // SAFETY: generations in `live` are alive while we hold the lock.
             let pins = unsafe { g.as_ref() }.pins.load(Ordering::SeqCst);
             !ptr::eq(g.as_ptr(), current) && pins == 0
@@ -250,14 +554,24 @@ impl Module {
         drop(state);
         let mut blocked = Vec::new();
         for generation in retiring {
-            // SAFETY: the generation left `live`, is not current, has no pins and no hazard:
-            // nothing can reach it any more, and we own the allocation made in `load`.
+            // SAFETY: the generation left `live`, is not current or staged, has no pins and no
+            // hazard: nothing can reach it any more, and we own the allocation made in `install`.
             let generation = unsafe { Box::from_raw(generation.as_ptr()) };
             let Generation {
                 number, library, ..
             } = *generation;
-            if !library.map_or(true, |library| library.unload()) {
+            let module = self.name();
+            if library.is_none_or(LoadedLibrary::unload) {
+                self.events.emit(Event::Retired {
+                    module,
+                    generation: number,
+                });
+            } else {
                 blocked.push(number);
+                self.events.emit(Event::RetireBlocked {
+                    module,
+                    generation: number,
+                });
             }
         }
         if !blocked.is_empty() {
@@ -269,7 +583,7 @@ impl Module {
 impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("generation", &self.generation())
             .field("live_generations", &self.live_generations())
             .finish()

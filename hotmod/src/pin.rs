@@ -50,6 +50,7 @@ unsafe impl Sync for Pin {}
 impl Pin {
     /// Pins the module's current generation.
     pub fn current(module: &'static Module) -> Pin {
+        module.first_use();
         Pin {
             module,
             generation: pin_current(module),
@@ -158,6 +159,7 @@ pub fn call<A, R, F: FnOnce(A) -> R>(
     builtin: F,
 ) -> R {
     if module.current_loaded().is_null() {
+        module.first_use();
         return builtin(args);
     }
     call_loaded(module, index, args, builtin)
@@ -225,7 +227,7 @@ fn release(module: &'static Module, slot: &AtomicPtr<Generation>, generation: *c
 /// `trampoline` must be a verified trampoline taking `A` and returning `R`, in a library that
 /// stays loaded during the call.
 #[inline(always)]
-unsafe fn invoke<A, R>(trampoline: Trampoline, args: A) -> Result<R, String> {
+pub(crate) unsafe fn invoke<A, R>(trampoline: Trampoline, args: A) -> Result<R, String> {
     let mut args = ManuallyDrop::new(args);
     let mut ret = MaybeUninit::<R>::uninit();
     let mut panic = PanicSlot::new();

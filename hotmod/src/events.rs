@@ -1,0 +1,258 @@
+//! What happened to a hot module: built, loaded, rejected, staged, retired.
+//!
+//! Every subscriber gets its own unbounded queue, so a slow subscriber never blocks a reload and
+//! never loses an event; a dropped subscriber is forgotten at the next event. Every event is
+//! also logged through `tracing` (target `hotmod`), and its `Display` is the one-line progress
+//! message a tool can print as is.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+
+/// Something that happened to a hot module. `Display` gives a concise progress line.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The built-in rebuild started `cargo build` for the module's crate.
+    BuildStarted {
+        /// The hot module.
+        module: &'static str,
+        /// The cargo package being built.
+        package: String,
+    },
+    /// `cargo build` succeeded.
+    BuildFinished {
+        /// The hot module.
+        module: &'static str,
+        /// The cargo package.
+        package: String,
+        /// How long the build took.
+        took: Duration,
+    },
+    /// `cargo build` failed; the current generation keeps serving.
+    BuildFailed {
+        /// The hot module.
+        module: &'static str,
+        /// The cargo package.
+        package: String,
+        /// The compiler's first error lines.
+        message: String,
+    },
+    /// A new generation is current.
+    Loaded {
+        /// The hot module.
+        module: &'static str,
+        /// The new current generation.
+        generation: u64,
+        /// The file it was loaded from.
+        path: PathBuf,
+        /// From the trigger (the call, the file event, or `apply_staged`) to serving.
+        took: Duration,
+    },
+    /// A verified generation waits for [`Module::apply_staged`](crate::Module::apply_staged).
+    Staged {
+        /// The hot module.
+        module: &'static str,
+        /// The staged generation.
+        generation: u64,
+        /// The file it was loaded from.
+        path: PathBuf,
+    },
+    /// A library was refused; the current generation keeps serving.
+    Rejected {
+        /// The hot module.
+        module: &'static str,
+        /// Why.
+        error: Error,
+    },
+    /// The artifact changed on disk but its bytes equal the newest generation's: not reloaded.
+    Unchanged {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A generation was unloaded: it was not current and nothing used it any more.
+    Retired {
+        /// The hot module.
+        module: &'static str,
+        /// The retired generation.
+        generation: u64,
+    },
+    /// A generation retired but the platform kept its library mapped.
+    RetireBlocked {
+        /// The hot module.
+        module: &'static str,
+        /// The generation whose library stays mapped.
+        generation: u64,
+    },
+    /// The watcher or the rebuild hit a problem that is not about a particular library.
+    WatchFailed {
+        /// The hot module.
+        module: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Event {
+    /// The hot module the event is about.
+    pub fn module(&self) -> &'static str {
+        match self {
+            Event::BuildStarted { module, .. }
+            | Event::BuildFinished { module, .. }
+            | Event::BuildFailed { module, .. }
+            | Event::Loaded { module, .. }
+            | Event::Staged { module, .. }
+            | Event::Rejected { module, .. }
+            | Event::Unchanged { module, .. }
+            | Event::Retired { module, .. }
+            | Event::RetireBlocked { module, .. }
+            | Event::WatchFailed { module, .. } => module,
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::BuildStarted { package, .. } => write!(f, "building {package} …"),
+            Event::BuildFinished { package, took, .. } => {
+                write!(f, "built {package} in {:.1} s", took.as_secs_f64())
+            }
+            Event::BuildFailed {
+                package, message, ..
+            } => write!(f, "building {package} failed; the current generation keeps serving:\n{message}"),
+            Event::Loaded {
+                module,
+                generation,
+                took,
+                ..
+            } => write!(f, "{module}: generation {generation} live in {}", Millis(*took)),
+            Event::Staged {
+                module, generation, ..
+            } => write!(
+                f,
+                "{module}: generation {generation} staged; it goes live at the next apply_staged()"
+            ),
+            Event::Rejected { error, .. } => write!(f, "{error}"),
+            Event::Unchanged { module, path } => {
+                write!(f, "{module}: {} is unchanged; not reloaded", path.display())
+            }
+            Event::Retired { module, generation } => {
+                write!(f, "{module}: generation {generation} retired")
+            }
+            Event::RetireBlocked { module, generation } => write!(
+                f,
+                "{module}: generation {generation} retired but its library stays mapped (the platform refused to unload it)"
+            ),
+            Event::WatchFailed { module, message } => write!(f, "{module}: {message}"),
+        }
+    }
+}
+
+/// `4 ms`, `0.3 ms`.
+struct Millis(Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_secs_f64() * 1000.0;
+        if ms < 10.0 {
+            write!(f, "{ms:.1} ms")
+        } else {
+            write!(f, "{ms:.0} ms")
+        }
+    }
+}
+
+/// A subscription: every event of one hot module from the moment of
+/// [`subscribe`](crate::Module::subscribe) on, in order. Also an [`Iterator`] that blocks.
+#[derive(Debug)]
+pub struct Events {
+    receiver: Receiver<Event>,
+}
+
+impl Events {
+    /// The next event, waiting as long as it takes; `None` if the module can send no more.
+    pub fn recv(&self) -> Option<Event> {
+        self.receiver.recv().ok()
+    }
+
+    /// The next event if one is queued.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.receiver.try_recv().ok()
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.receiver.recv_timeout(timeout).ok()
+    }
+
+    /// Waits up to `timeout` for an event that satisfies `wanted`, skipping the others; returns
+    /// it, or `None` when the time is up.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        mut wanted: impl FnMut(&Event) -> bool,
+    ) -> Option<Event> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.receiver.recv_timeout(left) {
+                Ok(event) if wanted(&event) => return Some(event),
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+}
+
+impl Iterator for Events {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        self.recv()
+    }
+}
+
+/// The subscribers of one module.
+pub(crate) struct Hub {
+    senders: Mutex<Vec<Sender<Event>>>,
+}
+
+impl Hub {
+    pub(crate) const fn new() -> Hub {
+        Hub {
+            senders: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> Events {
+        let (sender, receiver) = mpsc::channel();
+        self.lock().push(sender);
+        Events { receiver }
+    }
+
+    /// Logs `event` and hands it to every live subscriber. Never blocks on a subscriber: the
+    /// queues are unbounded.
+    pub(crate) fn emit(&self, event: Event) {
+        match &event {
+            Event::Rejected { .. } | Event::BuildFailed { .. } | Event::WatchFailed { .. } => {
+                tracing::warn!(target: "hotmod", "{event}")
+            }
+            Event::RetireBlocked { .. } => tracing::warn!(target: "hotmod", "{event}"),
+            Event::Unchanged { .. } => tracing::debug!(target: "hotmod", "{event}"),
+            _ => tracing::info!(target: "hotmod", "{event}"),
+        }
+        self.lock()
+            .retain(|sender| sender.send(event.clone()).is_ok());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sender<Event>>> {
+        self.senders.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
