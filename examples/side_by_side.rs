@@ -98,6 +98,8 @@ fn edited_copy(workspace: &Path, target: &Path) -> Result<PathBuf, Box<dyn std::
     );
     // An empty workspace table keeps the copy out of hotmod's workspace.
     std::fs::write(dir.join("Cargo.toml"), format!("{manifest}\n[workspace]\n"))?;
+    // The workspace's lock file: the same dependency versions, and no registry lookup.
+    std::fs::copy(workspace.join("Cargo.lock"), dir.join("Cargo.lock"))?;
     let source = std::fs::read_to_string(workspace.join("examples/greeter/src/lib.rs"))?;
     let edited = source.replace("format!(\"hello {name}\")", "format!(\"bonjour {name}\")");
     if edited == source {

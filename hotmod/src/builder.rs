@@ -250,10 +250,23 @@ fn build_and_load(plan: &Plan) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .args(["build", "--lib", "--color", "never", "--message-format", "short"])
+        .args([
+            "build",
+            "--lib",
+            "--color",
+            "never",
+            "--message-format",
+            "short",
+        ])
         .arg("--manifest-path")
         .arg(plan.manifest_dir.join("Cargo.toml"))
-        .args(["-p", &plan.package, "--profile", &plan.profile, "--target-dir"])
+        .args([
+            "-p",
+            &plan.package,
+            "--profile",
+            &plan.profile,
+            "--target-dir",
+        ])
         .arg(&plan.target_dir);
     if let Some(triple) = &plan.target {
         command.args(["--target", triple]);

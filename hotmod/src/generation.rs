@@ -26,8 +26,8 @@ pub(crate) struct Generation {
     pub(crate) pins: AtomicUsize,
     /// Digest of the library file's bytes (`None` for generation 0).
     pub(crate) digest: Option<u64>,
-    /// The file the library was loaded from (empty for generation 0).
-    pub(crate) origin: PathBuf,
+    /// The file the library was loaded from (`None` for generation 0).
+    pub(crate) origin: Option<PathBuf>,
     /// The library the table points into; `None` for generation 0. Declared last so it is
     /// unloaded after everything that points into it.
     pub(crate) library: Option<LoadedLibrary>,
@@ -41,7 +41,7 @@ impl Generation {
             table: Vec::new(),
             pins: AtomicUsize::new(0),
             digest: None,
-            origin: PathBuf::new(),
+            origin: None,
             library: None,
         }
     }

@@ -19,8 +19,8 @@ use crate::builder::Rebuild;
 use crate::error::Error;
 use crate::events::{Event, Events, Hub};
 use crate::generation::Generation;
-use crate::watcher::Watcher;
 use crate::loader::LoadedLibrary;
+use crate::watcher::Watcher;
 use crate::{loader, pin};
 
 /// What the generated code knows about its module at compile time.
@@ -202,7 +202,7 @@ impl Module {
             table: opened.table,
             pins: Default::default(),
             digest: Some(digest),
-            origin: path.to_path_buf(),
+            origin: Some(path.to_path_buf()),
             library: Some(opened.library),
         })));
         state.live.push(generation);
@@ -293,7 +293,10 @@ impl Module {
         self.current.store(staged.as_ptr(), Ordering::SeqCst);
         // SAFETY: the generation is current now; we hold the lock.
         let generation = unsafe { staged.as_ref() };
-        let (number, origin) = (generation.number, generation.origin.clone());
+        let (number, origin) = (
+            generation.number,
+            generation.origin.clone().unwrap_or_default(),
+        );
         drop(state);
         self.went_live(number, &origin, started);
         Some(number)

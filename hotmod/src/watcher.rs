@@ -54,16 +54,17 @@ impl Watcher {
             _ => PathBuf::from("."),
         };
         let (sender, receiver) = mpsc::channel();
-        let mut inner = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
-            let signal = match result {
-                Ok(event) if publishes(&event, &name) => Signal::Changed(Instant::now()),
-                Ok(_) => return,
-                Err(error) => Signal::Failed(error.to_string()),
-            };
-            // The receiver is gone only when the watcher is being dropped.
-            let _ = sender.send(signal);
-        })
-        .map_err(|e| failed(e.to_string()))?;
+        let mut inner =
+            notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+                let signal = match result {
+                    Ok(event) if publishes(&event, &name) => Signal::Changed(Instant::now()),
+                    Ok(_) => return,
+                    Err(error) => Signal::Failed(error.to_string()),
+                };
+                // The receiver is gone only when the watcher is being dropped.
+                let _ = sender.send(signal);
+            })
+            .map_err(|e| failed(e.to_string()))?;
         inner
             .watch(&dir, RecursiveMode::NonRecursive)
             .map_err(|e| failed(format!("watching its directory {}: {e}", dir.display())))?;

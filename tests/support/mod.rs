@@ -10,7 +10,17 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The variants of `fixtures/hello_fixture` (see its build.rs).
-pub const VARIANTS: &[&str] = &["v1", "v2", "sig", "removed", "added", "layout", "reorder"];
+pub const VARIANTS: &[&str] = &[
+    "v1",
+    "v2",
+    "sig",
+    "removed",
+    "added",
+    "layout",
+    "reorder",
+    "badinit",
+    "panicinit",
+];
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,0 +1,349 @@
+//! Live reload against real files and real cargo builds: the artifact watcher, events, staged
+//! apply, the on_load gate and the built-in rebuild.
+
+mod support;
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hello_fixture::hello;
+use hotmod::{Error, Event, Events};
+
+/// Generous: a busy 2-core machine may take long, but a missing event still fails the test.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The built-in rebuild's first build compiles hotmod's dependencies in a fresh target dir.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+
+fn artifact_name() -> String {
+    format!(
+        "{}hello_fixture{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// Starts each test from v1 as a freshly loaded generation, watching `dir`'s artifact.
+fn start_watching(dir: &Path) -> PathBuf {
+    let module = hello::module();
+    module.unwatch();
+    module.set_staged(false);
+    module.load(support::library("v1")).expect("v1 loads");
+    let artifact = dir.join(artifact_name());
+    module.set_path(&artifact);
+    module.watch().expect("watch starts");
+    artifact
+}
+
+fn next_event(events: &Events, what: &str, mut wanted: impl FnMut(&Event) -> bool) -> Event {
+    events
+        .wait_for(EVENT_TIMEOUT, &mut wanted)
+        .unwrap_or_else(|| panic!("no {what} event within {EVENT_TIMEOUT:?}"))
+}
+
+fn loaded(event: &Event) -> bool {
+    matches!(event, Event::Loaded { .. })
+}
+
+/// Publishes `source` at `artifact` the way cargo does: written under `deps/` first, then
+/// hard-linked to the final name.
+fn publish_like_cargo(source: &Path, artifact: &Path, hash: &str) {
+    let deps = artifact.parent().expect("artifact dir").join("deps");
+    fs::create_dir_all(&deps).expect("create deps");
+    let staged = deps.join(format!("libhello_fixture-{hash}.so"));
+    fs::copy(source, &staged).expect("write deps copy");
+    let _ = fs::remove_file(artifact);
+    fs::hard_link(&staged, artifact).expect("hard link the final name");
+}
+
+#[test]
+fn a_build_published_like_cargo_becomes_the_next_generation() {
+    let _serial = support::serial();
+    let dir = support::TempDir::new("publish");
+    let artifact = start_watching(dir.path());
+    let events = hello::module().subscribe();
+    let before = hello::module().generation();
+    assert_eq!(hello::version(), 1);
+
+    publish_like_cargo(support::library("v2"), &artifact, "aaaa");
+
+    let Event::Loaded {
+        generation, path, ..
+    } = next_event(&events, "loaded", loaded)
+    else {
+        unreachable!()
+    };
+    assert_eq!(generation, before + 1);
+    assert_eq!(path, artifact);
+    assert_eq!(hello::module().generation(), before + 1);
+    assert_eq!(hello::version(), 2);
+    hello::module().unwatch();
+}
+
+#[test]
+fn a_slow_in_place_writer_is_loaded_once_complete_and_never_half_written() {
+    let _serial = support::serial();
+    let dir = support::TempDir::new("slow-writer");
+    let artifact = start_watching(dir.path());
+    let events = hello::module().subscribe();
+    let before = hello::module().generation();
+
+    let bytes = fs::read(support::library("v2")).expect("read v2");
+    let mut file = File::create(&artifact).expect("create artifact");
+    for chunk in bytes.chunks(bytes.len() / 16 + 1) {
+        file.write_all(chunk).expect("write chunk");
+        file.flush().expect("flush");
+        // Each partial write is a change the watcher sees and must skip.
+        file.sync_data().expect("sync");
+    }
+    drop(file);
+
+    next_event(&events, "loaded", loaded);
+    // Publish the same bytes again: the watcher reports them unchanged, and since events arrive
+    // in order, everything it did for the slow writer is in `seen` by then.
+    let copy = dir.path().join("same.tmp");
+    fs::write(&copy, &bytes).expect("write copy");
+    fs::rename(&copy, &artifact).expect("rename over");
+    let mut seen = Vec::new();
+    next_event(&events, "unchanged", |event| {
+        seen.push(event.clone());
+        matches!(event, Event::Unchanged { .. })
+    });
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, Event::Rejected { .. } | Event::Loaded { .. })),
+        "unexpected events after the load: {seen:?}"
+    );
+    assert_eq!(
+        hello::module().generation(),
+        before + 1,
+        "loaded exactly once"
+    );
+    assert_eq!(hello::version(), 2);
+    hello::module().unwatch();
+}
+
+#[test]
+fn identical_bytes_make_no_new_generation() {
+    let _serial = support::serial();
+    let dir = support::TempDir::new("identical");
+    let artifact = start_watching(dir.path());
+    let events = hello::module().subscribe();
+    publish_like_cargo(support::library("v2"), &artifact, "bbbb");
+    next_event(&events, "loaded", loaded);
+    let generation = hello::module().generation();
+
+    publish_like_cargo(support::library("v2"), &artifact, "cccc");
+    let event = next_event(&events, "unchanged or loaded", |e| {
+        matches!(e, Event::Unchanged { .. } | Event::Loaded { .. })
+    });
+    assert!(matches!(event, Event::Unchanged { .. }), "{event:?}");
+    assert_eq!(hello::module().generation(), generation);
+    assert_eq!(hello::module().live_generations().last(), Some(&generation));
+    hello::module().unwatch();
+}
+
+#[test]
+fn staged_generations_wait_for_apply_staged() {
+    let _serial = support::serial();
+    let module = hello::module();
+    module.unwatch();
+    module.load(support::library("v1")).expect("v1 loads");
+    let current = module.generation();
+    let events = module.subscribe();
+
+    module.set_staged(true);
+    let staged = module.load(support::library("v2")).expect("v2 verifies");
+    assert_eq!(staged, current + 1);
+    assert!(matches!(
+        next_event(&events, "staged", |e| matches!(e, Event::Staged { .. })),
+        Event::Staged { generation, .. } if generation == staged
+    ));
+    // Nothing changes until the application says so.
+    assert_eq!(module.generation(), current);
+    assert_eq!(module.staged_generation(), Some(staged));
+    assert_eq!(hello::version(), 1);
+    assert_eq!(hello::Handle::current().generation(), current);
+    assert!(module.live_generations().contains(&staged));
+
+    // A newer build replaces the waiting one, which retires without ever serving.
+    let newer = module.load(support::library("v2")).expect("v2 again");
+    assert_eq!(module.staged_generation(), Some(newer));
+    assert!(!module.live_generations().contains(&staged));
+    assert_eq!(hello::version(), 1);
+
+    assert_eq!(module.apply_staged(), Some(newer));
+    assert_eq!(module.generation(), newer);
+    assert_eq!(hello::version(), 2);
+    assert_eq!(module.staged_generation(), None);
+    assert_eq!(module.apply_staged(), None);
+    module.set_staged(false);
+}
+
+#[test]
+fn on_load_gates_a_new_generation() {
+    let _serial = support::serial();
+    let module = hello::module();
+    module.unwatch();
+    module
+        .load(support::library("v2"))
+        .expect("v2 (on_load Ok) loads");
+    let current = module.generation();
+    let events = module.subscribe();
+
+    let error = module
+        .load(support::library("badinit"))
+        .expect_err("on_load returned Err");
+    assert!(matches!(error, Error::OnLoad { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("configuration is missing"), "{message}");
+    assert!(message.contains("badinit"), "names the file: {message}");
+    assert!(matches!(
+        next_event(&events, "rejected", |e| matches!(e, Event::Rejected { .. })),
+        Event::Rejected {
+            error: Error::OnLoad { .. },
+            ..
+        }
+    ));
+    assert_eq!(module.generation(), current);
+    assert_eq!(hello::version(), 2, "the old generation keeps serving");
+
+    let error = module
+        .load(support::library("panicinit"))
+        .expect_err("on_load panicked");
+    assert!(
+        error
+            .to_string()
+            .contains("panicked: the fixture's on_load panicked on purpose"),
+        "{error}"
+    );
+    assert_eq!(module.generation(), current);
+    assert_eq!(hello::version(), 2);
+
+    let next = module.load(support::library("v1")).expect("on_load Ok");
+    assert_eq!(next, current + 1);
+    assert_eq!(hello::version(), 1);
+}
+
+#[test]
+fn wait_for_generation_times_out_with_a_typed_error() {
+    let _serial = support::serial();
+    let module = hello::module();
+    let current = module.generation();
+    assert_eq!(
+        module
+            .wait_for_generation(current, Duration::from_millis(1))
+            .expect("already there"),
+        current
+    );
+    let error = module
+        .wait_for_generation(current + 100, Duration::from_millis(20))
+        .expect_err("no such generation comes");
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+}
+
+/// A copy of the fixture crate outside the workspace, for the rebuild to edit and build.
+fn fixture_copy(dir: &Path) -> PathBuf {
+    let source = support::workspace().join("fixtures/hello_fixture");
+    let copy = dir.join("hello_fixture");
+    fs::create_dir_all(copy.join("src")).expect("create copy");
+    let manifest = fs::read_to_string(source.join("Cargo.toml")).expect("read manifest");
+    let hotmod = support::workspace().join("hotmod");
+    let manifest = manifest.replace(
+        "\"../../hotmod\"",
+        &format!("{:?}", hotmod.display().to_string()),
+    );
+    fs::write(
+        copy.join("Cargo.toml"),
+        format!("{manifest}\n[workspace]\n"),
+    )
+    .expect("manifest");
+    fs::copy(source.join("build.rs"), copy.join("build.rs")).expect("build.rs");
+    // The workspace's lock file: the same dependency versions, and no registry lookup.
+    fs::copy(
+        support::workspace().join("Cargo.lock"),
+        copy.join("Cargo.lock"),
+    )
+    .expect("lock");
+    fs::copy(source.join("src/lib.rs"), copy.join("src/lib.rs")).expect("lib.rs");
+    copy
+}
+
+fn edit(file: &Path, from: &str, to: &str) {
+    let text = fs::read_to_string(file).expect("read source");
+    assert!(text.contains(from), "{} lacks {from:?}", file.display());
+    fs::write(file, text.replacen(from, to, 1)).expect("write source");
+}
+
+#[test]
+fn saving_a_source_file_rebuilds_and_loads_it() {
+    let _serial = support::serial();
+    let module = hello::module();
+    module.unwatch();
+    module.load(support::library("v1")).expect("v1 loads");
+    let dir = support::TempDir::new("rebuild");
+    let copy = fixture_copy(dir.path());
+    let lib = copy.join("src/lib.rs");
+    let events = module.subscribe();
+    module
+        .rebuild()
+        .manifest_dir(&copy)
+        .target_dir(support::workspace().join("target/hotmod-rebuild"))
+        .profile("dev")
+        .start()
+        .expect("rebuild starts");
+
+    // Rapid saves: at most one build for the burst, plus one for saves during that build.
+    edit(&lib, "{ 2 } else { 1 }", "{ 2 } else { 7 }");
+    for _ in 0..4 {
+        let text = fs::read_to_string(&lib).expect("read");
+        fs::write(&lib, text).expect("save again");
+    }
+    let mut builds = 0;
+    let event = events
+        .wait_for(BUILD_TIMEOUT, |e| {
+            builds += usize::from(matches!(e, Event::BuildStarted { .. }));
+            matches!(
+                e,
+                Event::Loaded { .. } | Event::BuildFailed { .. } | Event::Rejected { .. }
+            )
+        })
+        .expect("the edit is built and loaded");
+    assert!(matches!(event, Event::Loaded { .. }), "{event}");
+    assert!(
+        (1..=2).contains(&builds),
+        "{builds} builds for one burst of saves"
+    );
+    assert_eq!(hello::version(), 7);
+
+    // A syntax error: the build fails, the live generation keeps serving.
+    let live = module.generation();
+    edit(&lib, "{ 2 } else { 7 }", "{ 2 } else { 7 ");
+    let event = next_build_outcome(&events);
+    let Event::BuildFailed { message, .. } = &event else {
+        panic!("expected a failed build, got {event}")
+    };
+    assert!(message.contains("error"), "{message}");
+    assert_eq!(module.generation(), live);
+    assert_eq!(hello::version(), 7);
+
+    // Fixing it recovers.
+    edit(&lib, "{ 2 } else { 7 ", "{ 2 } else { 8 }");
+    let event = next_build_outcome(&events);
+    assert!(matches!(event, Event::Loaded { .. }), "{event}");
+    assert_eq!(hello::version(), 8);
+    module.unwatch();
+}
+
+fn next_build_outcome(events: &Events) -> Event {
+    events
+        .wait_for(BUILD_TIMEOUT, |e| {
+            matches!(
+                e,
+                Event::Loaded { .. } | Event::BuildFailed { .. } | Event::Rejected { .. }
+            )
+        })
+        .expect("a build outcome")
+}
