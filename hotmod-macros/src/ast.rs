@@ -61,6 +61,17 @@ pub struct HotModule {
     pub others: Vec<Item>,
     /// The `#[hotmod::on_load]` function, if any.
     pub on_load: Option<Ident>,
+    /// The `#[hotmod::state]` statics.
+    pub states: Vec<StateStatic>,
+}
+
+/// `#[hotmod::state(version = 2, migrate = upgrade)] static WORLD: hotmod::State<World> = …;`
+pub struct StateStatic {
+    pub ident: Ident,
+    pub version: u32,
+    pub migrate: Option<syn::Path>,
+    /// The static's `#[cfg]`s.
+    pub cfgs: Vec<syn::Attribute>,
 }
 
 /// One `pub fn` of the module.
@@ -100,7 +111,20 @@ impl HotModule {
         let mut functions = Vec::new();
         let mut others = Vec::new();
         let mut on_load: Option<Ident> = None;
+        let mut states = Vec::new();
         for item in items {
+            if let Item::Static(st) = item {
+                if let Some(position) = st.attrs.iter().position(is_state) {
+                    match StateStatic::parse(st, &st.attrs[position]) {
+                        Ok(state) => states.push(state),
+                        Err(e) => errors.push(e),
+                    }
+                    let mut st = st.clone();
+                    st.attrs.remove(position);
+                    others.push(Item::Static(st));
+                    continue;
+                }
+            }
             if let Item::Fn(f) = item {
                 if let Some(position) = f.attrs.iter().position(is_on_load) {
                     match check_on_load(f, on_load.as_ref()) {
@@ -139,6 +163,7 @@ impl HotModule {
                 functions,
                 others,
                 on_load,
+                states,
             })
         } else {
             Err(errors)
@@ -216,6 +241,50 @@ impl HotFn {
         } else {
             Err(errors)
         }
+    }
+}
+
+/// `#[state]` or `#[hotmod::state(...)]`.
+fn is_state(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "state")
+}
+
+impl StateStatic {
+    fn parse(item: &syn::ItemStatic, attr: &syn::Attribute) -> syn::Result<StateStatic> {
+        let mut state = StateStatic {
+            ident: item.ident.clone(),
+            version: 1,
+            migrate: None,
+            cfgs: item
+                .attrs
+                .iter()
+                .filter(|a| a.path().is_ident("cfg"))
+                .cloned()
+                .collect(),
+        };
+        if let syn::StaticMutability::Mut(token) = &item.mutability {
+            return Err(syn::Error::new_spanned(
+                token,
+                "a #[hotmod::state] static is not `mut`: `static NAME: hotmod::State<T> = hotmod::State::new();`",
+            ));
+        }
+        if matches!(attr.meta, syn::Meta::List(_)) {
+            attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("version") {
+                    state.version = meta.value()?.parse::<syn::LitInt>()?.base10_parse()?;
+                    Ok(())
+                } else if meta.path.is_ident("migrate") {
+                    state.migrate = Some(meta.value()?.parse()?);
+                    Ok(())
+                } else {
+                    Err(meta.error("#[hotmod::state] takes `version = N` and `migrate = function`"))
+                }
+            })?;
+        }
+        Ok(state)
     }
 }
 

@@ -15,7 +15,7 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 use syn::{Fields, Item, Type};
 
-use crate::ast::{Args, HotFn, HotModule};
+use crate::ast::{Args, HotFn, HotModule, StateStatic};
 use crate::text;
 
 pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
@@ -40,6 +40,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     };
     let (watch, rebuild) = (args.watch, args.rebuild);
     let on_load = on_load(&private, hot);
+    let state_trampolines = hot.states.iter().map(|st| state_trampolines(&private, st));
     let handle_doc = format!(
         "A pinned generation of `{ident}`: every call through it runs the generation it captured, \
          however many reloads happen, until the handle and its clones are dropped."
@@ -112,6 +113,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
                 use super::*;
                 #(#trampolines)*
                 #on_load
+                #(#state_trampolines)*
             }
 
             #[doc(hidden)]
@@ -243,6 +245,19 @@ fn indices(hot: &HotModule) -> TokenStream {
 }
 
 fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
+    let states = hot.states.iter().map(|st| {
+        let (export, import) = state_names(st);
+        let (name, version, cfgs) = (st.ident.to_string(), st.version, &st.cfgs);
+        quote! {
+            #(#cfgs)*
+            #private::StateEntry {
+                name: #private::StrRef::new(#name),
+                version: #version,
+                export: __hotmod_trampolines::#export,
+                import: __hotmod_trampolines::#import,
+            }
+        }
+    });
     let on_load_entry = match &hot.on_load {
         Some(_) => quote!(#private::Some(__hotmod_trampolines::__hotmod_on_load)),
         None => quote!(#private::None),
@@ -359,6 +374,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
         #(#statics)*
         const FUNCTIONS: &[#private::FnEntry] = &[#(#entries),*];
         const TYPES: &[#private::TypeLayout] = &[#(#types),*];
+        const STATES: &[#private::StateEntry] = &[#(#states),*];
         #private::ModuleDescriptor {
             magic: #private::MAGIC,
             abi_version: #private::ABI_VERSION,
@@ -368,8 +384,47 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
             types: #private::SliceRef::new(TYPES),
             on_load: #on_load_entry,
             hosted: &#private::HOSTED,
+            states: #private::SliceRef::new(STATES),
         }
     }}
+}
+
+fn state_names(st: &StateStatic) -> (Ident, Ident) {
+    (
+        format_ident!("__hotmod_state_export_{}", st.ident),
+        format_ident!("__hotmod_state_import_{}", st.ident),
+    )
+}
+
+/// Export and import trampolines of one `#[hotmod::state]` static.
+fn state_trampolines(private: &TokenStream, st: &StateStatic) -> TokenStream {
+    let (export, import) = state_names(st);
+    let (ident, version, cfgs) = (&st.ident, st.version, &st.cfgs);
+    let migrate = match &st.migrate {
+        Some(path) => quote!(#private::Some(super::#path as #private::state_glue::Migrate<_>)),
+        None => quote!(#private::None),
+    };
+    quote! {
+        #(#cfgs)*
+        #[allow(non_snake_case)]
+        pub(super) unsafe extern "C" fn #export(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) {
+            unsafe {
+                #private::trampoline::<(), #private::StateExport>(args, ret, panic, |()| {
+                    #private::state_glue::export(&super::#ident)
+                })
+            }
+        }
+        #(#cfgs)*
+        #[allow(non_snake_case)]
+        pub(super) unsafe extern "C" fn #import(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) {
+            unsafe {
+                #private::trampoline::<#private::StateImport, ::core::result::Result<(), ::std::string::String>>(
+                    args, ret, panic,
+                    |(from, data)| #private::state_glue::import(&super::#ident, #version, from, &data, #migrate),
+                )
+            }
+        }
+    }
 }
 
 /// The trampoline of the `#[on_load]` function: `()` in, `Result<(), String>` out.

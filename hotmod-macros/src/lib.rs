@@ -54,3 +54,18 @@ pub fn on_load(_args: TokenStream, item: TokenStream) -> TokenStream {
     );
     fallback(vec![error], item.into())
 }
+
+/// Marks a static of a `#[hot_module]` module as state that survives reloads:
+/// `#[hotmod::state(version = 2, migrate = upgrade)] static WORLD: hotmod::State<World> = hotmod::State::new();`
+/// (needs hotmod's `state` feature; `World: Default + Serialize + Deserialize`). See
+/// `hotmod::State`.
+///
+/// `#[hot_module]` consumes this attribute; used anywhere else it is an error.
+#[proc_macro_attribute]
+pub fn state(_args: TokenStream, item: TokenStream) -> TokenStream {
+    let error = syn::Error::new(
+        proc_macro2::Span::call_site(),
+        "#[hotmod::state] works only on a static inside a #[hotmod::hot_module] module",
+    );
+    fallback(vec![error], item.into())
+}

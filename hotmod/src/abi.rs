@@ -130,7 +130,29 @@ pub struct ModuleDescriptor {
     /// [`HOSTED`] of the hotmod copy linked into the library; the host sets it right after
     /// loading, so the library's own module statics never start watchers or builds.
     pub hosted: &'static AtomicBool,
+    /// The module's `#[hotmod::state]` statics, handed from generation to generation.
+    pub states: SliceRef<StateEntry>,
 }
+
+/// One `#[hotmod::state]` static of a hot module.
+#[repr(C)]
+pub struct StateEntry {
+    /// The static's name.
+    pub name: StrRef,
+    /// The state's version (`#[hotmod::state(version = N)]`, default 1).
+    pub version: u32,
+    /// `()` in, [`StateExport`] out: the current value, serialized; the value stays in place.
+    pub export: Trampoline,
+    /// [`StateImport`] in, `Result<(), String>` out: replaces the value with the serialized one,
+    /// migrating it if it comes from another version.
+    pub import: Trampoline,
+}
+
+/// What a state's export trampoline returns: the serialized value, or why it failed.
+pub type StateExport = Result<String, String>;
+
+/// What a state's import trampoline takes: the exporting side's version and serialized value.
+pub type StateImport = (u32, String);
 
 /// True in a hotmod copy that lives inside a library loaded as a generation (set by the host's
 /// loader through [`ModuleDescriptor::hosted`]); false in the host.
@@ -204,6 +226,8 @@ unsafe impl Sync for ValueLayout {}
 unsafe impl Sync for TypeLayout {}
 // SAFETY: as above.
 unsafe impl Sync for FieldLayout {}
+// SAFETY: read-only strings and function pointers.
+unsafe impl Sync for StateEntry {}
 // SAFETY: `StrRef` is a `&'static str` in another form.
 unsafe impl Sync for StrRef {}
 // SAFETY: as above.

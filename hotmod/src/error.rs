@@ -123,6 +123,24 @@ pub enum Error {
         /// `returned an error: …` or `panicked: …`.
         message: String,
     },
+    /// Handing the module's state to the new generation failed (see `hotmod::State`).
+    #[error("{module}: {} was not made current: {message}; the current generation and its state are unchanged", path.display())]
+    State {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Which state and why.
+        message: String,
+    },
+    /// `load_all` was given the same module twice.
+    #[error(
+        "{module}: load_all was given this module more than once; give each module one library"
+    )]
+    DuplicateModule {
+        /// The hot module.
+        module: &'static str,
+    },
     /// Watching a file or directory for changes could not start.
     #[error("{module}: cannot watch {} for changes: {message}", path.display())]
     Watch {
@@ -170,6 +188,8 @@ impl Error {
             | Error::Toolchain { module, .. }
             | Error::Incompatible { module, .. }
             | Error::OnLoad { module, .. }
+            | Error::State { module, .. }
+            | Error::DuplicateModule { module }
             | Error::Watch { module, .. }
             | Error::Timeout { module, .. }
             | Error::UnknownPath { module, .. } => module,
@@ -190,8 +210,11 @@ impl Error {
             | Error::Toolchain { path, .. }
             | Error::Incompatible { path, .. }
             | Error::OnLoad { path, .. }
+            | Error::State { path, .. }
             | Error::Watch { path, .. } => Some(path),
-            Error::UnknownPath { .. } | Error::Timeout { .. } => None,
+            Error::UnknownPath { .. } | Error::Timeout { .. } | Error::DuplicateModule { .. } => {
+                None
+            }
         }
     }
 }

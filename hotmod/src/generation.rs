@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 
-use crate::abi::Trampoline;
+use crate::abi::{ModuleDescriptor, Trampoline};
 use crate::loader::LoadedLibrary;
 
 pub(crate) struct Generation {
@@ -26,6 +26,8 @@ pub(crate) struct Generation {
     pub(crate) pins: AtomicUsize,
     /// Digest of the library file's bytes (`None` for generation 0).
     pub(crate) digest: Option<u64>,
+    /// The library's descriptor (null for generation 0, whose descriptor is the module's).
+    pub(crate) descriptor: *const ModuleDescriptor,
     /// The file the library was loaded from (`None` for generation 0).
     pub(crate) origin: Option<PathBuf>,
     /// The library the table points into; `None` for generation 0. Declared last so it is
@@ -41,6 +43,7 @@ impl Generation {
             table: Vec::new(),
             pins: AtomicUsize::new(0),
             digest: None,
+            descriptor: std::ptr::null(),
             origin: None,
             library: None,
         }

@@ -50,6 +50,8 @@ pub(crate) struct Opened {
     pub(crate) library: LoadedLibrary,
     pub(crate) table: Vec<Trampoline>,
     pub(crate) on_load: Option<Trampoline>,
+    /// The library's verified descriptor; valid while `library` is loaded.
+    pub(crate) descriptor: *const ModuleDescriptor,
 }
 
 /// A library file's bytes, read and checked to be a complete library for this platform.
@@ -181,6 +183,7 @@ pub(crate) fn open_artifact(
                 library,
                 table,
                 on_load: descriptor.on_load,
+                descriptor,
             })
         }
         Err(refusal) => Err(match refusal {

@@ -82,6 +82,16 @@ struct Services {
     rebuild: Option<crate::builder::Running>,
 }
 
+/// A verified, initialised library that is not yet a generation (its number is not set).
+/// Dropping it unloads the library.
+pub(crate) struct Candidate(Box<Generation>);
+
+/// A generation that just became current.
+pub(crate) struct Live {
+    number: u64,
+    path: PathBuf,
+}
+
 /// What became of one load attempt.
 pub(crate) enum Outcome {
     Live(u64),
@@ -154,24 +164,44 @@ impl Module {
         }
     }
 
-    /// Loads `path` unless its bytes equal the newest generation's. Used by the watcher and the
-    /// rebuild; the caller reports errors.
+    /// Loads `path` unless `skip_unchanged` and its bytes equal the newest generation's. Used
+    /// by `load`, the watcher and the rebuild; the caller reports errors.
     pub(crate) fn install(
         &'static self,
         path: &Path,
         started: Instant,
         skip_unchanged: bool,
     ) -> Result<Outcome, Error> {
-        let _loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        let _loading = self.lock_loading();
+        if skip_unchanged {
+            let artifact = loader::read(self.name(), path)?;
+            if self.newest_digest() == Some(artifact.digest()) {
+                self.events.emit(Event::Unchanged {
+                    module: self.name(),
+                    path: path.to_path_buf(),
+                });
+                return Ok(Outcome::Unchanged);
+            }
+        }
+        let candidate = self.prepare(path)?;
+        if self.lock().staging {
+            return Ok(self.stage(candidate));
+        }
+        let ready = self.hand_over(candidate).map_err(|(_, error)| error)?;
+        let live = crate::snapshot::publish(|| self.make_current(ready));
+        Ok(Outcome::Live(self.announce(live, started)))
+    }
+
+    /// Serialises loads of this module (from callers, the watcher, the rebuild, `load_all`).
+    pub(crate) fn lock_loading(&self) -> MutexGuard<'_, ()> {
+        self.loading.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads, verifies and loads `path` and runs its on_load function: a generation in all but
+    /// name. Call with the loading lock held.
+    pub(crate) fn prepare(&'static self, path: &Path) -> Result<Candidate, Error> {
         let artifact = loader::read(self.name(), path)?;
         let digest = artifact.digest();
-        if skip_unchanged && self.newest_digest() == Some(digest) {
-            self.events.emit(Event::Unchanged {
-                module: self.name(),
-                path: path.to_path_buf(),
-            });
-            return Ok(Outcome::Unchanged);
-        }
         let opened =
             loader::open_artifact(self.name(), self.info.symbol, self.descriptor, artifact)?;
         if let Some(on_load) = opened.on_load {
@@ -193,40 +223,101 @@ impl Module {
                 });
             }
         }
-        crate::os::prepare_barrier();
-        let mut state = self.lock();
-        let number = state.next;
-        state.next += 1;
-        let generation = NonNull::from(Box::leak(Box::new(Generation {
-            number,
+        let generation = Generation {
+            number: 0,
             table: opened.table,
             pins: Default::default(),
             digest: Some(digest),
+            descriptor: opened.descriptor,
             origin: Some(path.to_path_buf()),
             library: Some(opened.library),
-        })));
-        state.live.push(generation);
-        if state.staging {
-            let replaced = state.staged.replace(generation).is_some();
-            drop(state);
-            self.changed.notify_all();
-            self.events.emit(Event::Staged {
-                module: self.name(),
-                generation: number,
-                path: path.to_path_buf(),
-            });
-            if replaced {
-                // The generation it replaced was never current; it retires now.
-                self.collect();
-            }
-            return Ok(Outcome::Staged(number));
+        };
+        Ok(Candidate(Box::new(generation)))
+    }
+
+    /// Hands the current generation's state to the candidate. Call with the loading lock held
+    /// (the current generation cannot change or retire meanwhile).
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn hand_over(
+        &'static self,
+        candidate: Candidate,
+    ) -> Result<Candidate, (&'static Module, Error)> {
+        let current = self.current_ptr();
+        // SAFETY: under the loading lock the current generation stays current, hence alive.
+        let from = self.descriptor_of(unsafe { &*current });
+        let to = self.descriptor_of(&candidate.0);
+        let path = candidate.0.origin.clone().unwrap_or_default();
+        // SAFETY: both descriptors are verified (or the host's own) and their libraries stay
+        // loaded: the current one is current, the candidate is owned here.
+        match unsafe { crate::state::hand_over(self.name(), &path, from, to) } {
+            Ok(()) => Ok(candidate),
+            Err(error) => Err((self, error)),
         }
+    }
+
+    fn descriptor_of(&self, generation: &Generation) -> &ModuleDescriptor {
+        if generation.descriptor.is_null() {
+            self.descriptor
+        } else {
+            // SAFETY: a loaded generation's descriptor lives in its library, loaded while the
+            // generation is; the caller borrows the generation.
+            unsafe { &*generation.descriptor }
+        }
+    }
+
+    /// Makes the candidate the current generation. Call inside `snapshot::publish`, with the
+    /// loading lock held.
+    pub(crate) fn make_current(&'static self, candidate: Candidate) -> Live {
+        crate::os::prepare_barrier();
+        let mut state = self.lock();
+        let generation = self.admit(&mut state, candidate);
         // SeqCst: the collector and `Pin::current` order their pin-count accesses against
         // this store (see pin.rs).
         self.current.store(generation.as_ptr(), Ordering::SeqCst);
+        // SAFETY: just admitted; we hold the lock.
+        let generation = unsafe { generation.as_ref() };
+        Live {
+            number: generation.number,
+            path: generation.origin.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Numbers the candidate and adds it to the live generations.
+    fn admit(&self, state: &mut State, candidate: Candidate) -> NonNull<Generation> {
+        let mut generation = candidate.0;
+        generation.number = state.next;
+        state.next += 1;
+        let generation = NonNull::from(Box::leak(generation));
+        state.live.push(generation);
+        generation
+    }
+
+    /// Keeps the candidate as the staged generation.
+    fn stage(&'static self, candidate: Candidate) -> Outcome {
+        let path = candidate.0.origin.clone().unwrap_or_default();
+        let mut state = self.lock();
+        let generation = self.admit(&mut state, candidate);
+        // SAFETY: just admitted; we hold the lock.
+        let number = unsafe { generation.as_ref() }.number;
+        let replaced = state.staged.replace(generation).is_some();
         drop(state);
-        self.went_live(number, path, started);
-        Ok(Outcome::Live(number))
+        self.changed.notify_all();
+        self.events.emit(Event::Staged {
+            module: self.name(),
+            generation: number,
+            path,
+        });
+        if replaced {
+            // The generation it replaced was never current; it retires now.
+            self.collect();
+        }
+        Outcome::Staged(number)
+    }
+
+    /// Tells waiters and subscribers that `live` is current, and retires what that freed.
+    pub(crate) fn announce(&self, live: Live, started: Instant) -> u64 {
+        self.went_live(live.number, &live.path, started);
+        live.number
     }
 
     fn went_live(&self, number: u64, path: &Path, started: Instant) {
@@ -285,20 +376,42 @@ impl Module {
     }
 
     /// Makes the staged generation current; returns its number, or `None` if none waits.
+    ///
+    /// This is when the module's state is handed over (see [`State`](crate::State)); if that
+    /// fails, the staged generation is dropped, an [`Event::Rejected`] says why, the current
+    /// generation stays, and this returns `None`.
     pub fn apply_staged(&'static self) -> Option<u64> {
         let started = Instant::now();
-        let mut state = self.lock();
-        let staged = state.staged.take()?;
-        // SeqCst: as in `install`.
-        self.current.store(staged.as_ptr(), Ordering::SeqCst);
-        // SAFETY: the generation is current now; we hold the lock.
-        let generation = unsafe { staged.as_ref() };
-        let (number, origin) = (
-            generation.number,
-            generation.origin.clone().unwrap_or_default(),
-        );
-        drop(state);
-        self.went_live(number, &origin, started);
+        let _loading = self.lock_loading();
+        let staged = self.lock().staged?;
+        let current = self.current_ptr();
+        // SAFETY: under the loading lock the current and staged generations stay alive (the
+        // collector never retires either).
+        let (from, to) = unsafe { (&*current, staged.as_ref()) };
+        let path = to.origin.clone().unwrap_or_default();
+        // SAFETY: both descriptors are verified (or the host's own), their libraries loaded.
+        let handed = unsafe {
+            crate::state::hand_over(
+                self.name(),
+                &path,
+                self.descriptor_of(from),
+                self.descriptor_of(to),
+            )
+        };
+        if let Err(error) = handed {
+            self.lock().staged = None;
+            self.reject(&error);
+            self.collect();
+            return None;
+        }
+        let number = to.number;
+        crate::snapshot::publish(|| {
+            let mut state = self.lock();
+            state.staged = None;
+            // SeqCst: as in `make_current`.
+            self.current.store(staged.as_ptr(), Ordering::SeqCst);
+        });
+        self.went_live(number, &path, started);
         Some(number)
     }
 

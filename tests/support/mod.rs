@@ -9,6 +9,13 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+/// How long tests wait for an event: generous for a busy 2-core machine; a missing event still
+/// fails the test.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The variants of `fixtures/state_fixture` (see its build.rs).
+pub const STATE_VARIANTS: &[&str] = &["s1", "s2", "s2nomigrate", "s2badmigrate"];
+
 /// The variants of `fixtures/hello_fixture` (see its build.rs).
 pub const VARIANTS: &[&str] = &[
     "v1",
@@ -85,6 +92,11 @@ fn all() -> &'static HashMap<String, PathBuf> {
                 variant,
                 &[("HOTMOD_FIXTURE", variant)],
             );
+            all.insert(variant.to_string(), path);
+        }
+        for variant in STATE_VARIANTS {
+            let env = [("HOTMOD_FIXTURE", *variant)];
+            let path = build("state_fixture", "state_fixture", variant, &env);
             all.insert(variant.to_string(), path);
         }
         all.insert(

@@ -1,0 +1,160 @@
+//! State that survives reloads: handed over at the swap, migrated when its version changes, and
+//! left untouched when a new generation cannot take it.
+
+mod support;
+
+use hotmod::{Error, Event};
+use state_fixture::world;
+
+/// Loads variant s1 as a fresh generation and returns its frame count.
+fn on_s1() -> u64 {
+    world::module().set_staged(false);
+    world::module()
+        .load(support::library("s1"))
+        .expect("s1 loads");
+    assert!(
+        world::describe().starts_with("v1 "),
+        "{}",
+        world::describe()
+    );
+    world::frame()
+}
+
+#[test]
+fn state_is_carried_to_each_new_generation_and_migrated_when_its_version_changes() {
+    let _serial = support::serial();
+    // Generation 0 (or whichever is current) builds up some state …
+    let start = world::frame();
+    world::tick(2);
+    world::tick(2);
+    let frame = start + 2;
+    assert_eq!(world::frame(), frame);
+
+    // … a new generation of the same version takes it as it is …
+    let carried = on_s1();
+    assert_eq!(carried, frame);
+    assert_eq!(world::tick(1), frame + 1);
+
+    // … and version 2 gets it through its migrate function.
+    let generation = world::module()
+        .load(support::library("s2"))
+        .expect("s2 migrates version 1");
+    assert_eq!(world::module().generation(), generation);
+    let description = world::describe();
+    assert!(
+        description.starts_with(&format!("v2 frame={} ", frame + 1))
+            && description.ends_with("name=migrated from v1"),
+        "{description}"
+    );
+    assert_eq!(world::tick(0), frame + 2);
+
+    // Same version 2 again: carried without migration.
+    world::module()
+        .load(support::library("s2nomigrate"))
+        .expect("same version needs no migrate");
+    assert!(world::describe().ends_with("name=migrated from v1"));
+    assert_eq!(world::frame(), frame + 2);
+}
+
+#[test]
+fn a_failing_migration_rejects_the_generation_and_keeps_the_old_state() {
+    let _serial = support::serial();
+    let frame = on_s1();
+    world::tick(5);
+    let before = world::describe();
+    let generation = world::module().generation();
+    let events = world::module().subscribe();
+
+    let error = world::module()
+        .load(support::library("s2badmigrate"))
+        .expect_err("its migrate function fails");
+    assert!(matches!(error, Error::State { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("state `WORLD` migrating from version 1 to 2 failed: refusing to migrate from version 1"),
+        "{message}"
+    );
+    assert!(
+        message.contains("s2badmigrate"),
+        "names the file: {message}"
+    );
+    assert!(events
+        .wait_for(support::EVENT_TIMEOUT, |e| matches!(
+            e,
+            Event::Rejected { .. }
+        ))
+        .is_some());
+
+    assert_eq!(world::module().generation(), generation);
+    assert_eq!(world::describe(), before, "the old state is untouched");
+    assert_eq!(world::tick(0), frame + 2, "and still in use");
+}
+
+#[test]
+fn a_changed_state_without_a_migrate_function_is_refused_clearly() {
+    let _serial = support::serial();
+    on_s1();
+    let before = world::describe();
+    let error = world::module()
+        .load(support::library("s2nomigrate"))
+        .expect_err("version changed, nothing to migrate it");
+    let message = error.to_string();
+    assert!(
+        message.contains(
+            "state `WORLD` changed from version 1 to 2 and the library has no migrate function"
+        ),
+        "{message}"
+    );
+    assert_eq!(world::describe(), before);
+}
+
+#[test]
+fn in_staged_mode_state_is_handed_over_at_the_safe_point() {
+    let _serial = support::serial();
+    let frame = on_s1();
+    let module = world::module();
+    module.set_staged(true);
+    let staged = module.load(support::library("s2")).expect("s2 stages");
+    // Frames keep running on the current generation while the new one waits …
+    world::tick(1);
+    world::tick(1);
+    assert!(world::describe().starts_with("v1 "));
+    // … and the state it receives is the state at the swap, not at staging.
+    assert_eq!(module.apply_staged(), Some(staged));
+    assert!(
+        world::describe().starts_with(&format!("v2 frame={} ", frame + 2)),
+        "{}",
+        world::describe()
+    );
+
+    // A staged generation that cannot take the state is dropped at apply time.
+    on_s1_staged_failure();
+    module.set_staged(false);
+}
+
+fn on_s1_staged_failure() {
+    let module = world::module();
+    module.set_staged(false);
+    on_s1();
+    module.set_staged(true);
+    let events = module.subscribe();
+    let staged = module
+        .load(support::library("s2badmigrate"))
+        .expect("verification passes; state is handed over only at apply");
+    let before = world::describe();
+    let current = module.generation();
+    assert_eq!(module.apply_staged(), None);
+    let rejected = events
+        .wait_for(support::EVENT_TIMEOUT, |e| {
+            matches!(e, Event::Rejected { .. })
+        })
+        .expect("a rejected event");
+    assert!(
+        rejected.to_string().contains("refusing to migrate"),
+        "{rejected}"
+    );
+    assert_eq!(module.generation(), current);
+    assert_eq!(module.staged_generation(), None);
+    assert!(!module.live_generations().contains(&staged));
+    assert_eq!(world::describe(), before);
+}
