@@ -3,6 +3,7 @@
 
 mod ast;
 mod expand;
+mod expand_static;
 mod text;
 
 use proc_macro::TokenStream;
@@ -28,7 +29,9 @@ pub fn hot_module(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(e) => return fallback(vec![e], item),
     };
     match ast::HotModule::parse(item.clone()) {
-        Ok(module) => expand::expand(&args, &module).into(),
+        // hotmod's `reload` feature turns this crate's `reload` on (see hotmod's crate docs).
+        Ok(module) if cfg!(feature = "reload") => expand::expand(&args, &module).into(),
+        Ok(module) => expand_static::expand(&args, &module).into(),
         Err(errors) => fallback(errors, item),
     }
 }

@@ -171,6 +171,15 @@ pub enum Error {
         /// The environment variable that overrides the path.
         env_var: String,
     },
+    /// The host was built without hotmod's `reload` feature: the module's code is compiled in
+    /// and nothing can be loaded.
+    #[error("{module}: {} cannot be loaded: reloading is compiled out of this build (hotmod's `reload` feature is off); build with hotmod's default features to reload", path.display())]
+    ReloadDisabled {
+        /// The hot module.
+        module: &'static str,
+        /// The file that was to be loaded.
+        path: PathBuf,
+    },
 }
 
 impl Error {
@@ -192,7 +201,8 @@ impl Error {
             | Error::DuplicateModule { module }
             | Error::Watch { module, .. }
             | Error::Timeout { module, .. }
-            | Error::UnknownPath { module, .. } => module,
+            | Error::UnknownPath { module, .. }
+            | Error::ReloadDisabled { module, .. } => module,
         }
     }
 
@@ -211,7 +221,8 @@ impl Error {
             | Error::Incompatible { path, .. }
             | Error::OnLoad { path, .. }
             | Error::State { path, .. }
-            | Error::Watch { path, .. } => Some(path),
+            | Error::Watch { path, .. }
+            | Error::ReloadDisabled { path, .. } => Some(path),
             Error::UnknownPath { .. } | Error::Timeout { .. } | Error::DuplicateModule { .. } => {
                 None
             }

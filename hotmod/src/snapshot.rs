@@ -81,6 +81,7 @@ macro_rules! snapshot {
 /// initialised first; only if all pass do they all become current, in one step for
 /// [`snapshot`]. If any is rejected, none changes and the first error is returned. Returns the
 /// new generation numbers in order. Staged mode does not apply: the point is one switch.
+#[cfg(feature = "reload")]
 pub fn load_all<'a>(
     loads: impl IntoIterator<Item = (&'static Module, &'a std::path::Path)>,
 ) -> Result<Vec<u64>, Error> {

@@ -22,8 +22,10 @@
 
 use std::path::Path;
 
+#[cfg(feature = "reload")]
 use crate::abi::{ModuleDescriptor, StateExport, StateImport};
 use crate::error::Error;
+#[cfg(feature = "reload")]
 use crate::pin;
 
 /// A module's state, handed from generation to generation (needs the `state` feature for the
@@ -76,7 +78,7 @@ impl<T> Default for State<T> {
 }
 
 /// The serde glue the `#[hotmod::state]` attribute generates calls to (inside the library).
-#[cfg(feature = "state")]
+#[cfg(all(feature = "state", feature = "reload"))]
 #[doc(hidden)]
 pub mod glue {
     use serde::de::DeserializeOwned;
@@ -131,6 +133,7 @@ pub mod glue {
 /// # Safety
 /// Both descriptors must be verified descriptors of this ABI version whose libraries stay
 /// loaded during the call.
+#[cfg(feature = "reload")]
 pub(crate) unsafe fn hand_over(
     module: &'static str,
     path: &Path,

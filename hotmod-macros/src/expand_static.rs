@@ -1,0 +1,138 @@
+//! Code generation when reloading is compiled out (hotmod built without its `reload` feature).
+//!
+//! The user's module stays exactly as written, so every `pub fn` is the original function and a
+//! call is an ordinary direct call. Added beside it, so host code compiles unchanged:
+//!
+//! - `Handle`: a zero-sized value whose methods call the functions directly, `generation()` 0;
+//! - `module()`: a control surface whose `load`/`reload` return `Error::ReloadDisabled`.
+//!
+//! No trampolines, no descriptor, no exported symbol. An `#[on_load]` function loses its
+//! attribute and never runs (nothing is ever loaded); a `#[hotmod::state]` static loses its
+//! attribute and is an ordinary `hotmod::State` of the one and only generation.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::Item;
+
+use crate::ast::{Args, HotFn, HotModule};
+
+pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
+    let krate = &args.krate;
+    let private = quote!(#krate::__private);
+    let module = &hot.module;
+    let attrs = &module.attrs;
+    let vis = &module.vis;
+    let ident = &module.ident;
+    // The module's items exactly as written, in their order (`macro_rules!` cares), but for
+    // the `#[on_load]` and `#[state]` attributes, which mean nothing without reloading.
+    let items = module
+        .content
+        .iter()
+        .flat_map(|(_, items)| items)
+        .map(|item| match item {
+            Item::Fn(f) if hot.on_load.as_ref() == Some(&f.sig.ident) => {
+                let mut f = f.clone();
+                f.attrs.retain(|attr| !last_segment_is(attr, "on_load"));
+                Item::Fn(f)
+            }
+            Item::Static(st) if hot.states.iter().any(|state| state.ident == st.ident) => {
+                let mut st = st.clone();
+                st.attrs.retain(|attr| !last_segment_is(attr, "state"));
+                Item::Static(st)
+            }
+            other => other.clone(),
+        });
+    // Nothing calls the on_load function or the states' migrate functions in this build; keep
+    // them from being dead code.
+    let on_load = hot
+        .on_load
+        .iter()
+        .map(|name| quote!(const _: () = { let _ = #name; };));
+    let migrate = hot.states.iter().filter_map(|state| {
+        let (cfgs, path) = (&state.cfgs, state.migrate.as_ref()?);
+        Some(quote!(#(#cfgs)* const _: () = { let _ = #path; };))
+    });
+    let methods = hot.functions.iter().map(method);
+    let default_path = match &args.path {
+        Some(path) => quote!(#private::Some(#path)),
+        None => quote!(#private::None),
+    };
+    let handle_doc = format!(
+        "A handle on `{ident}`. Reloading is compiled out of this build, so every handle is \
+         generation 0 and its methods call the functions directly."
+    );
+
+    quote! {
+        #(#attrs)*
+        #vis mod #ident {
+            #(#items)*
+
+            #(#on_load)*
+            #(#migrate)*
+
+            #[doc = #handle_doc]
+            #[derive(Clone, Debug)]
+            pub struct Handle(());
+
+            impl Handle {
+                /// The only generation there is in this build: 0, the compiled-in code.
+                #[inline(always)]
+                pub fn current() -> Self {
+                    Handle(())
+                }
+
+                /// Always 0: reloading is compiled out.
+                #[inline(always)]
+                pub fn generation(&self) -> u64 {
+                    0
+                }
+
+                /// Always true: generation 0 is the only one.
+                #[inline(always)]
+                pub fn is_current(&self) -> bool {
+                    true
+                }
+
+                #(#methods)*
+            }
+
+            /// The control surface of this hot module; in this build it cannot load anything.
+            pub fn module() -> &'static #krate::Module {
+                static __HOTMOD_MODULE: #krate::Module =
+                    #krate::Module::__compiled_out(module_path!(), #default_path);
+                &__HOTMOD_MODULE
+            }
+        }
+    }
+}
+
+/// `#[on_load]`, `#[hotmod::state(…)]`, … (any path ending in `name`).
+fn last_segment_is(attr: &syn::Attribute, name: &str) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == name)
+}
+
+/// `pub fn greet(&self, name: &str) -> String { self::greet(name) }`
+fn method(f: &HotFn) -> TokenStream {
+    let attrs = f
+        .item
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("doc"));
+    let name = &f.item.sig.ident;
+    let params = f.params.iter().map(|p| {
+        let (ident, ty) = (&p.ident, &p.ty);
+        quote!(#ident: #ty)
+    });
+    let args = f.params.iter().map(|p| &p.ident);
+    let output = &f.item.sig.output;
+    quote! {
+        #(#attrs)*
+        #[inline(always)]
+        pub fn #name(&self, #(#params),*) #output {
+            self::#name(#(#args),*)
+        }
+    }
+}
