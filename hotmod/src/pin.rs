@@ -14,11 +14,22 @@
 //!   collector, after swapping `current`, runs a process-wide barrier (`membarrier(2)` where
 //!   available) and then scans all slots: every reader either published its slot before the
 //!   barrier (the scan sees it) or re-reads `current` after it (and sees the swap). With
-//!   `membarrier` the reader's fence is only a compiler fence, so a plain call costs two loads
-//!   and two stores of thread-local or read-mostly memory.
+//!   `membarrier` the reader's fence is only a compiler fence.
 //!
-//!   A plain call made while the thread's slot is already taken (module code calling a hot
-//!   function, possibly of another module) pins by count instead, like a handle.
+//!   Each thread has two call slots. The fast one, `CALL_SLOT`, is a constant-initialised
+//!   thread-local in the thread's own TLS block; the collector reaches it through the pointer
+//!   the thread registers in its heap `HazardSlot` (under the `SLOTS` lock, and removed under it
+//!   at thread exit, before the TLS block goes). The fast path (`call`, inlined into every
+//!   generated wrapper) is: load `current`; load `CALL_SLOT` (null = registered and free); store
+//!   the generation there; compiler fence; re-load `current`; call; store null; re-load
+//!   `current`. Three loads of read-mostly memory and two stores to memory no other thread
+//!   writes. Anything else — the first call on a thread, a process without expedited
+//!   membarrier (the slot then never leaves `UNREGISTERED`), a call nested inside module code
+//!   while the fast slot is held, a reload racing the call — goes to the out-of-line slow path,
+//!   which uses the heap slot's `call` field with a real fence where needed, and pins by count
+//!   (like a handle) when that is taken too.
+//!
+//!   Heap slots are 128-byte aligned: two threads' slots never share a cache line.
 //!
 //! After a plain call or the last handle of a generation that is no longer current ends, the
 //! module is asked to collect, so a generation retires as soon as its last user is gone.
@@ -27,7 +38,7 @@
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::abi::{PanicSlot, Trampoline};
@@ -76,15 +87,17 @@ impl Pin {
     pub fn call<A, R, F: FnOnce(A) -> R>(&self, index: usize, args: A, builtin: F) -> R {
         // SAFETY: the generation is pinned, so it is alive and its library loaded.
         let generation = unsafe { self.generation.as_ref() };
-        if generation.library.is_none() {
+        // Generation 0 has an empty table; a loaded generation has one verified entry per host
+        // function, so `get` is `None` exactly when the compiled-in code must run.
+        let Some(&trampoline) = generation.table.get(index) else {
             return builtin(args);
-        }
-        // SAFETY: `index` is the host's index of a function the loader verified, and the
+        };
+        let mut call = Invocation::new();
+        // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, and the
         // library stays loaded while `self` exists.
-        match unsafe { invoke(generation.table[index], args) } {
-            Ok(value) => value,
-            Err(message) => resume_panic(message),
-        }
+        unsafe { call.run::<A>(trampoline, args) };
+        // SAFETY: `call` ran.
+        unsafe { call.finish() }
     }
 }
 
@@ -151,48 +164,101 @@ fn unpin(module: &'static Module, generation: *const Generation) {
 
 /// Calls function `index` of the module's current generation; `builtin` runs the compiled-in
 /// function when generation 0 is current.
-#[inline]
+///
+/// The fast path is inlined into every generated wrapper: one load of `current`, one
+/// thread-local load, a store to this thread's slot, a compiler fence, a re-check of `current`,
+/// the call, a store clearing the slot and a last check of `current`. Everything else (first call
+/// on a thread, no expedited process barrier, nested calls, a reload racing the call, a panic in
+/// the module) is out of line.
+#[inline(always)]
 pub fn call<A, R, F: FnOnce(A) -> R>(
     module: &'static Module,
     index: usize,
     args: A,
     builtin: F,
 ) -> R {
-    if module.current_loaded().is_null() {
+    let current = module.current_loaded();
+    if current.is_null() {
         module.first_use();
         return builtin(args);
     }
-    call_loaded(module, index, args, builtin)
+    // SAFETY: `CALL_SLOT` is a thread-local of this thread, which outlives this call.
+    let slot = unsafe { &*CALL_SLOT.with(ptr::from_ref) };
+    // Relaxed: only this thread writes its call slot. Null means registered and free; anything
+    // else is `UNREGISTERED` (first call on this thread, no expedited barrier, thread teardown)
+    // or the generation of an outer plain call still running on this thread (a nested call).
+    if !slot.load(Ordering::Relaxed).is_null() {
+        return call_slow(module, index, args, builtin);
+    }
+    slot.store(current.cast_mut(), Ordering::Relaxed);
+    // The slot is only registered once the process is registered for expedited membarrier, so
+    // the reader half of the barrier pair is a compiler fence (see `os::reader_fence`).
+    compiler_fence(Ordering::SeqCst);
+    if !ptr::eq(module.current_loaded(), current) {
+        // A reload swapped `current` meanwhile: the published generation may already be gone.
+        slot.store(ptr::null_mut(), Ordering::Release);
+        return call_slow(module, index, args, builtin);
+    }
+    // SAFETY: published and validated: the collector will not free it until the slot is cleared.
+    let generation = unsafe { &*current };
+    let Some(&trampoline) = generation.table.get(index) else {
+        // Unreachable for a loaded generation (the loader verified one entry per host function);
+        // fall back to the compiled-in code rather than trust a bad index.
+        slot.store(ptr::null_mut(), Ordering::Release);
+        return builtin(args);
+    };
+    let mut call = Invocation::new();
+    // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, whose
+    // argument and return types are `A` and `R`; the library stays loaded until the slot clears.
+    unsafe { call.run::<A>(trampoline, args) };
+    // Release: the call's reads of the generation happen before the collector can see the slot
+    // empty.
+    slot.store(ptr::null_mut(), Ordering::Release);
+    if !ptr::eq(module.current_loaded(), current) {
+        retired_while_calling(module);
+    }
+    // SAFETY: `call` ran a trampoline returning `R`.
+    unsafe { call.finish() }
 }
 
+/// A generation replaced while a plain call ran in it: the collector may have skipped it on our
+/// account, so ask again.
+#[cold]
 #[inline(never)]
-fn call_loaded<A, R, F: FnOnce(A) -> R>(
+fn retired_while_calling(module: &'static Module) {
+    module.collect();
+}
+
+/// The general plain call: first call on this thread, a nested call, a reload racing the call.
+#[cold]
+#[inline(never)]
+fn call_slow<A, R, F: FnOnce(A) -> R>(
     module: &'static Module,
     index: usize,
     args: A,
     builtin: F,
 ) -> R {
+    // The heap slot's `call` field: free unless this is a call nested two deep.
     let slot = match thread_slot() {
         Some(slot) if slot.call.load(Ordering::Relaxed).is_null() => slot,
-        // A nested call (the slot holds the outer call's generation) or thread teardown.
+        // Nested deeper (both call slots hold outer calls' generations) or thread teardown.
         _ => return Pin::current(module).call(index, args, builtin),
     };
     let generation = publish(module, &slot.call);
     // SAFETY: published and validated: alive and loaded until `release`.
     let loaded = unsafe { &*generation };
-    if loaded.library.is_none() {
-        // Generation 0 became current again.
+    let Some(&trampoline) = loaded.table.get(index) else {
+        // Generation 0 (empty table) became current again.
         release(module, &slot.call, generation);
         return builtin(args);
-    }
+    };
+    let mut call = Invocation::new();
     // SAFETY: `index` is the host's index of a function the loader verified with these
     // argument and return types; the library stays loaded until `release`.
-    let result = unsafe { invoke(loaded.table[index], args) };
+    unsafe { call.run::<A>(trampoline, args) };
     release(module, &slot.call, generation);
-    match result {
-        Ok(value) => value,
-        Err(message) => resume_panic(message),
-    }
+    // SAFETY: `call` ran.
+    unsafe { call.finish() }
 }
 
 /// Publishes the module's current generation in `slot` and returns it once it is validated:
@@ -221,31 +287,73 @@ fn release(module: &'static Module, slot: &AtomicPtr<Generation>, generation: *c
     }
 }
 
-/// Runs a trampoline. `Err` carries the message of a panic inside the module.
+/// One call through a trampoline: room for the return value and the panic report.
+struct Invocation<R> {
+    ret: MaybeUninit<R>,
+    /// No drop glue on the fast path: the slot only needs dropping when it holds a message,
+    /// which `finish` hands to `resume_panic`.
+    panic: ManuallyDrop<PanicSlot>,
+}
+
+impl<R> Invocation<R> {
+    #[inline(always)]
+    fn new() -> Self {
+        Invocation {
+            ret: MaybeUninit::uninit(),
+            panic: ManuallyDrop::new(PanicSlot::new()),
+        }
+    }
+
+    /// Runs `trampoline` with `args`.
+    ///
+    /// # Safety
+    /// `trampoline` must be a verified trampoline taking `A` and returning `R`, in a library that
+    /// stays loaded during the call; `run` must be called at most once.
+    #[inline(always)]
+    unsafe fn run<A>(&mut self, trampoline: Trampoline, args: A) {
+        let mut args = ManuallyDrop::new(args);
+        // SAFETY: `args` is an initialised `A` whose ownership passes to the trampoline (we never
+        // drop it: `ManuallyDrop`); `ret` has room for an `R`; `panic` is a live slot.
+        unsafe {
+            trampoline(
+                ptr::from_mut::<A>(&mut args).cast(),
+                self.ret.as_mut_ptr().cast(),
+                &mut *self.panic,
+            )
+        };
+    }
+
+    /// The return value, or the module's panic re-raised here.
+    ///
+    /// # Safety
+    /// `run` must have been called.
+    #[inline(always)]
+    unsafe fn finish(self) -> R {
+        if self.panic.panicked() {
+            resume_panic(ManuallyDrop::into_inner(self.panic));
+        }
+        // SAFETY: no panic recorded, so the trampoline wrote the return value.
+        unsafe { self.ret.assume_init() }
+    }
+}
+
+/// Runs a trampoline outside the call paths (the on_load gate). `Err` carries the message of a
+/// panic inside the module.
 ///
 /// # Safety
 /// `trampoline` must be a verified trampoline taking `A` and returning `R`, in a library that
 /// stays loaded during the call.
-#[inline(always)]
 pub(crate) unsafe fn invoke<A, R>(trampoline: Trampoline, args: A) -> Result<R, String> {
-    let mut args = ManuallyDrop::new(args);
-    let mut ret = MaybeUninit::<R>::uninit();
-    let mut panic = PanicSlot::new();
-    // SAFETY: `args` is an initialised `A` whose ownership passes to the trampoline (we never
-    // drop it: `ManuallyDrop`); `ret` has room for an `R`; `panic` is a live slot.
-    unsafe {
-        trampoline(
-            ptr::from_mut::<A>(&mut args).cast(),
-            ret.as_mut_ptr().cast(),
-            &mut panic,
-        )
-    };
-    match panic.take() {
-        None => {
-            // SAFETY: no panic recorded, so the trampoline wrote the return value.
-            Ok(unsafe { ret.assume_init() })
-        }
-        Some(message) => Err(message),
+    let mut call = Invocation::<R>::new();
+    // SAFETY: the caller's contract.
+    unsafe { call.run::<A>(trampoline, args) };
+    if call.panic.panicked() {
+        Err(ManuallyDrop::into_inner(call.panic)
+            .take()
+            .unwrap_or_default())
+    } else {
+        // SAFETY: no panic recorded, so the trampoline wrote the return value.
+        Ok(unsafe { call.ret.assume_init() })
     }
 }
 
@@ -253,16 +361,23 @@ pub(crate) unsafe fn invoke<A, R>(trampoline: Trampoline, args: A) -> Result<R, 
 /// module's message (a `String`). The module's own panic hook already reported it.
 #[cold]
 #[inline(never)]
-fn resume_panic(message: String) -> ! {
+fn resume_panic(mut panic: PanicSlot) -> ! {
+    let message = panic.take().unwrap_or_default();
     std::panic::resume_unwind(Box::new(message))
 }
 
-/// One thread's published generations (null when unused).
+/// One thread's published generations (null when unused). Aligned so that no two threads' slots
+/// share a cache line (or an adjacent-line prefetch pair): a plain call writes its slot twice.
+#[repr(align(128))]
 struct HazardSlot {
     /// Held for the duration of a plain call.
     call: AtomicPtr<Generation>,
     /// Held while `Pin::current` raises a count.
     pin: AtomicPtr<Generation>,
+    /// The owning thread's `CALL_SLOT` once registered, else null. Set and cleared under the
+    /// `SLOTS` lock, which `hazards` holds while it reads through it: the thread clears it before
+    /// its thread-locals are freed.
+    fast: AtomicPtr<AtomicPtr<Generation>>,
     owned: AtomicBool,
 }
 
@@ -287,6 +402,7 @@ impl SlotOwner {
                 let slot: &'static HazardSlot = Box::leak(Box::new(HazardSlot {
                     call: AtomicPtr::new(ptr::null_mut()),
                     pin: AtomicPtr::new(ptr::null_mut()),
+                    fast: AtomicPtr::new(ptr::null_mut()),
                     owned: AtomicBool::new(true),
                 }));
                 slots.push(slot);
@@ -299,19 +415,64 @@ impl SlotOwner {
 
 impl Drop for SlotOwner {
     fn drop(&mut self) {
+        // Unregister the thread-local call slot before the thread's thread-locals go away; from
+        // now on this thread's plain calls take the slow path (and pin by count).
+        {
+            let _slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+            self.0.fast.store(ptr::null_mut(), Ordering::Release);
+        }
+        CALL_SLOT.with(|slot| slot.store(UNREGISTERED, Ordering::Relaxed));
         self.0.call.store(ptr::null_mut(), Ordering::Release);
         self.0.pin.store(ptr::null_mut(), Ordering::Release);
         self.0.owned.store(false, Ordering::Release);
     }
 }
 
+/// `CALL_SLOT` of a thread that has not registered it (or has unregistered it at exit). Not null,
+/// so the fast path's single check sends such calls to the slow path; never a generation's
+/// address (`Generation` is 8-aligned and heap-allocated, so never at address 8).
+const UNREGISTERED: *mut Generation = NonNull::<Generation>::dangling().as_ptr();
+
 thread_local! {
     static SLOT: SlotOwner = SlotOwner::acquire();
+    /// The plain-call fast path's hazard slot. It lives in the thread's own static TLS block:
+    /// one `%fs`-relative load and two stores per call, no lazy-initialisation check, no pointer
+    /// to chase, and no cache line shared with another thread. The collector finds it through
+    /// the thread's `HazardSlot::fast`.
+    static CALL_SLOT: AtomicPtr<Generation> = const { AtomicPtr::new(UNREGISTERED) };
 }
 
+/// This thread's slot, acquiring one on first use; `None` during thread teardown. Also
+/// registers the thread's `CALL_SLOT` once the process barrier is expedited.
 #[inline]
 fn thread_slot() -> Option<&'static HazardSlot> {
-    SLOT.try_with(|owner| owner.0).ok()
+    let slot = SLOT.try_with(|owner| owner.0).ok()?;
+    if os::barrier_registered() && slot.fast.load(Ordering::Relaxed).is_null() {
+        register_call_slot(slot);
+    }
+    Some(slot)
+}
+
+/// Makes this thread's `CALL_SLOT` visible to the collector, then opens it to the fast path.
+#[cold]
+fn register_call_slot(slot: &'static HazardSlot) {
+    let call_slot = CALL_SLOT.with(ptr::from_ref).cast_mut();
+    {
+        // Under the lock `hazards` scans with: a scan either sees the registration, or runs
+        // before it — and then before any generation this thread publishes in `CALL_SLOT`, whose
+        // re-check of `current` therefore sees the swap that scan belonged to.
+        let _slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.fast.store(call_slot, Ordering::Release);
+    }
+    // Only `UNREGISTERED` is replaced: a value that is a generation belongs to a call running.
+    CALL_SLOT.with(|call| {
+        let _ = call.compare_exchange(
+            UNREGISTERED,
+            ptr::null_mut(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    });
 }
 
 /// The generations currently published in any thread's slot. Call after `os::process_barrier`.
@@ -320,12 +481,18 @@ pub(crate) fn hazards() -> Vec<*const Generation> {
     slots
         .iter()
         .flat_map(|slot| {
+            let fast = slot.fast.load(Ordering::Acquire);
+            // SAFETY: a registered `CALL_SLOT` stays allocated until its thread clears `fast`,
+            // which it does under the lock we hold.
+            let fast = unsafe { fast.as_ref() }
+                .map_or(ptr::null_mut(), |fast| fast.load(Ordering::SeqCst));
             [
                 slot.call.load(Ordering::SeqCst),
                 slot.pin.load(Ordering::SeqCst),
+                fast,
             ]
         })
-        .filter(|p| !p.is_null())
+        .filter(|p| !p.is_null() && *p != UNREGISTERED)
         .map(|p| p.cast_const())
         .collect()
 }

@@ -107,13 +107,17 @@ fn all() -> &'static HashMap<String, PathBuf> {
             "plain".into(),
             build("plain_cdylib", "plain_cdylib", "plain", &[]),
         );
+        all.insert(
+            "pin".into(),
+            build("pin_fixture", "pin_fixture", "pin", &[]),
+        );
         drop(lock);
         all
     })
 }
 
 /// The path of a built fixture: a `hello_fixture` variant, `greeter` (another hot module's
-/// library) or `plain` (a cdylib without hotmod).
+/// library), `plain` (a cdylib without hotmod) or `pin` (`pin_fixture`).
 pub fn library(name: &str) -> &'static Path {
     all()
         .get(name)

@@ -114,6 +114,14 @@ pub(crate) fn reader_fence() {
     }
 }
 
+/// Whether `reader_fence` is only a compiler fence: the process is registered for expedited
+/// membarrier (registration is never undone). The plain-call fast path checks this once per
+/// thread instead of once per call.
+#[inline]
+pub(crate) fn barrier_registered() -> bool {
+    BARRIER.load(Ordering::Acquire) == EXPEDITED
+}
+
 /// The reclaimer half: after it returns, every reader's hazard store that preceded its re-check
 /// is visible to this thread.
 pub(crate) fn process_barrier() {

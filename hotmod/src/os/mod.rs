@@ -3,7 +3,7 @@
 //! Each platform provides:
 //! - `check_library(bytes)`: is this a complete shared library for this platform?
 //! - `process_barrier()` and `reader_fence()`: the asymmetric fence pair of the pinning protocol
-//!   (see `pin.rs`).
+//!   (see `pin.rs`); `barrier_registered()`: whether the reader half is a compiler fence only.
 //! - `private_dir(path)`: create a directory only this user can enter.
 //! - `still_mapped(path)`: whether a library was really unloaded.
 

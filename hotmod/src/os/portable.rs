@@ -19,6 +19,11 @@ pub(crate) fn reader_fence() {
     fence(Ordering::SeqCst);
 }
 
+/// No process-wide barrier here: readers always need a real fence.
+pub(crate) fn barrier_registered() -> bool {
+    false
+}
+
 pub(crate) fn process_barrier() {
     fence(Ordering::SeqCst);
 }
