@@ -1,0 +1,41 @@
+//! Static builds: runs `fixtures/static_mode`'s criterion bench (`static_calls`), which compares
+//! a hot module's functions with hotmod's `reload` feature off against the same functions
+//! written without the attribute. That crate is built in its own target directory
+//! (`target/hotmod-static`): inside this workspace, Cargo's feature unification would turn
+//! `reload` back on. Arguments (filters, `--warm-up-time`, …) are passed through.
+//!
+//! `cargo bench --bench static_mode`
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&workspace)
+        .args([
+            "bench",
+            "--quiet",
+            "--bench",
+            "static_calls",
+            "--manifest-path",
+        ])
+        .arg(workspace.join("fixtures/static_mode/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(workspace.join("target/hotmod-static"))
+        .arg("--")
+        .args(std::env::args_os().skip(1))
+        .status();
+    match status {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("static_mode: the static-build bench failed ({status})");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("static_mode: cannot run cargo: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
