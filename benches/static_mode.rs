@@ -25,7 +25,8 @@ fn main() -> ExitCode {
         .arg("--target-dir")
         .arg(workspace.join("target/hotmod-static"))
         .arg("--")
-        .args(std::env::args_os().skip(1))
+        // The inner `cargo bench` passes its own `--bench`; criterion rejects it twice.
+        .args(std::env::args_os().skip(1).filter(|arg| arg != "--bench"))
         .status();
     match status {
         Ok(status) if status.success() => ExitCode::SUCCESS,

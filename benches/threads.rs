@@ -1,7 +1,8 @@
 //! Throughput on one and on two threads calling at once, for the same four ways of calling as
 //! `calls`. Each iteration is one call on every thread, so criterion's time per iteration is the
 //! wall time of `threads` simultaneous calls and its throughput is calls per second in total:
-//! perfect scaling shows the same time per iteration for 1 and 2 threads.
+//! perfect scaling shows the same time per iteration for 1 and 2 threads. Last, the one shared
+//! write by design: `Handle::current()` and drop on 1 and 2 threads.
 //!
 //! `cargo bench --bench threads`
 
@@ -66,6 +67,20 @@ fn greet(c: &mut Criterion) {
     group.finish();
 }
 
+/// Pinning is the one shared write by design (a handle counts itself in its generation): what
+/// `Handle::current()` plus its drop costs when both threads pin the same generation at once.
+fn handle_current(c: &mut Criterion) {
+    support::load_bench_module();
+    let mut group = c.benchmark_group("handle_current_threads");
+    for threads in [1usize, 2] {
+        group.throughput(Throughput::Elements(threads as u64));
+        group.bench_function(BenchmarkId::new("current_and_drop", threads), |b| {
+            run(b, threads, |_| drop(ops::Handle::current()))
+        });
+    }
+    group.finish();
+}
+
 /// Times `call` on `threads` threads at once; each iteration is one call per thread.
 fn run<R>(b: &mut criterion::Bencher, threads: usize, call: impl Fn(u64) -> R + Sync) {
     b.iter_custom(|iters| {
@@ -80,6 +95,6 @@ fn run<R>(b: &mut criterion::Bencher, threads: usize, call: impl Fn(u64) -> R + 
 criterion_group! {
     name = benches;
     config = support::config();
-    targets = add, greet
+    targets = add, greet, handle_current
 }
 criterion_main!(benches);

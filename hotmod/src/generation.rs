@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicUsize;
 
 use crate::abi::{ModuleDescriptor, Trampoline};
 use crate::loader::LoadedLibrary;
+use crate::pin::CachePadded;
 
 pub(crate) struct Generation {
     /// 0 for the built-in code, then 1, 2, … in load order.
@@ -22,8 +23,9 @@ pub(crate) struct Generation {
     /// Trampolines in the host's function order; empty for generation 0, whose calls go
     /// directly to the compiled-in functions.
     pub(crate) table: Vec<Trampoline>,
-    /// Handles and nested plain calls holding this generation.
-    pub(crate) pins: AtomicUsize,
+    /// Handles and nested plain calls holding this generation. The only field written after
+    /// creation, so it has cache lines of its own: pinning never slows calls reading `table`.
+    pub(crate) pins: CachePadded<AtomicUsize>,
     /// Digest of the library file's bytes (`None` for generation 0).
     pub(crate) digest: Option<u64>,
     /// The library's descriptor (null for generation 0, whose descriptor is the module's).
@@ -41,7 +43,7 @@ impl Generation {
         Generation {
             number: 0,
             table: Vec::new(),
-            pins: AtomicUsize::new(0),
+            pins: CachePadded(AtomicUsize::new(0)),
             digest: None,
             descriptor: std::ptr::null(),
             origin: None,

@@ -46,6 +46,21 @@ use crate::generation::Generation;
 use crate::module::Module;
 use crate::os;
 
+/// A value alone in its cache lines (two: adjacent-line prefetch pairs them), for data that some
+/// threads write while others read their neighbours on every call.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// A pinned generation of one hot module: what a generated `Handle` wraps.
 pub struct Pin {
     module: &'static Module,
