@@ -154,10 +154,17 @@ fn reload(c: &mut Criterion) {
         // Live handles pinning the generation current now; every reload below replaces the
         // current generation while they stay alive.
         let pinned: Vec<ops::Handle> = (0..handles).map(|_| ops::Handle::current()).collect();
+        let before = ops::module().generation();
         group.bench_function(BenchmarkId::new("live_handles", handles), |b| {
             b.iter(|| ops::module().load(&path).expect("reload the bench module"))
         });
-        assert_eq!(pinned.len(), handles);
+        assert!(
+            ops::module().generation() > before,
+            "every iteration loaded a new generation"
+        );
+        assert!(pinned
+            .iter()
+            .all(|h| h.generation() == pinned[0].generation() && !h.is_current()));
         assert!(
             ops::module().live_generations().len() <= 4,
             "only pinned and current generations stay"

@@ -24,6 +24,11 @@ fn main() -> ExitCode {
         .arg(workspace.join("fixtures/static_mode/Cargo.toml"))
         .arg("--target-dir")
         .arg(workspace.join("target/hotmod-static"))
+        // Criterion writes beside the target directory, not into the fixture's source tree.
+        .env(
+            "CRITERION_HOME",
+            workspace.join("target/hotmod-static/criterion"),
+        )
         .arg("--")
         // The inner `cargo bench` passes its own `--bench`; criterion rejects it twice.
         .args(std::env::args_os().skip(1).filter(|arg| arg != "--bench"))
