@@ -211,7 +211,9 @@ pub fn call<A, R, F: FnOnce(A) -> R>(
     compiler_fence(Ordering::SeqCst);
     if !ptr::eq(module.current_loaded(), current) {
         // A reload swapped `current` meanwhile: the published generation may already be gone.
+        // A collector may also have seen it in our slot and skipped it: ask again.
         slot.store(ptr::null_mut(), Ordering::Release);
+        retired_while_calling(module);
         return call_slow(module, index, args, builtin);
     }
     // SAFETY: published and validated: the collector will not free it until the slot is cleared.
@@ -227,8 +229,10 @@ pub fn call<A, R, F: FnOnce(A) -> R>(
     // argument and return types are `A` and `R`; the library stays loaded until the slot clears.
     unsafe { call.run::<A>(trampoline, args) };
     // Release: the call's reads of the generation happen before the collector can see the slot
-    // empty.
+    // empty. The compiler fence keeps the re-check below after the store, which is what makes
+    // either the collector see the slot empty or this thread see the swap (and collect).
     slot.store(ptr::null_mut(), Ordering::Release);
+    compiler_fence(Ordering::SeqCst);
     if !ptr::eq(module.current_loaded(), current) {
         retired_while_calling(module);
     }
@@ -281,14 +285,21 @@ fn call_slow<A, R, F: FnOnce(A) -> R>(
 #[inline]
 fn publish(module: &'static Module, slot: &AtomicPtr<Generation>) -> *const Generation {
     let mut generation = module.current_ptr();
+    let mut retried = false;
     loop {
         slot.store(generation.cast_mut(), Ordering::Relaxed);
         os::reader_fence();
         let now = module.current_ptr();
         if ptr::eq(now, generation) {
+            if retried {
+                // A collector may have seen a replaced generation in our slot, between our
+                // store and our re-check, and skipped it: ask again now that it is gone.
+                module.collect();
+            }
             return generation;
         }
         generation = now;
+        retried = true;
     }
 }
 
@@ -297,6 +308,9 @@ fn publish(module: &'static Module, slot: &AtomicPtr<Generation>) -> *const Gene
 #[inline]
 fn release(module: &'static Module, slot: &AtomicPtr<Generation>, generation: *const Generation) {
     slot.store(ptr::null_mut(), Ordering::Release);
+    // Either the collector sees the slot empty or we see the swap: the same pairing as in
+    // `publish` (without it a replaced generation could linger until the next collect).
+    os::reader_fence();
     if !ptr::eq(module.current_ptr(), generation) {
         module.collect();
     }
