@@ -6,8 +6,9 @@ static-build bench), so run it right after `cargo bench`:
 
     cargo bench && python3 benches/report.py
 
-Each figure is criterion's point estimate (the regression slope where criterion has one, else
-the mean) of that benchmark's last run.
+Each figure is the median of that benchmark's per-iteration sample times in its last run
+(criterion's `median` estimate): on a two-core machine shared with other work, a few samples
+disturbed by another process move the slope and the mean, much less the median.
 """
 
 import json
@@ -28,8 +29,7 @@ def estimate(bench):
         if os.path.exists(path):
             with open(path) as f:
                 data = json.load(f)
-            point = (data.get("slope") or data["mean"])["point_estimate"]
-            return point
+            return data["median"]["point_estimate"]
     sys.exit(f"no criterion result for {bench}: run `cargo bench` first")
 
 

@@ -65,10 +65,16 @@ impl<T> std::ops::Deref for CachePadded<T> {
 pub struct Pin {
     module: &'static Module,
     generation: NonNull<Generation>,
+    /// The generation's trampoline table (empty for generation 0), copied here: it never
+    /// changes while the generation lives, and a copy inside the handle lets the compiler keep
+    /// it in registers across calls through the same handle.
+    table: *const Trampoline,
+    len: usize,
 }
 
-// SAFETY: a `Pin` only reads its generation (immutable apart from the atomic `pins`) and the
-// module (a `Sync` static); the pin count it holds is released with an atomic decrement.
+// SAFETY: a `Pin` only reads its generation and that generation's table (immutable apart from
+// the atomic `pins`) and the module (a `Sync` static); the pin count it holds is released with
+// an atomic decrement.
 unsafe impl Send for Pin {}
 // SAFETY: as above; `&Pin` allows only reads and calls through immutable trampolines.
 unsafe impl Sync for Pin {}
@@ -77,9 +83,14 @@ impl Pin {
     /// Pins the module's current generation.
     pub fn current(module: &'static Module) -> Pin {
         module.first_use();
+        let generation = pin_current(module);
+        // SAFETY: just pinned, so alive; its table is never modified after creation.
+        let table = &unsafe { generation.as_ref() }.table;
         Pin {
             module,
-            generation: pin_current(module),
+            generation,
+            table: table.as_ptr(),
+            len: table.len(),
         }
     }
 
@@ -100,13 +111,14 @@ impl Pin {
     /// used when the pinned generation is 0.
     #[inline]
     pub fn call<A, R, F: FnOnce(A) -> R>(&self, index: usize, args: A, builtin: F) -> R {
-        // SAFETY: the generation is pinned, so it is alive and its library loaded.
-        let generation = unsafe { self.generation.as_ref() };
         // Generation 0 has an empty table; a loaded generation has one verified entry per host
-        // function, so `get` is `None` exactly when the compiled-in code must run.
-        let Some(&trampoline) = generation.table.get(index) else {
+        // function, so the index is out of range exactly when the compiled-in code must run.
+        if index >= self.len {
             return builtin(args);
-        };
+        }
+        // SAFETY: `index < len`, and `table`/`len` describe the pinned generation's table, which
+        // stays allocated and unchanged while the generation is pinned.
+        let trampoline = unsafe { *self.table.add(index) };
         let mut call = Invocation::new();
         // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, and the
         // library stays loaded while `self` exists.
@@ -126,6 +138,8 @@ impl Clone for Pin {
         Pin {
             module: self.module,
             generation: self.generation,
+            table: self.table,
+            len: self.len,
         }
     }
 }
