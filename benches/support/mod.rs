@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 use bench_module::ops;
 use criterion::Criterion;
 
-/// Short runs: the whole suite stays within a few minutes on two cores. Command-line flags
-/// (`--warm-up-time`, `--measurement-time`, `--sample-size`) still override these.
+/// Short runs: the whole suite stays within a few minutes on two cores. 100 samples over 3 s,
+/// so that a burst of other work on this shared machine spoils a minority of samples (the
+/// report uses the median). Command-line flags (`--warm-up-time`, `--measurement-time`,
+/// `--sample-size`) still override these.
 pub fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(50)
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(100)
 }
 
 pub fn workspace() -> PathBuf {

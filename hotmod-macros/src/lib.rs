@@ -21,6 +21,9 @@ use proc_macro::TokenStream;
 /// gains `Handle` (a pinned generation) and `module()` (the control surface). Arguments:
 /// `crate = "path::to::hotmod"` when hotmod is re-exported, `path = "…"` for the library file
 /// `reload()` loads.
+///
+/// Built without hotmod's `reload` feature, the attribute leaves the module's items as written
+/// (plain direct calls) and adds a zero-sized `Handle` and a `module()` that cannot load.
 #[proc_macro_attribute]
 pub fn hot_module(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);
