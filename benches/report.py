@@ -6,6 +6,10 @@ static-build bench), so run it right after `cargo bench`:
 
     cargo bench && python3 benches/report.py
 
+or from a saved copy of those directories:
+
+    python3 benches/report.py SAVED/criterion SAVED/static-criterion
+
 Each figure is the median of that benchmark's per-iteration sample times in its last run
 (criterion's `median` estimate): on a two-core machine shared with other work, a few samples
 disturbed by another process move the slope and the mean, much less the median.
@@ -16,7 +20,7 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIRS = [
+DIRS = sys.argv[1:] or [
     os.path.join(ROOT, "target", "criterion"),
     os.path.join(ROOT, "target", "hotmod-static", "criterion"),
 ]

@@ -22,17 +22,28 @@ fn add(c: &mut Criterion) {
     assert_eq!(hlr::add(2, 3), 5);
 
     let mut group = c.benchmark_group("add_threads");
+    // Each kind on 1 then 2 threads back to back, so both sides of a scaling ratio see the
+    // same machine.
     for threads in [1usize, 2] {
         group.throughput(Throughput::Elements(threads as u64));
         group.bench_function(BenchmarkId::new("fn_ptr", threads), |b| {
             run(b, threads, |i| (pointers.add)(i, 1))
         });
+    }
+    for threads in [1usize, 2] {
+        group.throughput(Throughput::Elements(threads as u64));
         group.bench_function(BenchmarkId::new("handle", threads), |b| {
             run(b, threads, |i| handle.add(i, 1))
         });
+    }
+    for threads in [1usize, 2] {
+        group.throughput(Throughput::Elements(threads as u64));
         group.bench_function(BenchmarkId::new("plain", threads), |b| {
             run(b, threads, |i| ops::add(i, 1))
         });
+    }
+    for threads in [1usize, 2] {
+        group.throughput(Throughput::Elements(threads as u64));
         group.bench_function(BenchmarkId::new("hot_lib_reloader", threads), |b| {
             run(b, threads, |i| hlr::add(i, 1))
         });
