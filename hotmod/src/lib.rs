@@ -43,6 +43,7 @@ mod loader;
 mod module;
 mod os;
 mod pin;
+mod pinned;
 mod snapshot;
 mod state;
 mod verify;
@@ -53,6 +54,7 @@ pub use error::{Error, Incompatibility};
 pub use events::{Event, Events};
 pub use hotmod_macros::{hot_module, on_load, state};
 pub use module::Module;
+pub use pinned::Pinned;
 pub use snapshot::{load_all, snapshot};
 pub use state::State;
 
@@ -72,6 +74,7 @@ pub mod __private {
     };
     pub use crate::module::{Module, ModuleInfo};
     pub use crate::pin::{call, Pin};
+    pub use crate::pinned::{call_pinned, call_pinned_on};
     #[cfg(feature = "state")]
     pub use crate::state::glue as state_glue;
     pub use core::mem::{align_of, size_of};

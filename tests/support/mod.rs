@@ -25,6 +25,7 @@ pub const VARIANTS: &[&str] = &[
     "added",
     "layout",
     "reorder",
+    "trait",
     "badinit",
     "panicinit",
 ];
