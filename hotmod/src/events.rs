@@ -90,6 +90,17 @@ pub enum Event {
         /// The generation whose library stays mapped.
         generation: u64,
     },
+    /// A new generation failed its rollback policy; the previous one is current again.
+    RolledBack {
+        /// The hot module.
+        module: &'static str,
+        /// The generation that was rolled back.
+        from: u64,
+        /// The generation current again.
+        to: u64,
+        /// Why.
+        reason: String,
+    },
     /// The watcher or the rebuild hit a problem that is not about a particular library.
     WatchFailed {
         /// The hot module.
@@ -112,6 +123,7 @@ impl Event {
             | Event::Unchanged { module, .. }
             | Event::Retired { module, .. }
             | Event::RetireBlocked { module, .. }
+            | Event::RolledBack { module, .. }
             | Event::WatchFailed { module, .. } => module,
         }
     }
@@ -149,6 +161,15 @@ impl fmt::Display for Event {
             Event::RetireBlocked { module, generation } => write!(
                 f,
                 "{module}: generation {generation} retired but its library stays mapped (the platform refused to unload it)"
+            ),
+            Event::RolledBack {
+                module,
+                from,
+                to,
+                reason,
+            } => write!(
+                f,
+                "{module}: rolled back from generation {from} to generation {to}: {reason}"
             ),
             Event::WatchFailed { module, message } => write!(f, "{module}: {message}"),
         }
@@ -241,7 +262,10 @@ impl Hub {
     /// queues are unbounded.
     pub(crate) fn emit(&self, event: Event) {
         match &event {
-            Event::Rejected { .. } | Event::BuildFailed { .. } | Event::WatchFailed { .. } => {
+            Event::Rejected { .. }
+            | Event::BuildFailed { .. }
+            | Event::WatchFailed { .. }
+            | Event::RolledBack { .. } => {
                 tracing::warn!(target: "hotmod", "{event}")
             }
             Event::RetireBlocked { .. } => tracing::warn!(target: "hotmod", "{event}"),

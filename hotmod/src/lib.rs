@@ -52,6 +52,7 @@ mod watcher;
 pub use builder::Rebuild;
 pub use error::{Error, Incompatibility};
 pub use events::{Event, Events};
+pub use generation::Rollback;
 pub use hotmod_macros::{hot_module, on_load, state};
 pub use module::Module;
 pub use pinned::Pinned;

@@ -81,7 +81,11 @@ impl Pin {
         }
         // SAFETY: `index` is the host's index of a function the loader verified, and the
         // library stays loaded while `self` exists.
-        match unsafe { invoke(generation.table[index], args) } {
+        let result = unsafe { invoke(generation.table[index], args) };
+        if generation.probation.active.load(Ordering::Relaxed) {
+            self.module.observe(generation, result.is_err());
+        }
+        match result {
             Ok(value) => value,
             Err(message) => resume_panic(message),
         }
@@ -140,7 +144,7 @@ fn pin_current(module: &'static Module) -> NonNull<Generation> {
 
 /// Releases one count pin; asks the module to collect if that was the last pin of a generation
 /// that is no longer current.
-fn unpin(module: &'static Module, generation: *const Generation) {
+pub(crate) fn unpin(module: &'static Module, generation: *const Generation) {
     // SAFETY: the caller holds a pin on `generation`, so it is alive until this decrement.
     let previous = unsafe { &*generation }.pins.fetch_sub(1, Ordering::SeqCst);
     // Nothing below dereferences `generation`: it may be freed as soon as the count is 0.
@@ -188,6 +192,9 @@ fn call_loaded<A, R, F: FnOnce(A) -> R>(
     // SAFETY: `index` is the host's index of a function the loader verified with these
     // argument and return types; the library stays loaded until `release`.
     let result = unsafe { invoke(loaded.table[index], args) };
+    if loaded.probation.active.load(Ordering::Relaxed) {
+        module.observe(loaded, result.is_err());
+    }
     release(module, &slot.call, generation);
     match result {
         Ok(value) => value,
