@@ -139,6 +139,14 @@ fn arg_names(f: &HotFn) -> TokenStream {
     quote!((#(#names,)*))
 }
 
+/// `name: &str, times: u32`: the parameters with the names the generated code uses.
+fn params(f: &HotFn) -> impl Iterator<Item = TokenStream> + '_ {
+    f.params.iter().map(|p| {
+        let (ident, ty) = (&p.ident, &p.ty);
+        quote!(#ident: #ty)
+    })
+}
+
 /// Attributes that must follow the function onto everything generated for it.
 fn carried_attrs(f: &HotFn) -> impl Iterator<Item = &syn::Attribute> {
     f.item
@@ -151,10 +159,7 @@ fn carried_attrs(f: &HotFn) -> impl Iterator<Item = &syn::Attribute> {
 fn wrapper(private: &TokenStream, f: &HotFn) -> TokenStream {
     let attrs = carried_attrs(f);
     let name = &f.item.sig.ident;
-    let params = f.params.iter().map(|p| {
-        let (ident, ty) = (&p.ident, &p.ty);
-        quote!(#ident: #ty)
-    });
+    let params = params(f);
     let output = &f.item.sig.output;
     let (tys, args) = (arg_types(f), arg_names(f));
     let call = if f.pinned {
@@ -175,10 +180,7 @@ fn wrapper(private: &TokenStream, f: &HotFn) -> TokenStream {
 fn method(private: &TokenStream, f: &HotFn) -> TokenStream {
     let attrs = carried_attrs(f);
     let name = &f.item.sig.ident;
-    let params = f.params.iter().map(|p| {
-        let (ident, ty) = (&p.ident, &p.ty);
-        quote!(#ident: #ty)
-    });
+    let params = params(f);
     let output = &f.item.sig.output;
     let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
     let call = if f.pinned {

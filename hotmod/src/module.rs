@@ -689,19 +689,20 @@ impl Module {
     /// The current generation, generation 0 included (never null).
     #[inline]
     pub(crate) fn current_ptr(&self) -> *const Generation {
-        // Acquire: pairs with the SeqCst store in `load`, so the generation's fields are visible.
-        let current = self.current.load(Ordering::Acquire);
-        if current.is_null() {
-            &self.builtin
-        } else {
-            current
-        }
+        // Acquire: pairs with the SeqCst stores that publish a generation, so its fields are
+        // visible.
+        self.or_builtin(self.current.load(Ordering::Acquire))
     }
 
     /// As `current_ptr`, for the count-pin protocol that needs a total order with the store.
     #[inline]
     pub(crate) fn current_ptr_seqcst(&self) -> *const Generation {
-        let current = self.current.load(Ordering::SeqCst);
+        self.or_builtin(self.current.load(Ordering::SeqCst))
+    }
+
+    /// `current` as stored (null for generation 0) to a generation pointer.
+    #[inline]
+    fn or_builtin(&self, current: *const Generation) -> *const Generation {
         if current.is_null() {
             &self.builtin
         } else {
