@@ -56,6 +56,7 @@ pub(crate) fn check_library(bytes: &[u8]) -> Result<(), String> {
                 program_end.max(section_end)
             ));
         }
+        super::elf::Image::parse(bytes)?.check_segments(len)?;
     }
     Ok(())
 }
