@@ -181,6 +181,23 @@ impl Footprint {
             .map(|path| path.trim_end_matches(" (deleted)").to_owned())
             .collect()
     }
+
+    /// The mapped shadow copies made from `library` (copies are named `<stem>.<n>.<random>.so`).
+    pub fn mapped_copies_of(library: &Path) -> std::collections::BTreeSet<String> {
+        let stem = library
+            .file_stem()
+            .expect("a file name")
+            .to_string_lossy()
+            .into_owned();
+        Self::mapped_copies()
+            .into_iter()
+            .filter(|copy| {
+                Path::new(copy)
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with(&format!("{stem}.")))
+            })
+            .collect()
+    }
 }
 
 /// Tests in one binary share the fixture module's generations: take this first.
