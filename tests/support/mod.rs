@@ -11,7 +11,17 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The variants of `fixtures/hello_fixture` (see its build.rs).
-pub const VARIANTS: &[&str] = &["v1", "v2", "sig", "removed", "added", "layout", "reorder"];
+pub const VARIANTS: &[&str] = &[
+    "v1",
+    "v2",
+    "sig",
+    "removed",
+    "added",
+    "layout",
+    "reorder",
+    "retype",
+    "initpanic",
+];
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -129,13 +139,17 @@ pub fn is_child() -> bool {
 }
 
 /// Runs the test `name` of this test binary alone, in a child process, with `env` set, and
-/// returns its output. The test sees [`is_child`] true.
+/// returns its output. The test sees [`is_child`] true. Unless `env` sets `TMPDIR`, the child
+/// gets a temporary directory of its own, removed afterwards: a child that crashes on purpose
+/// cannot clean up its shadow copies.
 pub fn run_child(name: &str, env: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
     let exe = std::env::current_exe().expect("current_exe");
     let mut command = Command::new(exe);
     command
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1");
+    let temp = TempDir::new("child");
+    command.env("TMPDIR", temp.path());
     for (key, value) in env {
         command.env(key, value);
     }
