@@ -145,6 +145,50 @@ fn a_thread_that_called_thread_current_in_a_retired_generation_exits_cleanly() {
 }
 
 #[test]
+fn a_key_destructor_runs_when_its_thread_exits_while_the_generation_is_loaded() {
+    let _serial = support::serial();
+    load_tls();
+    let handle = tls::Handle::current();
+    let dropped = handle.keyed_dropped();
+    let seen = std::thread::spawn(|| (tls::keyed(5), tls::keyed(7)))
+        .join()
+        .expect("thread");
+    assert_eq!(
+        seen,
+        (0, 5),
+        "per-thread values through the module's own key"
+    );
+    assert_eq!(
+        handle.keyed_dropped(),
+        dropped + 1,
+        "the key's destructor ran at exit"
+    );
+    assert_eq!(handle.keyed(1), 0, "this thread has a value of its own");
+}
+
+/// glibc has 1024 keys per process and a library never gives its keys back; hotmod gives
+/// module libraries keys of their own, so generations that each create one (as
+/// `thread::current()` does) do not run out.
+#[test]
+fn more_generations_than_glibc_has_keys_can_each_create_one() {
+    let _serial = support::serial();
+    let module = tls::module();
+    let worker = Worker::new("keys");
+    for _ in 0..1100 {
+        load_tls();
+        assert_eq!(worker.run(|| tls::keyed(1)), 0);
+        assert_eq!(worker.run(tls::thread_name), "<unnamed>");
+    }
+    worker.exit();
+    assert!(module.unload_blocked().is_empty());
+    assert_eq!(
+        tls::keyed_dropped(),
+        1,
+        "the live generation's value was destroyed"
+    );
+}
+
+#[test]
 fn println_in_module_code_works_across_reloads() {
     let _serial = support::serial();
     for _ in 0..3 {
