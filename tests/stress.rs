@@ -42,6 +42,7 @@ fn greeting(version: u32, name: &str) -> String {
 #[test]
 fn calls_stay_on_one_generation_while_the_module_is_reloaded() {
     const THREADS: usize = 4;
+    const ROUNDS: usize = 5;
     let _serial = support::serial();
     let module = hello::module();
     let (v1, v2) = (support::library("v1"), support::library("v2"));
@@ -61,74 +62,99 @@ fn calls_stay_on_one_generation_while_the_module_is_reloaded() {
         }
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(Barrier::new(THREADS + 1));
     let plain_calls = Arc::new(AtomicUsize::new(0));
     let handle_calls = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..THREADS)
-        .map(|worker| {
-            let (stop, started) = (stop.clone(), started.clone());
-            let (plain_calls, handle_calls) = (plain_calls.clone(), handle_calls.clone());
-            std::thread::spawn(move || {
-                let name = format!("w{worker}");
-                let mut seen = [false; 2];
-                let mut pinned = hello::Handle::current();
-                let mut until_repin = 64 + worker;
-                started.wait();
-                while !stop.load(Ordering::Relaxed) {
-                    // Plain calls, bracketed by the current generation before and after.
-                    let before = module.generation();
-                    let version = hello::version();
-                    let greeted = hello::greet(&name);
-                    let after = module.generation();
-                    let possible: Vec<u32> = (before..=after).map(version_of).collect();
-                    assert!(
-                        possible.contains(&version),
-                        "plain call answered version {version} during generations {before}..={after}"
-                    );
-                    if before == after {
-                        assert_eq!(version, version_of(before), "generation {before}");
-                    }
-                    assert!(
-                        (before..=after).any(|g| greeting(version_of(g), &name) == greeted),
-                        "greet answered {greeted:?} during generations {before}..={after}"
-                    );
-                    seen[version as usize - 1] = true;
-                    plain_calls.fetch_add(2, Ordering::Relaxed);
+    let mut seen_by = [[false; 2]; THREADS];
+    let mut loaded = 0;
+    let mut seconds = 0.0;
+    // In rounds: each ends with every thread stopped, when only the current generation may be
+    // left (a missed collection shows up there; the next reload would hide it).
+    for round in 0..ROUNDS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(Barrier::new(THREADS + 1));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|worker| {
+                let (stop, started) = (stop.clone(), started.clone());
+                let (plain_calls, handle_calls) = (plain_calls.clone(), handle_calls.clone());
+                std::thread::spawn(move || {
+                    let name = format!("w{worker}");
+                    let mut seen = [false; 2];
+                    let mut pinned = hello::Handle::current();
+                    let mut until_repin = 64 + worker;
+                    started.wait();
+                    while !stop.load(Ordering::Relaxed) {
+                        // Plain calls, bracketed by the current generation before and after.
+                        let before = module.generation();
+                        let version = hello::version();
+                        let greeted = hello::greet(&name);
+                        let after = module.generation();
+                        let possible: Vec<u32> = (before..=after).map(version_of).collect();
+                        assert!(
+                            possible.contains(&version),
+                            "plain call answered version {version} during generations {before}..={after}"
+                        );
+                        if before == after {
+                            assert_eq!(version, version_of(before), "generation {before}");
+                        }
+                        assert!(
+                            (before..=after).any(|g| greeting(version_of(g), &name) == greeted),
+                            "greet answered {greeted:?} during generations {before}..={after}"
+                        );
+                        seen[version as usize - 1] = true;
+                        plain_calls.fetch_add(2, Ordering::Relaxed);
 
-                    // Handle calls: always the pinned generation, however old.
-                    let expected = version_of(pinned.generation());
-                    assert_eq!(pinned.version(), expected);
-                    assert_eq!(pinned.greet(&name), greeting(expected, &name));
-                    let mut counter = 0;
-                    pinned.bump(&mut counter);
-                    assert_eq!(counter, u64::from(expected));
-                    handle_calls.fetch_add(3, Ordering::Relaxed);
-                    // Re-pin now and then, so that handles hold old generations across reloads.
-                    until_repin -= 1;
-                    if until_repin == 0 {
-                        pinned = hello::Handle::current();
-                        until_repin = 64 + worker;
+                        // Handle calls: always the pinned generation, however old.
+                        let expected = version_of(pinned.generation());
+                        assert_eq!(pinned.version(), expected);
+                        assert_eq!(pinned.greet(&name), greeting(expected, &name));
+                        let mut counter = 0;
+                        pinned.bump(&mut counter);
+                        assert_eq!(counter, u64::from(expected));
+                        handle_calls.fetch_add(3, Ordering::Relaxed);
+                        // Re-pin now and then, so that handles hold old generations across reloads.
+                        until_repin -= 1;
+                        if until_repin == 0 {
+                            pinned = hello::Handle::current();
+                            until_repin = 64 + worker;
+                        }
                     }
-                }
-                seen
+                    seen
+                })
             })
-        })
-        .collect();
+            .collect();
 
-    started.wait();
-    let start = Instant::now();
-    for i in 1..=reloads {
-        let library = if i % 2 == 0 { v1 } else { v2 };
-        let generation = module.load(library).expect("reload");
-        assert_eq!(generation, first + i as u64);
+        started.wait();
+        let start = Instant::now();
+        let this_round = reloads / ROUNDS + usize::from(round < reloads % ROUNDS);
+        for _ in 0..this_round {
+            loaded += 1;
+            let library = if loaded % 2 == 0 { v1 } else { v2 };
+            let generation = module.load(library).expect("reload");
+            assert_eq!(generation, first + loaded as u64);
+        }
+        seconds += start.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        for (worker, thread) in workers.into_iter().enumerate() {
+            let seen = thread.join().expect("a worker's call failed");
+            seen_by[worker][0] |= seen[0];
+            seen_by[worker][1] |= seen[1];
+        }
+        assert!(
+            module.unload_blocked().is_empty(),
+            "{:?}",
+            module.unload_blocked()
+        );
+        assert_eq!(
+            module.live_generations(),
+            [0, first + loaded as u64],
+            "round {round}: every generation but the current one retired once its users were gone"
+        );
     }
-    let seconds = start.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for worker in workers {
-        let seen = worker.join().expect("a worker's call failed");
-        assert_eq!(seen, [true, true], "each worker saw both versions");
-    }
+    assert_eq!(
+        seen_by,
+        [[true, true]; THREADS],
+        "each worker saw both versions"
+    );
     let (plain, handle) = (
         plain_calls.load(Ordering::Relaxed),
         handle_calls.load(Ordering::Relaxed),
@@ -136,16 +162,6 @@ fn calls_stay_on_one_generation_while_the_module_is_reloaded() {
     println!(
         "stress: {reloads} reloads in {seconds:.2} s with {THREADS} threads calling: \
          {plain} plain and {handle} handle calls, none failed"
-    );
-    assert!(
-        module.unload_blocked().is_empty(),
-        "{:?}",
-        module.unload_blocked()
-    );
-    assert_eq!(
-        module.live_generations(),
-        [0, first + reloads as u64],
-        "every generation but the current one retired once its handles were dropped"
     );
     assert_eq!(
         support::Footprint::mapped_copies_of(v1).len()
@@ -163,67 +179,73 @@ fn threads_using_thread_locals_come_and_go_while_generations_unload() {
     let reloads = reloads(300);
     module.load(library).expect("load tls");
 
-    let stop = Arc::new(AtomicBool::new(false));
+    const ROUNDS: usize = 5;
     let threads = Arc::new(AtomicUsize::new(0));
-    let spawners: Vec<_> = (0..SPAWNERS)
-        .map(|i| {
-            let (stop, threads) = (stop.clone(), threads.clone());
+    let mut seconds = 0.0;
+    // In rounds, each ending with every thread gone: then only the current generation may be
+    // left.
+    for round in 0..ROUNDS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spawners: Vec<_> = (0..SPAWNERS)
+            .map(|i| {
+                let (stop, threads) = (stop.clone(), threads.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        // A short-lived thread: registers destructors in whatever generation is
+                        // current, and runs them (or has them leaked) as it exits, concurrently
+                        // with reloads.
+                        std::thread::spawn(move || {
+                            // Plain calls: each in the generation current at the time.
+                            assert!(tls::touch() >= 1);
+                            // Handle calls: both in the pinned generation.
+                            let pinned = tls::Handle::current();
+                            let first = pinned.touch();
+                            assert_eq!(pinned.touch(), first + 1);
+                            drop(pinned);
+                            if i == 0 {
+                                assert_eq!(tls::thread_name(), "<unnamed>");
+                            }
+                        })
+                        .join()
+                        .expect("short-lived thread");
+                        threads.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        // A long-lived thread too, accumulating one registration per generation.
+        let long_lived = {
+            let stop = stop.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    // A short-lived thread: registers destructors in whatever generation is
-                    // current, and runs them (or has them leaked) as it exits, concurrently
-                    // with reloads.
-                    std::thread::spawn(move || {
-                        // Plain calls: each in the generation current at the time.
-                        assert!(tls::touch() >= 1);
-                        // Handle calls: both in the pinned generation.
-                        let pinned = tls::Handle::current();
-                        let first = pinned.touch();
-                        assert_eq!(pinned.touch(), first + 1);
-                        drop(pinned);
-                        if i == 0 {
-                            assert_eq!(tls::thread_name(), "<unnamed>");
-                        }
-                    })
-                    .join()
-                    .expect("short-lived thread");
-                    threads.fetch_add(1, Ordering::Relaxed);
+                    assert!(tls::touch() >= 1);
+                    let _ = tls::thread_name();
                 }
             })
-        })
-        .collect();
-    // A long-lived thread too, accumulating one registration per generation.
-    let long_lived = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                assert!(tls::touch() >= 1);
-                let _ = tls::thread_name();
-            }
-        })
-    };
+        };
 
-    let start = Instant::now();
-    for _ in 0..reloads {
-        module.load(library).expect("reload");
+        let start = Instant::now();
+        for _ in 0..reloads / ROUNDS + usize::from(round < reloads % ROUNDS) {
+            module.load(library).expect("reload");
+        }
+        seconds += start.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        for spawner in spawners {
+            spawner.join().expect("spawner");
+        }
+        long_lived.join().expect("long-lived thread");
+        assert!(
+            module.unload_blocked().is_empty(),
+            "{:?}",
+            module.unload_blocked()
+        );
+        assert_eq!(module.live_generations().len(), 2, "round {round}");
     }
-    let seconds = start.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for spawner in spawners {
-        spawner.join().expect("spawner");
-    }
-    long_lived.join().expect("long-lived thread");
     println!(
         "stress: {reloads} reloads of a module with thread-local destructors in {seconds:.2} s, \
          {} threads came and went",
         threads.load(Ordering::Relaxed)
     );
     assert!(threads.load(Ordering::Relaxed) > 0);
-    assert!(
-        module.unload_blocked().is_empty(),
-        "{:?}",
-        module.unload_blocked()
-    );
-    assert_eq!(module.live_generations().len(), 2);
     assert_eq!(support::Footprint::mapped_copies_of(library).len(), 1);
 }
