@@ -131,9 +131,10 @@ impl Image {
                 .checked_mul(u64::from(phentsize))
                 .and_then(|n| n.checked_add(phoff))
                 .ok_or_else(truncated)?;
-            let field = |offset: u64| u64_at(bytes, at + offset).ok_or_else(truncated);
+            let field =
+                |offset: u64| u64_at(bytes, at.saturating_add(offset)).ok_or_else(truncated);
             let p_type = u32_at(bytes, at).ok_or_else(truncated)?;
-            let flags = u32_at(bytes, at + 4).ok_or_else(truncated)?;
+            let flags = u32_at(bytes, at.saturating_add(4)).ok_or_else(truncated)?;
             let (offset, vaddr, filesz, memsz) = (field(8)?, field(16)?, field(32)?, field(40)?);
             match p_type {
                 PT_LOAD => image.loads.push(Segment {
@@ -377,6 +378,17 @@ mod tests {
         if let Ok(image) = Image::parse(&scrambled) {
             let _ = image.symbol_slots(&scrambled, &["malloc"], host_relocation_kind);
         }
+    }
+
+    #[test]
+    fn header_offsets_at_the_end_of_the_address_space_are_errors() {
+        let mut bytes = own_bytes();
+        bytes[32..40].copy_from_slice(&u64::MAX.to_ne_bytes()); // e_phoff
+        assert!(Image::parse(&bytes).is_err());
+        assert!(super::super::check_library(&bytes).is_err());
+        let mut bytes = own_bytes();
+        bytes[40..48].copy_from_slice(&(u64::MAX - 8).to_ne_bytes()); // e_shoff
+        assert!(super::super::check_library(&bytes).is_err());
     }
 
     #[test]
