@@ -283,23 +283,30 @@ impl Image {
             }
             let table = self
                 .file_offset(start, size)
+                .and_then(|at| usize::try_from(at).ok())
+                .zip(usize::try_from(size).ok())
+                .and_then(|(at, len)| bytes.get(at..at.checked_add(len)?))
                 .ok_or_else(|| bad("relocation table outside the file"))?;
-            for i in 0..size / relaent {
-                let entry = table + i * relaent;
-                let offset = u64_at(bytes, entry).ok_or_else(|| bad("relocation"))?;
-                let info = u64_at(bytes, entry + 8).ok_or_else(|| bad("relocation"))?;
-                let addend = u64_at(bytes, entry + 16).ok_or_else(|| bad("relocation"))? as i64;
+            let word = |entry: &[u8], at: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&entry[at..at + 8]);
+                u64::from_ne_bytes(b)
+            };
+            // `relaent` >= RELA_SIZE was checked above, so every chunk holds a whole entry.
+            for entry in table.chunks_exact(relaent as usize) {
+                let info = word(entry, 8);
                 let symbol_index = info >> 32;
                 if symbol_index == 0 {
+                    // Relative relocations, the great majority: no symbol.
                     continue;
                 }
                 let name = name_of(symbol_index)?;
                 if let Some(symbol) = names.iter().position(|n| n.as_bytes() == name) {
                     slots.push(SymbolSlot {
                         symbol,
-                        offset,
+                        offset: word(entry, 0),
                         kind: relocation_kind(info as u32),
-                        addend,
+                        addend: word(entry, 16) as i64,
                     });
                 }
             }
