@@ -89,7 +89,7 @@
 //! beside glibc's own 32-byte node. Per virtual key: a map entry (removed when the library
 //! retires) and one table slot per thread that set a value. At unload: the thread-local values
 //! of threads still alive leak (their heap data, if any). Measured by tests/memory.rs: 1000
-//! reloads with 3 threads registering a destructor in each generation stay within 250 KiB,
+//! reloads with 3 threads registering a destructor in each generation stay within 250 KiB RSS,
 //! where glibc alone keeps every library mapped (+4 mappings and ~315 KB per reload for a
 //! small release cdylib, 4.4 MB for the debug fixture).
 
