@@ -161,6 +161,20 @@ pub enum Error {
         /// How long it waited.
         after: Duration,
     },
+    /// Someone other than the host's user (or root) could have written the file: it, or a
+    /// directory above it, belongs to another user or is writable by others or by a shared
+    /// group. See [`allow_insecure_paths`](crate::allow_insecure_paths).
+    #[error("{module}: {} was not loaded: {} {reason}, so another user could have replaced the library; fix the ownership or permissions (e.g. chmod go-w), or call hotmod::allow_insecure_paths(true) to load it anyway", path.display(), offender.display())]
+    InsecurePath {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The file or directory at fault.
+        offender: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Where the module's artifact is could not be worked out.
     #[error("{module}: cannot tell where the module's library is: {reason}; set it with module().set_path(..) or the {env_var} environment variable")]
     UnknownPath {
@@ -192,6 +206,7 @@ impl Error {
             | Error::DuplicateModule { module }
             | Error::Watch { module, .. }
             | Error::Timeout { module, .. }
+            | Error::InsecurePath { module, .. }
             | Error::UnknownPath { module, .. } => module,
         }
     }
@@ -211,7 +226,8 @@ impl Error {
             | Error::Incompatible { path, .. }
             | Error::OnLoad { path, .. }
             | Error::State { path, .. }
-            | Error::Watch { path, .. } => Some(path),
+            | Error::Watch { path, .. }
+            | Error::InsecurePath { path, .. } => Some(path),
             Error::UnknownPath { .. } | Error::Timeout { .. } | Error::DuplicateModule { .. } => {
                 None
             }

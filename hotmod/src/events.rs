@@ -83,12 +83,14 @@ pub enum Event {
         /// The retired generation.
         generation: u64,
     },
-    /// A generation retired but the platform kept its library mapped.
+    /// A generation retired but its library stays mapped (see `Module::unload_blocked`).
     RetireBlocked {
         /// The hot module.
         module: &'static str,
         /// The generation whose library stays mapped.
         generation: u64,
+        /// Why it could not be unloaded.
+        reason: String,
     },
     /// A new generation failed its rollback policy; the previous one is current again.
     RolledBack {
@@ -138,13 +140,20 @@ impl fmt::Display for Event {
             }
             Event::BuildFailed {
                 package, message, ..
-            } => write!(f, "building {package} failed; the current generation keeps serving:\n{message}"),
+            } => write!(
+                f,
+                "building {package} failed; the current generation keeps serving:\n{message}"
+            ),
             Event::Loaded {
                 module,
                 generation,
                 took,
                 ..
-            } => write!(f, "{module}: generation {generation} live in {}", Millis(*took)),
+            } => write!(
+                f,
+                "{module}: generation {generation} live in {}",
+                Millis(*took)
+            ),
             Event::Staged {
                 module, generation, ..
             } => write!(
@@ -158,9 +167,13 @@ impl fmt::Display for Event {
             Event::Retired { module, generation } => {
                 write!(f, "{module}: generation {generation} retired")
             }
-            Event::RetireBlocked { module, generation } => write!(
+            Event::RetireBlocked {
+                module,
+                generation,
+                reason,
+            } => write!(
                 f,
-                "{module}: generation {generation} retired but its library stays mapped (the platform refused to unload it)"
+                "{module}: generation {generation} retired but its library stays mapped: {reason}"
             ),
             Event::RolledBack {
                 module,

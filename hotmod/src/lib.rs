@@ -44,6 +44,8 @@ mod module;
 mod os;
 mod pin;
 mod pinned;
+mod security;
+mod shadow;
 mod snapshot;
 mod state;
 mod verify;
@@ -56,6 +58,7 @@ pub use generation::Rollback;
 pub use hotmod_macros::{hot_module, on_load, state};
 pub use module::Module;
 pub use pinned::Pinned;
+pub use security::allow_insecure_paths;
 pub use snapshot::{load_all, snapshot};
 pub use state::State;
 
@@ -74,6 +77,7 @@ pub mod __private {
         Trampoline, TypeLayout, ValueLayout, ABI_VERSION, MAGIC, TOOLCHAIN,
     };
     pub use crate::module::{Module, ModuleInfo};
+    pub use crate::os::set_thread_exit_redirect;
     pub use crate::pin::{call, Pin};
     pub use crate::pinned::{call_pinned, call_pinned_on};
     #[cfg(feature = "state")]

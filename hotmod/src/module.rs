@@ -764,17 +764,19 @@ impl Module {
                 number, library, ..
             } = *generation;
             let module = self.name();
-            if library.is_none_or(LoadedLibrary::unload) {
-                self.events.emit(Event::Retired {
+            match library.map_or(Ok(()), LoadedLibrary::unload_or_reason) {
+                Ok(()) => self.events.emit(Event::Retired {
                     module,
                     generation: number,
-                });
-            } else {
-                blocked.push(number);
-                self.events.emit(Event::RetireBlocked {
-                    module,
-                    generation: number,
-                });
+                }),
+                Err(reason) => {
+                    blocked.push(number);
+                    self.events.emit(Event::RetireBlocked {
+                        module,
+                        generation: number,
+                        reason,
+                    });
+                }
             }
         }
         if !blocked.is_empty() {

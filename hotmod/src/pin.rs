@@ -207,14 +207,22 @@ fn call_loaded<A, R, F: FnOnce(A) -> R>(
 #[inline]
 fn publish(module: &'static Module, slot: &AtomicPtr<Generation>) -> *const Generation {
     let mut generation = module.current_ptr();
+    let mut retried = false;
     loop {
         slot.store(generation.cast_mut(), Ordering::Relaxed);
         os::reader_fence();
         let now = module.current_ptr();
         if ptr::eq(now, generation) {
+            if retried {
+                // A collector may have seen the generation we published first (no longer
+                // current) and skipped it on our account; we overwrote it without a `release`,
+                // so ask again, or it stays loaded until the next reload.
+                module.collect();
+            }
             return generation;
         }
         generation = now;
+        retried = true;
     }
 }
 
