@@ -103,7 +103,9 @@ fn tour() -> Result<()> {
         &crate_copy::workspace().join("examples/handler"),
         &scratch.0.join("handler"),
     )?;
-    let target = crate_copy::workspace().join("target").join("tour");
+    let target = crate_copy::workspace()
+        .join("target")
+        .join("hotmod-examples");
     say!("copied examples/handler to {}", copy.display());
     say!(
         "building it into {} (the first build compiles hotmod too; later ones take seconds) …",

@@ -37,6 +37,7 @@ pub mod game {
     const SPEED: f32 = 18.0;
 
     /// Everything the game remembers. Owned by the host, so it survives every reload.
+    #[derive(Debug)]
     pub struct State {
         /// Playfield width in cells.
         pub width: u16,
@@ -53,6 +54,7 @@ pub mod game {
     }
 
     /// A ball with a position and a velocity, in cells and cells per second.
+    #[derive(Debug)]
     pub struct Ball {
         /// Column.
         pub x: f32,

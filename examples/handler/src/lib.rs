@@ -25,6 +25,7 @@
 #[hotmod::hot_module]
 pub mod app {
     /// An HTTP request as the server hands it to the handler.
+    #[derive(Debug)]
     pub struct Request {
         /// `GET`, `POST`, …
         pub method: String,
@@ -37,6 +38,7 @@ pub mod app {
     }
 
     /// What the handler answers; the server adds the headers that say which generation served.
+    #[derive(Debug)]
     pub struct Response {
         /// The HTTP status code.
         pub status: u16,
