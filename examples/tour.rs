@@ -25,7 +25,6 @@ mod crate_copy;
 mod server;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -98,15 +97,17 @@ fn tour() -> Result<()> {
     let events = module.subscribe();
 
     // 1. A copy of the handler crate, built.
-    let scratch = Scratch::new()?;
-    let copy = crate_copy::copy_crate(
-        &crate_copy::workspace().join("examples/handler"),
-        &scratch.0.join("handler"),
-    )?;
     let target = crate_copy::workspace()
         .join("target")
         .join("hotmod-examples");
-    say!("copied examples/handler to {}", copy.display());
+    let copy = crate_copy::copy_crate(
+        &crate_copy::workspace().join("examples/handler"),
+        &target.join("tour").join("handler"),
+    )?;
+    say!(
+        "copied examples/handler to {} (rewritten every run)",
+        copy.display()
+    );
     say!(
         "building it into {} (the first build compiles hotmod too; later ones take seconds) …",
         target.display()
@@ -292,22 +293,4 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(())
-}
-
-/// A temporary directory, removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Scratch> {
-        let dir = std::env::temp_dir().join(format!("hotmod-tour-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(Path::new(&self.0));
-    }
 }

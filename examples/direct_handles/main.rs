@@ -27,26 +27,22 @@ fn main() -> ExitCode {
 fn run() -> crate_copy::Result<()> {
     let workspace = crate_copy::workspace();
     let target = workspace.join("target").join("hotmod-examples");
-    let scratch =
-        std::env::temp_dir().join(format!("hotmod-direct-handles-{}", std::process::id()));
-    let result = (|| {
-        let copy = crate_copy::copy_crate(
-            &workspace.join("examples/greeter"),
-            &scratch.join("greeter"),
-        )?;
-        println!("building {} …", copy.display());
-        let built = crate_copy::build(&copy, &target, "greeter")?;
-        // Keep this build aside: the next one lands at the same path.
-        let first = scratch.join("greeter-first.so");
-        std::fs::copy(&built, &first)?;
-        crate_copy::edit(
-            &copy.join("src/lib.rs"),
-            &[(r#"format!("hello {name}")"#, r#"format!("bonjour {name}")"#)],
-        )?;
-        println!("building the edited copy …");
-        let second = crate_copy::build(&copy, &target, "greeter")?;
-        walkthrough::run(&first, &second, &mut std::io::stdout())
-    })();
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
+    // The copy lives beside the target directory and is rewritten every run (see
+    // `crate_copy::copy_crate` for why not a fresh temporary directory).
+    let copy = crate_copy::copy_crate(
+        &workspace.join("examples/greeter"),
+        &target.join("direct-handles").join("greeter"),
+    )?;
+    println!("building {} …", copy.display());
+    let built = crate_copy::build(&copy, &target, "greeter")?;
+    // Keep this build aside: the next one lands at the same path.
+    let first = target.join("direct-handles").join("greeter-first.so");
+    std::fs::copy(&built, &first)?;
+    crate_copy::edit(
+        &copy.join("src/lib.rs"),
+        &[(r#"format!("hello {name}")"#, r#"format!("bonjour {name}")"#)],
+    )?;
+    println!("building the edited copy …");
+    let second = crate_copy::build(&copy, &target, "greeter")?;
+    walkthrough::run(&first, &second, &mut std::io::stdout())
 }

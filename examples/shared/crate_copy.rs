@@ -22,8 +22,16 @@ pub fn workspace() -> PathBuf {
 }
 
 /// Copies the module crate at `crate_dir` (`Cargo.toml`, `build.rs` if any, and `src/`) to
-/// `dest`, ready to be built outside the workspace. Returns `dest`.
+/// `dest`, replacing what was there, ready to be built outside the workspace. Returns `dest`.
+///
+/// Reuse one `dest` per crate and target directory: cargo's fingerprint of a package follows
+/// the source files of the copy it last built, so a copy in a new directory whose package
+/// another copy already built in the same target directory may be taken for up to date.
+/// Rewriting the same directory gives every file a new modification time, which cargo sees.
 pub fn copy_crate(crate_dir: &Path, dest: &Path) -> Result<PathBuf> {
+    if dest.exists() {
+        fs::remove_dir_all(dest).map_err(|e| format!("removing {}: {e}", dest.display()))?;
+    }
     let manifest_path = crate_dir.join("Cargo.toml");
     let manifest = fs::read_to_string(&manifest_path)
         .map_err(|e| format!("reading {}: {e}", manifest_path.display()))?;
@@ -102,18 +110,25 @@ pub fn edit(file: &Path, edits: &[(&str, &str)]) -> Result<()> {
 }
 
 /// `cargo build --lib` of the crate in `manifest_dir` into `target_dir` (dev profile); returns
-/// the path of the built cdylib `lib<lib_name>.so`.
+/// the path of the built cdylib `lib<lib_name>.so` (the package is named `lib_name` too).
+///
+/// If cargo took the package for up to date although its sources are newer than the library
+/// (see [`copy_crate`]), this package alone is cleaned and built again.
 pub fn build(manifest_dir: &Path, target_dir: &Path, lib_name: &str) -> Result<PathBuf> {
+    let artifact = target_dir.join("debug").join(dylib(lib_name));
+    cargo(&["build", "--lib"], manifest_dir, target_dir)?;
+    if older_than_sources(&artifact, manifest_dir) {
+        cargo(&["clean", "-p", lib_name], manifest_dir, target_dir)?;
+        cargo(&["build", "--lib"], manifest_dir, target_dir)?;
+    }
+    Ok(artifact)
+}
+
+fn cargo(args: &[&str], manifest_dir: &Path, target_dir: &Path) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--lib",
-            "--color",
-            "never",
-            "--manifest-path",
-        ])
+        .args(args)
+        .args(["--quiet", "--color", "never", "--manifest-path"])
         .arg(manifest_dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir)
@@ -121,13 +136,29 @@ pub fn build(manifest_dir: &Path, target_dir: &Path, lib_name: &str) -> Result<P
         .map_err(|e| format!("running cargo: {e}"))?;
     if !output.status.success() {
         return Err(format!(
-            "cargo build of {} failed:\n{}",
+            "cargo {} of {} failed:\n{}",
+            args.join(" "),
             manifest_dir.display(),
             String::from_utf8_lossy(&output.stderr)
         )
         .into());
     }
-    Ok(target_dir.join("debug").join(dylib(lib_name)))
+    Ok(())
+}
+
+/// Whether `artifact` is older than a file of `manifest_dir/src`.
+fn older_than_sources(artifact: &Path, manifest_dir: &Path) -> bool {
+    let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
+    let Some(built) = modified(artifact) else {
+        return false;
+    };
+    let Ok(entries) = fs::read_dir(manifest_dir.join("src")) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| modified(&entry.path()))
+        .any(|source| source > built)
 }
 
 /// `lib<name>.so` on Linux.
