@@ -26,17 +26,18 @@ fn main() -> ExitCode {
 
 fn run() -> crate_copy::Result<()> {
     let workspace = crate_copy::workspace();
-    let target = workspace.join("target").join("hotmod-examples");
+    let scratch = workspace.join("target").join("hotmod-examples");
+    let target = scratch.join("target");
     // The copy lives beside the target directory and is rewritten every run (see
     // `crate_copy::copy_crate` for why not a fresh temporary directory).
     let copy = crate_copy::copy_crate(
         &workspace.join("examples/greeter"),
-        &target.join("direct-handles").join("greeter"),
+        &scratch.join("direct-handles").join("greeter"),
     )?;
     println!("building {} …", copy.display());
     let built = crate_copy::build(&copy, &target, "greeter")?;
     // Keep this build aside: the next one lands at the same path.
-    let first = target.join("direct-handles").join("greeter-first.so");
+    let first = scratch.join("direct-handles").join("greeter-first.so");
     std::fs::copy(&built, &first)?;
     crate_copy::edit(
         &copy.join("src/lib.rs"),

@@ -1,36 +1,15 @@
-//! The self-driving tour: `cargo run --example tour`.
-//!
-//! It plays the HTTP example's whole story by itself, on 127.0.0.1, with nothing else to
-//! install:
-//!
-//! 1. copies the handler crate (`examples/handler`) to a temporary directory and builds it with
-//!    cargo; loads it as generation 1;
-//! 2. starts the HTTP example's server in this process and sends a request;
-//! 3. starts a slow request, which pins generation 1 as it arrives;
-//! 4. edits the copy's `greeting`, lets hotmod's built-in rebuild build and load it as
-//!    generation 2 while the slow request is still in flight;
-//! 5. sends new requests (generation 2 answers) and collects the slow one (generation 1
-//!    answers it: it finishes on the code it started with); generation 1 retires;
-//! 6. tries an edit that changes a type crossing the boundary: hotmod refuses that build and
-//!    generation 2 keeps serving;
-//! 7. prints the requests side by side and exits.
-//!
-//! Every hotmod event is printed as it happens, with the time since the start.
-
-#[path = "http_server/client.rs"]
-mod client;
-#[path = "shared/crate_copy.rs"]
-mod crate_copy;
-#[path = "http_server/server.rs"]
-mod server;
+//! The tour's script, shared by `main.rs` and the tests: see `main.rs` for the story.
+#![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::ExitCode;
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use handler::app;
 use hotmod::{Event, Events};
+
+use crate::{client, crate_copy, server};
 
 /// The edit that step 4 makes: the greeting gets a suffix.
 const GREETING: &str = r#"format!("Hello, {name}!\n")"#;
@@ -46,20 +25,11 @@ const NEW_FIELD: [(&str, &str); 2] = [
 ];
 
 /// Generous: a busy machine may be slow, but the tour still ends by itself.
-const WAIT: Duration = Duration::from_secs(300);
+const WAIT: Duration = Duration::from_secs(180);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
 
-type Result<T> = crate_copy::Result<T>;
-
-fn main() -> ExitCode {
-    match tour() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("tour failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
+/// Every error says what failed.
+pub type Result<T> = crate_copy::Result<T>;
 
 /// Seconds since the tour started, for the progress lines.
 fn clock() -> String {
@@ -80,14 +50,38 @@ fn drain(events: &Events) {
 }
 
 /// One request the tour made, for the table at the end.
-struct Row {
-    what: &'static str,
-    started: &'static str,
-    generation: Option<u64>,
-    body: String,
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Which request.
+    pub what: &'static str,
+    /// When it started, in the story.
+    pub started: &'static str,
+    /// The generation that answered it.
+    pub generation: Option<u64>,
+    /// The answer.
+    pub body: String,
 }
 
-fn tour() -> Result<()> {
+/// What the tour saw.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Every request, in the order they were made.
+    pub rows: Vec<Row>,
+    /// The generation the slow request pinned.
+    pub old: u64,
+    /// The generation the edit became.
+    pub new: u64,
+    /// Live generations at the end.
+    pub live: Vec<u64>,
+    /// Why the last edit was refused.
+    pub refusal: String,
+}
+
+/// Plays the tour: copies `examples/handler` to `copy_dir` (replacing it; keep it outside
+/// `target_dir`, where the rebuild ignores changes), builds it into `target_dir`, and goes
+/// through the story, printing as it goes. Fails if any request is answered by another
+/// generation than the story says.
+pub fn run(copy_dir: &Path, target_dir: &Path) -> Result<Report> {
     clock();
     println!(
         "hotmod tour: the handler of a running HTTP server changes while a request is in flight\n"
@@ -97,13 +91,8 @@ fn tour() -> Result<()> {
     let events = module.subscribe();
 
     // 1. A copy of the handler crate, built.
-    let target = crate_copy::workspace()
-        .join("target")
-        .join("hotmod-examples");
-    let copy = crate_copy::copy_crate(
-        &crate_copy::workspace().join("examples/handler"),
-        &target.join("tour").join("handler"),
-    )?;
+    let target = target_dir;
+    let copy = crate_copy::copy_crate(&crate_copy::workspace().join("examples/handler"), copy_dir)?;
     say!(
         "copied examples/handler to {} (rewritten every run)",
         copy.display()
@@ -113,7 +102,7 @@ fn tour() -> Result<()> {
         target.display()
     );
     let built = Instant::now();
-    let library = crate_copy::build(&copy, &target, "handler")?;
+    let library = crate_copy::build(&copy, target, "handler")?;
     say!("built in {:.1} s", built.elapsed().as_secs_f64());
     let after_first_build = Instant::now();
     let g1 = module.load(&library)?;
@@ -152,7 +141,7 @@ fn tour() -> Result<()> {
     module
         .rebuild()
         .manifest_dir(&copy)
-        .target_dir(&target)
+        .target_dir(target)
         .profile("dev")
         .start()?;
     let lib_rs = copy.join("src/lib.rs");
@@ -192,10 +181,10 @@ fn tour() -> Result<()> {
     // 6. An edit that needs a restart is refused; generation 2 keeps serving.
     say!("editing the Response struct, a type that crosses the boundary: + pub max_age: u32");
     crate_copy::edit(&lib_rs, &NEW_FIELD)?;
-    match expect_event(&events, "the refused build's outcome", build_outcome)? {
-        Event::Rejected { .. } => {}
+    let refusal = match expect_event(&events, "the refused build's outcome", build_outcome)? {
+        Event::Rejected { error, .. } => error.to_string(),
         other => return Err(format!("expected hotmod to refuse the build, got: {other}").into()),
-    }
+    };
     let after = request(&events, addr, "/hello?name=again")?;
     rows.push(row("later request", "after the refusal", &after));
     module.unwatch();
@@ -234,7 +223,13 @@ fn tour() -> Result<()> {
         "done: no restart, no failed request ({:.1} s after the first build)",
         after_first_build.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(Report {
+        rows,
+        old: g1,
+        new: g2,
+        live,
+        refusal,
+    })
 }
 
 fn request(events: &Events, addr: SocketAddr, target: &str) -> Result<client::Reply> {
