@@ -33,7 +33,7 @@ fn assert_shown_verbatim(file: &str) {
     let readme = read("README.md");
     let content = read(file);
     assert!(
-        code_blocks(&readme).iter().any(|block| *block == content),
+        code_blocks(&readme).contains(&content),
         "README.md must show {file} verbatim in a code block; it now reads:\n{content}"
     );
 }
