@@ -4,6 +4,7 @@
 //! and to run one test in a child process.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +17,10 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The variants of `fixtures/state_fixture` (see its build.rs).
 pub const STATE_VARIANTS: &[&str] = &["s1", "s2", "s2nomigrate", "s2badmigrate"];
+
+/// Copying, editing and building module crates, shared with the examples.
+#[path = "../../examples/shared/crate_copy.rs"]
+pub mod crate_copy;
 
 /// The variants of `fixtures/hello_fixture` (see its build.rs).
 pub const VARIANTS: &[&str] = &[
@@ -228,6 +233,51 @@ impl Footprint {
             })
             .collect()
     }
+}
+
+/// A build of a copy of the workspace crate at `crate_dir` (e.g. `examples/handler`) with
+/// `edits` applied to its `src/lib.rs` (none: the crate as written), the way a user edits a
+/// module while the host runs. Built once per process under `label`, in the shared fixture
+/// target directory (under the same file lock as the other fixtures); returns
+/// `variants/<label>.so`.
+pub fn edited_library(
+    crate_dir: &str,
+    lib_name: &str,
+    label: &str,
+    edits: &[(&str, &str)],
+) -> PathBuf {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(path) = built.get_or_insert_with(HashMap::new).get(label) {
+        return path.clone();
+    }
+    std::fs::create_dir_all(fixtures_dir()).expect("create fixture dir");
+    let lock = File::create(fixtures_dir().join(".lock")).expect("create lock file");
+    lock.lock().expect("lock fixture dir");
+    // One copy directory per crate, rewritten for every variant: cargo's fingerprints follow
+    // the sources of the copy they last built, so a variant built from another directory
+    // could be taken for fresh.
+    let name = Path::new(crate_dir).file_name().expect("a crate directory");
+    let copy = fixtures_dir().join("copies").join(name);
+    crate_copy::copy_crate(&workspace().join(crate_dir), &copy)
+        .unwrap_or_else(|e| panic!("copying {crate_dir}: {e}"));
+    if !edits.is_empty() {
+        crate_copy::edit(&copy.join("src/lib.rs"), edits)
+            .unwrap_or_else(|e| panic!("editing the copy of {crate_dir}: {e}"));
+    }
+    let artifact = crate_copy::build(&copy, &fixtures_dir(), lib_name)
+        .unwrap_or_else(|e| panic!("building variant {label}: {e}"));
+    let dir = fixtures_dir().join("variants");
+    std::fs::create_dir_all(&dir).expect("create variants dir");
+    let dest = dir.join(format!("{label}{}", std::env::consts::DLL_SUFFIX));
+    let tmp = dir.join(format!(".{label}.{}.tmp", std::process::id()));
+    std::fs::copy(&artifact, &tmp).expect("copy variant");
+    std::fs::rename(&tmp, &dest).expect("publish variant");
+    drop(lock);
+    built
+        .get_or_insert_with(HashMap::new)
+        .insert(label.to_owned(), dest.clone());
+    dest
 }
 
 /// Tests in one binary share the fixture module's generations: take this first.
