@@ -10,6 +10,12 @@
 //! `State` or `Ball`, or a function's signature, needs a restart: hotmod refuses such a build
 //! and the running generation keeps going.
 //!
+//! The logic also keeps state of its own, [`game::Records`], which the host never sees: hotmod
+//! hands it from generation to generation at the swap (`#[hotmod::state]`), so *its* type may
+//! change while the game runs. Add a field, bump `version`, and `migrate_records` carries the
+//! old value over; a version change without a migrate function is refused with a message that
+//! says so, and the running generation keeps its records.
+//!
 //! ```
 //! use game_logic::game;
 //!
@@ -35,6 +41,35 @@ pub mod game {
     const POINTS_PER_FRAME: u64 = 1;
     /// The ball's speed at the start, in cells per second.
     const SPEED: f32 = 18.0;
+
+    /// What the logic itself remembers, kept by hotmod across reloads (never by the host). Its
+    /// type may change while the game runs: bump the version and let `migrate_records` map the
+    /// old value.
+    #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+    pub struct Records {
+        /// Frames this logic has simulated, across every generation.
+        pub frames: u64,
+    }
+
+    #[hotmod::state(version = 1, migrate = migrate_records)]
+    static RECORDS: hotmod::State<Records> = hotmod::State::new();
+
+    /// Takes records of another version: keeps the fields this version knows, defaults the
+    /// rest.
+    fn migrate_records(from: u32, old: hotmod::serde_json::Value) -> Result<Records, String> {
+        let frames = old["frames"]
+            .as_u64()
+            .ok_or(format!("records version {from} have no `frames`"))?;
+        Ok(Records {
+            frames,
+            ..Records::default()
+        })
+    }
+
+    /// The records, one line: what survives a reload inside the module.
+    pub fn records() -> String {
+        RECORDS.with(|records| format!("{records:?}"))
+    }
 
     /// Everything the game remembers. Owned by the host, so it survives every reload.
     #[derive(Debug)]
@@ -85,6 +120,7 @@ pub mod game {
 
     /// Advances the game by one frame of `dt` seconds.
     pub fn update(state: &mut State, dt: f32) {
+        RECORDS.with(|records| records.frames += 1);
         state.ticks += 1;
         state.score += POINTS_PER_FRAME;
         let (w, h) = field(state);
