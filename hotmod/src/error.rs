@@ -104,7 +104,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// Functions or types the host relies on changed.
-    #[error("{module}: {} was not loaded: {}; restart the host to pick up signature changes", path.display(), Changes(changes))]
+    #[error("{module}: {} was not loaded: {}; restart the host to pick up {}", path.display(), Changes(changes), Changes(changes).what())]
     Incompatible {
         /// The hot module.
         module: &'static str,
@@ -298,6 +298,23 @@ impl fmt::Display for Incompatibility {
 
 /// Joins incompatibilities with "; ".
 struct Changes<'a>(&'a [Incompatibility]);
+
+impl Changes<'_> {
+    /// What the restart would pick up: "signature changes" when only functions changed.
+    fn what(&self) -> &'static str {
+        let types = self.0.iter().any(|change| {
+            matches!(
+                change,
+                Incompatibility::TypeChanged { .. } | Incompatibility::TypeRemoved { .. }
+            )
+        });
+        if types {
+            "changes to types that cross the boundary"
+        } else {
+            "signature changes"
+        }
+    }
+}
 
 impl fmt::Display for Changes<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
