@@ -55,7 +55,8 @@ pub mod game {
     static RECORDS: hotmod::State<Records> = hotmod::State::new();
 
     /// Takes records of another version: keeps the fields this version knows, defaults the
-    /// rest.
+    /// rest (the struct update stays for fields added later).
+    #[allow(clippy::needless_update)]
     fn migrate_records(from: u32, old: hotmod::serde_json::Value) -> Result<Records, String> {
         let frames = old["frames"]
             .as_u64()
