@@ -80,6 +80,8 @@ pub struct HotFn {
     pub params: Vec<Param>,
     /// The return type; `()` when none is written.
     pub output: Type,
+    /// The return type is `hotmod::Pinned<…>`: the value keeps its generation loaded.
+    pub pinned: bool,
 }
 
 pub struct Param {
@@ -157,6 +159,7 @@ impl HotModule {
                 other => others.push(other.clone()),
             }
         }
+        errors.extend(returned_types_pointing_into_library(&functions, &others));
         if errors.is_empty() {
             Ok(HotModule {
                 module,
@@ -227,16 +230,21 @@ impl HotFn {
             ReturnType::Default => syn::parse_quote!(()),
             ReturnType::Type(_, ty) => {
                 if contains_impl_trait(ty) {
-                    fail(ty, "a hot function cannot return `impl Trait`: return a concrete type (or a Box<dyn Trait>)");
+                    fail(ty, "a hot function cannot return `impl Trait`: return a concrete type, or `hotmod::Pinned<Box<dyn Trait>>`");
+                }
+                if let Some(what) = points_into_library(ty) {
+                    fail(ty, &format!("a hot function cannot return {what}: it points into the generation's code or static data, which is unloaded after a reload while the value may still live; return an owned value (String, Vec, a struct), or wrap it in `hotmod::Pinned<…>` to keep its generation loaded while it lives"));
                 }
                 (**ty).clone()
             }
         };
         if errors.is_empty() {
+            let pinned = is_pinned(&output);
             Ok(HotFn {
                 item: item.clone(),
                 params,
                 output,
+                pinned,
             })
         } else {
             Err(errors)
@@ -326,6 +334,90 @@ fn check_on_load(f: &ItemFn, previous: Option<&Ident>) -> syn::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Structs and enums of the module that hot functions return (directly, or inside another such
+/// type, outside `Pinned<…>`) must not hold references, trait objects or function pointers.
+fn returned_types_pointing_into_library(functions: &[HotFn], others: &[Item]) -> Vec<syn::Error> {
+    let mut names = std::collections::BTreeSet::new();
+    for f in functions.iter().filter(|f| !f.pinned) {
+        crate::expand::collect_idents(&f.output, &mut names);
+    }
+    let mut errors = Vec::new();
+    let mut checked = std::collections::BTreeSet::new();
+    loop {
+        let before = names.len();
+        for item in others {
+            let (ident, fields): (&Ident, Vec<&syn::Field>) = match item {
+                Item::Struct(s) => (&s.ident, s.fields.iter().collect()),
+                Item::Enum(e) => (
+                    &e.ident,
+                    e.variants.iter().flat_map(|v| v.fields.iter()).collect(),
+                ),
+                _ => continue,
+            };
+            let name = ident.to_string();
+            if !names.contains(&name) || !checked.insert(name.clone()) {
+                continue;
+            }
+            for field in fields {
+                if let Some(what) = points_into_library(&field.ty) {
+                    errors.push(syn::Error::new_spanned(
+                        &field.ty,
+                        format!("`{name}` is returned by a hot function, so it cannot hold {what}: the value may outlive the generation that made it; hold an owned value, or return `hotmod::Pinned<{name}>`"),
+                    ));
+                }
+                if !is_pinned(&field.ty) {
+                    crate::expand::collect_idents(&field.ty, &mut names);
+                }
+            }
+        }
+        if names.len() == before {
+            return errors;
+        }
+    }
+}
+
+/// `hotmod::Pinned<…>` (any path ending in `Pinned`).
+fn is_pinned(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "Pinned"),
+        Type::Paren(inner) => is_pinned(&inner.elem),
+        Type::Group(inner) => is_pinned(&inner.elem),
+        _ => false,
+    }
+}
+
+/// What in a return type points into the library that made it (outside `Pinned<…>`):
+/// a reference, a trait object, a function pointer.
+fn points_into_library(ty: &Type) -> Option<&'static str> {
+    struct Finder(Option<&'static str>);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_type(&mut self, ty: &'ast Type) {
+            if self.0.is_some() || is_pinned(ty) {
+                return;
+            }
+            match ty {
+                Type::Reference(_) => {
+                    self.0 = Some("a reference (it may point to the library's static data)")
+                }
+                Type::TraitObject(_) => {
+                    self.0 = Some("a trait object (its vtable lives in the library)")
+                }
+                Type::BareFn(_) => {
+                    self.0 = Some("a function pointer (its code lives in the library)")
+                }
+                _ => syn::visit::visit_type(self, ty),
+            }
+        }
+    }
+    let mut finder = Finder(None);
+    syn::visit::Visit::visit_type(&mut finder, ty);
+    finder.0
 }
 
 fn contains_impl_trait(ty: &Type) -> bool {

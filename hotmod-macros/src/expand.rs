@@ -30,7 +30,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let impl_fns = hot.functions.iter().map(|f| &f.item);
     let wrappers = hot.functions.iter().map(|f| wrapper(&private, f));
     let indices = indices(hot);
-    let methods = hot.functions.iter().map(method);
+    let methods = hot.functions.iter().map(|f| method(&private, f));
     let trampolines = hot.functions.iter().map(|f| trampoline(&private, f));
     let descriptor = descriptor(&private, hot);
     let symbol = symbol_name(ident);
@@ -139,6 +139,14 @@ fn arg_names(f: &HotFn) -> TokenStream {
     quote!((#(#names,)*))
 }
 
+/// `name: &str, times: u32`: the parameters with the names the generated code uses.
+fn params(f: &HotFn) -> impl Iterator<Item = TokenStream> + '_ {
+    f.params.iter().map(|p| {
+        let (ident, ty) = (&p.ident, &p.ty);
+        quote!(#ident: #ty)
+    })
+}
+
 /// Attributes that must follow the function onto everything generated for it.
 fn carried_attrs(f: &HotFn) -> impl Iterator<Item = &syn::Attribute> {
     f.item
@@ -151,36 +159,40 @@ fn carried_attrs(f: &HotFn) -> impl Iterator<Item = &syn::Attribute> {
 fn wrapper(private: &TokenStream, f: &HotFn) -> TokenStream {
     let attrs = carried_attrs(f);
     let name = &f.item.sig.ident;
-    let params = f.params.iter().map(|p| {
-        let (ident, ty) = (&p.ident, &p.ty);
-        quote!(#ident: #ty)
-    });
+    let params = params(f);
     let output = &f.item.sig.output;
-    let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
+    let (tys, args) = (arg_types(f), arg_names(f));
+    let call = if f.pinned {
+        quote!(call_pinned)
+    } else {
+        quote!(call)
+    };
     quote! {
         #(#attrs)*
         #[inline]
         pub fn #name(#(#params),*) #output {
-            #private::call::<#tys, #ret, _>(&__HOTMOD_MODULE, __hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args)
+            #private::#call::<#tys, _, _>(&__HOTMOD_MODULE, __hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args)
         }
     }
 }
 
 /// `pub fn greet(&self, name: &str) -> String`: runs the pinned generation.
-fn method(f: &HotFn) -> TokenStream {
+fn method(private: &TokenStream, f: &HotFn) -> TokenStream {
     let attrs = carried_attrs(f);
     let name = &f.item.sig.ident;
-    let params = f.params.iter().map(|p| {
-        let (ident, ty) = (&p.ident, &p.ty);
-        quote!(#ident: #ty)
-    });
+    let params = params(f);
     let output = &f.item.sig.output;
     let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
+    let call = if f.pinned {
+        quote!(#private::call_pinned_on::<#tys, _, _>(&self.0, __hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args))
+    } else {
+        quote!(self.0.call::<#tys, #ret, _>(__hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args))
+    };
     quote! {
         #(#attrs)*
         #[inline]
         pub fn #name(&self, #(#params),*) #output {
-            self.0.call::<#tys, #ret, _>(__hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args)
+            #call
         }
     }
 }
@@ -303,6 +315,8 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
                 !s.generics.params.is_empty(),
             ),
             Item::Enum(e) => (&e.ident, &e.attrs, None, !e.generics.params.is_empty()),
+            // A trait has no size: its definition text is what is compared.
+            Item::Trait(t) => (&t.ident, &t.attrs, None, true),
             _ => continue,
         };
         let item_cfgs = cfgs(attrs);
@@ -520,6 +534,30 @@ fn definition_pieces(item: &Item) -> Vec<(Vec<&syn::Attribute>, String)> {
             }
             pieces.push((Vec::new(), "}".to_owned()));
         }
+        Item::Trait(t) => {
+            pieces.push((
+                Vec::new(),
+                format!(
+                    "trait {}{}: {} {{ ",
+                    t.ident,
+                    text::tokens(&t.generics),
+                    text::tokens(&t.supertraits)
+                ),
+            ));
+            for item in &t.items {
+                let (attrs, text) = match item {
+                    syn::TraitItem::Fn(f) => (&f.attrs, format!("{}; ", text::tokens(&f.sig))),
+                    syn::TraitItem::Type(ty) => (&ty.attrs, format!("type {}; ", ty.ident)),
+                    syn::TraitItem::Const(c) => (
+                        &c.attrs,
+                        format!("const {}: {}; ", c.ident, text::tokens(&c.ty)),
+                    ),
+                    _ => continue,
+                };
+                pieces.push((cfgs(attrs), text));
+            }
+            pieces.push((Vec::new(), "}".to_owned()));
+        }
         _ => {}
     }
     pieces
@@ -534,6 +572,8 @@ fn boundary_types(hot: &HotModule) -> Vec<&Item> {
         .filter_map(|item| match item {
             Item::Struct(s) => Some((&s.ident, item)),
             Item::Enum(e) => Some((&e.ident, item)),
+            // Traits behind `dyn` in a signature: their methods decide the vtable.
+            Item::Trait(t) => Some((&t.ident, item)),
             _ => None,
         })
         .collect();
@@ -559,6 +599,18 @@ fn boundary_types(hot: &HotModule) -> Vec<&Item> {
                         .iter()
                         .flat_map(|v| v.fields.iter())
                         .for_each(|f| collect_idents(&f.ty, &mut names)),
+                    Item::Trait(t) => {
+                        for method in trait_methods(t) {
+                            for input in &method.inputs {
+                                if let syn::FnArg::Typed(typed) = input {
+                                    collect_idents(&typed.ty, &mut names);
+                                }
+                            }
+                            if let syn::ReturnType::Type(_, ty) = &method.output {
+                                collect_idents(ty, &mut names);
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -574,7 +626,14 @@ fn boundary_types(hot: &HotModule) -> Vec<&Item> {
         .collect()
 }
 
-fn collect_idents(ty: &Type, names: &mut BTreeSet<String>) {
+fn trait_methods(t: &syn::ItemTrait) -> impl Iterator<Item = &syn::Signature> {
+    t.items.iter().filter_map(|item| match item {
+        syn::TraitItem::Fn(f) => Some(&f.sig),
+        _ => None,
+    })
+}
+
+pub(crate) fn collect_idents(ty: &Type, names: &mut BTreeSet<String>) {
     struct Collector<'a>(&'a mut BTreeSet<String>);
     impl<'ast> syn::visit::Visit<'ast> for Collector<'_> {
         fn visit_path_segment(&mut self, segment: &'ast syn::PathSegment) {

@@ -54,11 +54,7 @@ fn fallback(errors: Vec<syn::Error>, item: proc_macro2::TokenStream) -> TokenStr
 /// `#[hot_module]` consumes this attribute; used anywhere else it is an error.
 #[proc_macro_attribute]
 pub fn on_load(_args: TokenStream, item: TokenStream) -> TokenStream {
-    let error = syn::Error::new(
-        proc_macro2::Span::call_site(),
-        "#[hotmod::on_load] works only on a function inside a #[hotmod::hot_module] module",
-    );
-    fallback(vec![error], item.into())
+    outside_hot_module("#[hotmod::on_load] works only on a function", item)
 }
 
 /// Marks a static of a `#[hot_module]` module as state that survives reloads:
@@ -69,9 +65,12 @@ pub fn on_load(_args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[hot_module]` consumes this attribute; used anywhere else it is an error.
 #[proc_macro_attribute]
 pub fn state(_args: TokenStream, item: TokenStream) -> TokenStream {
-    let error = syn::Error::new(
-        proc_macro2::Span::call_site(),
-        "#[hotmod::state] works only on a static inside a #[hotmod::hot_module] module",
-    );
+    outside_hot_module("#[hotmod::state] works only on a static", item)
+}
+
+/// An attribute that `#[hot_module]` consumes, found outside one.
+fn outside_hot_module(what: &str, item: TokenStream) -> TokenStream {
+    let message = format!("{what} inside a #[hotmod::hot_module] module");
+    let error = syn::Error::new(proc_macro2::Span::call_site(), message);
     fallback(vec![error], item.into())
 }

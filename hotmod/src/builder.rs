@@ -98,11 +98,10 @@ impl Rebuild {
             message,
         };
         let (sender, receiver) = mpsc::channel();
-        let target_dir = plan.target_dir.clone();
         let mut watcher =
             notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
                 if let Ok(event) = result {
-                    if is_source_change(&event, &target_dir) {
+                    if is_source_change(&event) {
                         let _ = sender.send(());
                     }
                 }
@@ -210,8 +209,10 @@ fn host_layout() -> Option<HostLayout> {
     })
 }
 
-/// A saved Rust source, manifest or build script (not build output, not editor scratch files).
-fn is_source_change(event: &notify::Event, target_dir: &Path) -> bool {
+/// A saved Rust source or manifest (not build output, not editor scratch files). Only `src/`
+/// (recursively) and the manifest directory itself are watched, so build output under a
+/// target directory inside the crate never gets here with a `.rs` name.
+fn is_source_change(event: &notify::Event) -> bool {
     let kind = matches!(
         event.kind,
         EventKind::Create(_)
@@ -220,9 +221,8 @@ fn is_source_change(event: &notify::Event, target_dir: &Path) -> bool {
             | EventKind::Any
     );
     kind && event.paths.iter().any(|path| {
-        !path.starts_with(target_dir)
-            && (path.extension().is_some_and(|e| e == "rs")
-                || path.file_name().is_some_and(|n| n == "Cargo.toml"))
+        path.extension().is_some_and(|e| e == "rs")
+            || path.file_name().is_some_and(|n| n == "Cargo.toml")
     })
 }
 

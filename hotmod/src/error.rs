@@ -104,7 +104,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// Functions or types the host relies on changed.
-    #[error("{module}: {} was not loaded: {}; restart the host to pick up signature changes", path.display(), Changes(changes))]
+    #[error("{module}: {} was not loaded: {}; restart the host to pick up {}", path.display(), Changes(changes), Changes(changes).what())]
     Incompatible {
         /// The hot module.
         module: &'static str,
@@ -161,6 +161,20 @@ pub enum Error {
         /// How long it waited.
         after: Duration,
     },
+    /// Someone other than the host's user (or root) could have written the file: it, or a
+    /// directory above it, belongs to another user or is writable by others or by a shared
+    /// group. See [`allow_insecure_paths`](crate::allow_insecure_paths).
+    #[error("{module}: {} was not loaded: {} {reason}, so another user could have replaced the library; fix the ownership or permissions (e.g. chmod go-w), or call hotmod::allow_insecure_paths(true) to load it anyway", path.display(), offender.display())]
+    InsecurePath {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The file or directory at fault.
+        offender: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Where the module's artifact is could not be worked out.
     #[error("{module}: cannot tell where the module's library is: {reason}; set it with module().set_path(..) or the {env_var} environment variable")]
     UnknownPath {
@@ -201,6 +215,7 @@ impl Error {
             | Error::DuplicateModule { module }
             | Error::Watch { module, .. }
             | Error::Timeout { module, .. }
+            | Error::InsecurePath { module, .. }
             | Error::UnknownPath { module, .. }
             | Error::ReloadDisabled { module, .. } => module,
         }
@@ -222,6 +237,7 @@ impl Error {
             | Error::OnLoad { path, .. }
             | Error::State { path, .. }
             | Error::Watch { path, .. }
+            | Error::InsecurePath { path, .. }
             | Error::ReloadDisabled { path, .. } => Some(path),
             Error::UnknownPath { .. } | Error::Timeout { .. } | Error::DuplicateModule { .. } => {
                 None
@@ -293,6 +309,23 @@ impl fmt::Display for Incompatibility {
 
 /// Joins incompatibilities with "; ".
 struct Changes<'a>(&'a [Incompatibility]);
+
+impl Changes<'_> {
+    /// What the restart would pick up: "signature changes" when only functions changed.
+    fn what(&self) -> &'static str {
+        let types = self.0.iter().any(|change| {
+            matches!(
+                change,
+                Incompatibility::TypeChanged { .. } | Incompatibility::TypeRemoved { .. }
+            )
+        });
+        if types {
+            "changes to types that cross the boundary"
+        } else {
+            "signature changes"
+        }
+    }
+}
 
 impl fmt::Display for Changes<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -83,12 +83,25 @@ pub enum Event {
         /// The retired generation.
         generation: u64,
     },
-    /// A generation retired but the platform kept its library mapped.
+    /// A generation retired but its library stays mapped (see `Module::unload_blocked`).
     RetireBlocked {
         /// The hot module.
         module: &'static str,
         /// The generation whose library stays mapped.
         generation: u64,
+        /// Why it could not be unloaded.
+        reason: String,
+    },
+    /// A new generation failed its rollback policy; the previous one is current again.
+    RolledBack {
+        /// The hot module.
+        module: &'static str,
+        /// The generation that was rolled back.
+        from: u64,
+        /// The generation current again.
+        to: u64,
+        /// Why.
+        reason: String,
     },
     /// The watcher or the rebuild hit a problem that is not about a particular library.
     WatchFailed {
@@ -112,6 +125,7 @@ impl Event {
             | Event::Unchanged { module, .. }
             | Event::Retired { module, .. }
             | Event::RetireBlocked { module, .. }
+            | Event::RolledBack { module, .. }
             | Event::WatchFailed { module, .. } => module,
         }
     }
@@ -126,13 +140,20 @@ impl fmt::Display for Event {
             }
             Event::BuildFailed {
                 package, message, ..
-            } => write!(f, "building {package} failed; the current generation keeps serving:\n{message}"),
+            } => write!(
+                f,
+                "building {package} failed; the current generation keeps serving:\n{message}"
+            ),
             Event::Loaded {
                 module,
                 generation,
                 took,
                 ..
-            } => write!(f, "{module}: generation {generation} live in {}", Millis(*took)),
+            } => write!(
+                f,
+                "{module}: generation {generation} live in {}",
+                Millis(*took)
+            ),
             Event::Staged {
                 module, generation, ..
             } => write!(
@@ -146,9 +167,22 @@ impl fmt::Display for Event {
             Event::Retired { module, generation } => {
                 write!(f, "{module}: generation {generation} retired")
             }
-            Event::RetireBlocked { module, generation } => write!(
+            Event::RetireBlocked {
+                module,
+                generation,
+                reason,
+            } => write!(
                 f,
-                "{module}: generation {generation} retired but its library stays mapped (the platform refused to unload it)"
+                "{module}: generation {generation} retired but its library stays mapped: {reason}"
+            ),
+            Event::RolledBack {
+                module,
+                from,
+                to,
+                reason,
+            } => write!(
+                f,
+                "{module}: rolled back from generation {from} to generation {to}: {reason}"
             ),
             Event::WatchFailed { module, message } => write!(f, "{module}: {message}"),
         }
@@ -241,7 +275,10 @@ impl Hub {
     /// queues are unbounded.
     pub(crate) fn emit(&self, event: Event) {
         match &event {
-            Event::Rejected { .. } | Event::BuildFailed { .. } | Event::WatchFailed { .. } => {
+            Event::Rejected { .. }
+            | Event::BuildFailed { .. }
+            | Event::WatchFailed { .. }
+            | Event::RolledBack { .. } => {
                 tracing::warn!(target: "hotmod", "{event}")
             }
             Event::RetireBlocked { .. } => tracing::warn!(target: "hotmod", "{event}"),

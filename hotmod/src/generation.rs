@@ -11,7 +11,7 @@
 //!   no hazard slot holds it (see `pin.rs`).
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::abi::{ModuleDescriptor, Trampoline};
 use crate::loader::LoadedLibrary;
@@ -32,6 +32,8 @@ pub(crate) struct Generation {
     pub(crate) descriptor: *const ModuleDescriptor,
     /// The file the library was loaded from (`None` for generation 0).
     pub(crate) origin: Option<PathBuf>,
+    /// Rollback bookkeeping while the generation is new (see `Probation`).
+    pub(crate) probation: Probation,
     /// The library the table points into; `None` for generation 0. Declared last so it is
     /// unloaded after everything that points into it.
     pub(crate) library: Option<LoadedLibrary>,
@@ -47,7 +49,95 @@ impl Generation {
             digest: None,
             descriptor: std::ptr::null(),
             origin: None,
+            probation: Probation::new(),
             library: None,
+        }
+    }
+}
+
+/// Opt-in rollback: a generation whose calls panic `panics_in_a_row` times in a row within its
+/// first `within_first_calls` calls is replaced by the generation that was current before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollback {
+    /// Consecutive panicking calls that trigger the rollback.
+    pub panics_in_a_row: u32,
+    /// How many calls the new generation is watched for; after that it is trusted.
+    pub within_first_calls: u32,
+}
+
+/// A new generation's first calls, counted while a rollback policy watches it.
+///
+/// `active` is the only thing the call path reads when no policy is set: one relaxed load of a
+/// field next to the table it already reads. The other fields are written only while `active`.
+pub(crate) struct Probation {
+    pub(crate) active: AtomicBool,
+    panics_in_a_row: AtomicU32,
+    within_first_calls: AtomicU32,
+    calls: AtomicU32,
+    streak: AtomicU32,
+    /// The generation to go back to; pinned (count) while the probation lasts.
+    pub(crate) fallback: AtomicPtr<Generation>,
+}
+
+/// What a watched call means for its generation.
+pub(crate) enum Verdict {
+    /// Keep watching.
+    Watching,
+    /// Enough calls without a panic streak: trusted from now on.
+    Passed,
+    /// A panic streak: go back to the fallback.
+    RollBack { streak: u32, calls: u32 },
+}
+
+impl Probation {
+    pub(crate) const fn new() -> Probation {
+        Probation {
+            active: AtomicBool::new(false),
+            panics_in_a_row: AtomicU32::new(0),
+            within_first_calls: AtomicU32::new(0),
+            calls: AtomicU32::new(0),
+            streak: AtomicU32::new(0),
+            fallback: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// Starts watching (at the swap, under the module lock, before the generation is
+    /// published as current: the SeqCst store of `current` orders these writes before any
+    /// call that can see the generation).
+    pub(crate) fn start(&self, policy: Rollback, fallback: *const Generation) {
+        self.panics_in_a_row
+            .store(policy.panics_in_a_row.max(1), Ordering::Relaxed);
+        self.within_first_calls
+            .store(policy.within_first_calls, Ordering::Relaxed);
+        self.fallback.store(fallback.cast_mut(), Ordering::Relaxed);
+        self.active.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops watching; returns the fallback whose pin the caller must release (null if the
+    /// probation was not active or already ended).
+    pub(crate) fn end(&self) -> *const Generation {
+        if self.active.swap(false, Ordering::AcqRel) {
+            self.fallback.swap(std::ptr::null_mut(), Ordering::AcqRel)
+        } else {
+            std::ptr::null()
+        }
+    }
+
+    /// Counts one call.
+    pub(crate) fn observe(&self, panicked: bool) -> Verdict {
+        let calls = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let streak = if panicked {
+            self.streak.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.streak.store(0, Ordering::Relaxed);
+            0
+        };
+        if streak >= self.panics_in_a_row.load(Ordering::Relaxed) {
+            Verdict::RollBack { streak, calls }
+        } else if calls >= self.within_first_calls.load(Ordering::Relaxed) {
+            Verdict::Passed
+        } else {
+            Verdict::Watching
         }
     }
 }

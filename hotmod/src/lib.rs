@@ -81,6 +81,12 @@ mod module;
 mod os;
 #[cfg(feature = "reload")]
 mod pin;
+#[cfg(feature = "reload")]
+mod pinned;
+#[cfg(feature = "reload")]
+mod security;
+#[cfg(feature = "reload")]
+mod shadow;
 // Without `reload` nothing swaps: `snapshot` works, `load_all` is `module::load_all`.
 #[cfg_attr(not(feature = "reload"), allow(dead_code, unused_imports))]
 mod snapshot;
@@ -96,10 +102,16 @@ mod watcher;
 pub use builder::Rebuild;
 pub use error::{Error, Incompatibility};
 pub use events::{Event, Events};
+#[cfg(feature = "reload")]
+pub use generation::Rollback;
 pub use hotmod_macros::{hot_module, on_load, state};
 pub use module::Module;
 #[cfg(not(feature = "reload"))]
-pub use module::{load_all, Rebuild};
+pub use module::{allow_insecure_paths, load_all, Pinned, Rebuild, Rollback};
+#[cfg(feature = "reload")]
+pub use pinned::Pinned;
+#[cfg(feature = "reload")]
+pub use security::allow_insecure_paths;
 #[cfg(feature = "reload")]
 pub use snapshot::load_all;
 pub use snapshot::snapshot;
@@ -121,7 +133,9 @@ pub mod __private {
         Trampoline, TypeLayout, ValueLayout, ABI_VERSION, MAGIC, TOOLCHAIN,
     };
     pub use crate::module::{Module, ModuleInfo};
+    pub use crate::os::set_thread_exit_redirect;
     pub use crate::pin::{call, Pin};
+    pub use crate::pinned::{call_pinned, call_pinned_on};
     #[cfg(feature = "state")]
     pub use crate::state::glue as state_glue;
     pub use core::mem::{align_of, size_of};

@@ -1,46 +1,62 @@
-//! Turning a file into a verified generation: file checks, a private shadow copy, `dlopen`,
+//! Turning a file into a verified generation: file and permission checks, a private shadow
+//! copy (`shadow.rs`), `dlopen` with thread-exit callbacks redirected (`os::open_library`),
 //! descriptor lookup and verification.
-//!
-//! Each generation is loaded from its own copy: `dlopen` of a path that is already loaded returns
-//! the old image, even after the file was replaced. Copies live in one private (0700) directory
-//! per process, under unpredictable names, and are removed when their generation retires or when
-//! a load is refused.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hasher;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crate::abi::{ModuleDescriptor, Trampoline, ABI_VERSION, SYMBOL_PREFIX};
 use crate::error::Error;
 use crate::os;
+use crate::shadow::ShadowCopy;
 use crate::verify::{verify, Refusal};
 
 /// A library loaded from a shadow copy; dropping it unloads the library and removes the copy.
 pub(crate) struct LoadedLibrary {
     library: Option<libloading::Library>,
-    copy: PathBuf,
+    thread_exit: Option<os::ThreadExit>,
+    // Declared last: removed after the library is closed.
+    copy: ShadowCopy,
 }
 
 impl LoadedLibrary {
-    /// Closes the library and reports whether the platform really unmapped it.
-    pub(crate) fn unload(mut self) -> bool {
-        if let Some(library) = self.library.take() {
-            // A failed dlclose leaves the library mapped; still_mapped reports that below.
-            let _ = library.close();
+    /// Closes the library; `Err` says why it is still mapped (reported as
+    /// `Event::RetireBlocked`).
+    pub(crate) fn unload_or_reason(mut self) -> Result<(), String> {
+        self.close(true)
+    }
+
+    fn close(&mut self, check: bool) -> Result<(), String> {
+        let Some(library) = self.library.take() else {
+            return Ok(());
+        };
+        if let Some(thread_exit) = &mut self.thread_exit {
+            if let Err(reason) = thread_exit.release() {
+                // Unmapping could leave a thread-exit callback pointing into it: keep it mapped
+                // for the life of the process.
+                std::mem::forget(library);
+                return Err(reason);
+            }
         }
-        let mapped = os::still_mapped(&self.copy);
-        // Drop removes the copy.
-        drop(self);
-        !mapped
+        // A failed dlclose leaves the library mapped; still_mapped reports that below.
+        let _ = library.close();
+        if check && os::still_mapped(self.copy.path()) {
+            return Err(
+                "the dynamic loader kept it mapped: code hotmod could not redirect \
+                        registered a thread-exit callback in it (glibc unloads it when the \
+                        threads involved exit)"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 
 impl Drop for LoadedLibrary {
     fn drop(&mut self) {
-        drop(self.library.take());
-        let _ = std::fs::remove_file(&self.copy);
+        let _ = self.close(false);
     }
 }
 
@@ -96,7 +112,8 @@ pub(crate) fn read(module: &'static str, path: &Path) -> Result<Artifact, Error>
             path: path_buf.clone(),
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| io("reading it", e))?;
+    let resolved = crate::security::checked_path(module, path)?;
+    let bytes = std::fs::read(&resolved).map_err(|e| io("reading it", e))?;
     os::check_library(&bytes).map_err(|reason| Error::NotALibrary {
         module,
         path: path_buf.clone(),
@@ -127,23 +144,23 @@ pub(crate) fn open_artifact(
         source: Arc::new(source),
     };
 
-    let copy = shadow_path(path).map_err(|e| io("creating hotmod's private directory", e))?;
-    std::fs::write(&copy, &bytes).map_err(|e| io("writing its private copy", e))?;
-    // From here on, dropping `library` removes the copy, whatever goes wrong.
-    let mut library = LoadedLibrary {
-        library: None,
-        copy,
-    };
-
+    let copy = ShadowCopy::create(path, &bytes).map_err(|(action, e)| io(action, e))?;
     // SAFETY: loading a library runs its initialisers. The file is a complete shared library
     // (checked above) the user asked to load; Rust cdylibs run no user code at load time unless
     // the module author wrote a static constructor, which is the author's code like any other.
-    let opened =
-        unsafe { libloading::Library::new(&library.copy) }.map_err(|e| Error::LoadFailed {
+    // `bytes` are what `copy` holds.
+    let (opened, thread_exit) =
+        unsafe { os::open_library(copy.path(), &bytes) }.map_err(|e| Error::LoadFailed {
             module,
             path: path_buf.clone(),
             message: e.to_string(),
         })?;
+    // From here on, dropping `library` unloads it and removes the copy, whatever goes wrong.
+    let mut library = LoadedLibrary {
+        library: None,
+        thread_exit: Some(thread_exit),
+        copy,
+    };
     let library_ref = library.library.insert(opened);
 
     let mut symbol_name = symbol.as_bytes().to_vec();
@@ -236,44 +253,4 @@ fn descriptor_symbols(bytes: &[u8]) -> Vec<String> {
         at = end;
     }
     found
-}
-
-/// A fresh, unpredictable path in the process's private directory for a copy of `source`.
-fn shadow_path(source: &Path) -> std::io::Result<PathBuf> {
-    static DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = {
-        let mut dir = DIR.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*dir {
-            Some(dir) => dir.clone(),
-            None => {
-                let path = std::env::temp_dir().join(format!(
-                    "hotmod-{}-{:016x}",
-                    std::process::id(),
-                    random()
-                ));
-                os::private_dir(&path)?;
-                dir.insert(path).clone()
-            }
-        }
-    };
-    let stem = source
-        .file_stem()
-        .map_or_else(|| "module".into(), |s| s.to_string_lossy().into_owned());
-    let extension = source
-        .extension()
-        .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    Ok(dir.join(format!("{stem}.{n}.{:016x}{extension}", random())))
-}
-
-/// 64 unpredictable bits from the standard library's per-process random hash keys.
-fn random() -> u64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
 }

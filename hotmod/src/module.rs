@@ -18,7 +18,7 @@ use crate::abi::{ModuleDescriptor, OnLoadResult, HOSTED};
 use crate::builder::Rebuild;
 use crate::error::Error;
 use crate::events::{Event, Events, Hub};
-use crate::generation::Generation;
+use crate::generation::{Generation, Probation, Rollback, Verdict};
 use crate::loader::LoadedLibrary;
 use crate::watcher::Watcher;
 use crate::{loader, pin};
@@ -74,6 +74,8 @@ struct State {
     staging: bool,
     /// A verified generation waiting to become current.
     staged: Option<NonNull<Generation>>,
+    /// The opt-in rollback policy new generations are watched with.
+    rollback: Option<Rollback>,
 }
 
 /// Background work started for the module.
@@ -122,6 +124,7 @@ impl Module {
                 unload_blocked: Vec::new(),
                 staging: false,
                 staged: None,
+                rollback: None,
             }),
             changed: Condvar::new(),
             loading: Mutex::new(()),
@@ -230,6 +233,7 @@ impl Module {
             digest: Some(digest),
             descriptor: opened.descriptor,
             origin: Some(path.to_path_buf()),
+            probation: Probation::new(),
             library: Some(opened.library),
         };
         Ok(Candidate(Box::new(generation)))
@@ -271,15 +275,94 @@ impl Module {
         crate::os::prepare_barrier();
         let mut state = self.lock();
         let generation = self.admit(&mut state, candidate);
+        let released = self.watch_new(&state, generation);
         // SeqCst: the collector and `Pin::current` order their pin-count accesses against
         // this store (see pin.rs).
         self.current.store(generation.as_ptr(), Ordering::SeqCst);
-        // SAFETY: just admitted; we hold the lock.
+        drop(state);
+        self.release_fallback(released);
+        // SAFETY: current now; under the loading lock it cannot be replaced or retired.
         let generation = unsafe { generation.as_ref() };
         Live {
             number: generation.number,
             path: generation.origin.clone().unwrap_or_default(),
         }
+    }
+
+    /// At a swap to `new` (under the state lock): ends the outgoing generation's probation and
+    /// starts `new`'s if a rollback policy is set, pinning the outgoing generation as its
+    /// fallback. Returns a fallback pin to release once the lock is dropped.
+    fn watch_new(&self, state: &State, new: NonNull<Generation>) -> *const Generation {
+        let outgoing = self.current_ptr();
+        // SAFETY: the current generation is alive under the state lock.
+        let released = unsafe { &*outgoing }.probation.end();
+        if let Some(policy) = state.rollback {
+            // SAFETY: as above; the count keeps it alive as the fallback from here on.
+            unsafe { &*outgoing }.pins.fetch_add(1, Ordering::SeqCst);
+            // SAFETY: `new` was just admitted and is alive under the lock.
+            unsafe { new.as_ref() }.probation.start(policy, outgoing);
+        }
+        released
+    }
+
+    fn release_fallback(&'static self, fallback: *const Generation) {
+        if !fallback.is_null() {
+            pin::unpin(self, fallback);
+        }
+    }
+
+    /// Rollback policy for generations that become current from now on (`None`: off, the
+    /// default). See [`Rollback`].
+    pub fn set_rollback(&self, policy: Option<Rollback>) {
+        self.lock().rollback = policy;
+    }
+
+    /// Counts a call of a generation under probation; rolls back or ends the probation.
+    #[cold]
+    pub(crate) fn observe(&'static self, generation: &Generation, panicked: bool) {
+        match generation.probation.observe(panicked) {
+            Verdict::Watching => {}
+            Verdict::Passed => {
+                let fallback = generation.probation.end();
+                self.release_fallback(fallback);
+            }
+            Verdict::RollBack { streak, calls } => self.roll_back(generation, streak, calls),
+        }
+    }
+
+    /// Makes the fallback of `generation` current again, if `generation` is still current and
+    /// under probation, and no load is in progress (that load decides what is current).
+    fn roll_back(&'static self, generation: &Generation, streak: u32, calls: u32) {
+        let Ok(_loading) = self.loading.try_lock() else {
+            return;
+        };
+        let state = self.lock();
+        if !ptr::eq(self.current_ptr(), generation) {
+            return;
+        }
+        let fallback = generation.probation.end();
+        if fallback.is_null() {
+            return;
+        }
+        // SAFETY: the fallback is pinned by the probation we just ended (released below).
+        let to = unsafe { &*fallback }.number;
+        let stored = if ptr::eq(fallback, &self.builtin) {
+            ptr::null_mut()
+        } else {
+            fallback.cast_mut()
+        };
+        // SeqCst: as in `make_current`.
+        crate::snapshot::publish(|| self.current.store(stored, Ordering::SeqCst));
+        drop(state);
+        self.release_fallback(fallback);
+        self.changed.notify_all();
+        self.events.emit(Event::RolledBack {
+            module: self.name(),
+            from: generation.number,
+            to,
+            reason: format!("{streak} calls in a row panicked among its first {calls}"),
+        });
+        self.collect();
     }
 
     /// Numbers the candidate and adds it to the live generations.
@@ -405,12 +488,15 @@ impl Module {
             return None;
         }
         let number = to.number;
-        crate::snapshot::publish(|| {
+        let released = crate::snapshot::publish(|| {
             let mut state = self.lock();
             state.staged = None;
+            let released = self.watch_new(&state, staged);
             // SeqCst: as in `make_current`.
             self.current.store(staged.as_ptr(), Ordering::SeqCst);
+            released
         });
+        self.release_fallback(released);
         self.went_live(number, &path, started);
         Some(number)
     }
@@ -603,19 +689,20 @@ impl Module {
     /// The current generation, generation 0 included (never null).
     #[inline]
     pub(crate) fn current_ptr(&self) -> *const Generation {
-        // Acquire: pairs with the SeqCst store in `load`, so the generation's fields are visible.
-        let current = self.current.load(Ordering::Acquire);
-        if current.is_null() {
-            &self.builtin
-        } else {
-            current
-        }
+        // Acquire: pairs with the SeqCst stores that publish a generation, so its fields are
+        // visible.
+        self.or_builtin(self.current.load(Ordering::Acquire))
     }
 
     /// As `current_ptr`, for the count-pin protocol that needs a total order with the store.
     #[inline]
     pub(crate) fn current_ptr_seqcst(&self) -> *const Generation {
-        let current = self.current.load(Ordering::SeqCst);
+        self.or_builtin(self.current.load(Ordering::SeqCst))
+    }
+
+    /// `current` as stored (null for generation 0) to a generation pointer.
+    #[inline]
+    fn or_builtin(&self, current: *const Generation) -> *const Generation {
         if current.is_null() {
             &self.builtin
         } else {
@@ -677,17 +764,19 @@ impl Module {
                 number, library, ..
             } = *generation;
             let module = self.name();
-            if library.is_none_or(LoadedLibrary::unload) {
-                self.events.emit(Event::Retired {
+            match library.map_or(Ok(()), LoadedLibrary::unload_or_reason) {
+                Ok(()) => self.events.emit(Event::Retired {
                     module,
                     generation: number,
-                });
-            } else {
-                blocked.push(number);
-                self.events.emit(Event::RetireBlocked {
-                    module,
-                    generation: number,
-                });
+                }),
+                Err(reason) => {
+                    blocked.push(number);
+                    self.events.emit(Event::RetireBlocked {
+                        module,
+                        generation: number,
+                        reason,
+                    });
+                }
             }
         }
         if !blocked.is_empty() {

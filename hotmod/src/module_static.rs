@@ -57,6 +57,9 @@ impl Module {
         self.load(self.path())
     }
 
+    /// Does nothing: no generation can be loaded, so none is ever rolled back.
+    pub fn set_rollback(&self, _policy: Option<Rollback>) {}
+
     /// Does nothing: nothing can be staged in this build.
     pub fn set_staged(&'static self, _on: bool) {}
 
@@ -215,5 +218,58 @@ pub fn load_all<'a>(
     match loads.into_iter().next() {
         None => Ok(Vec::new()),
         Some((module, path)) => Err(module.disabled(path.to_path_buf())),
+    }
+}
+
+/// Same as a reloading build's rollback policy; without reloading it is never applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollback {
+    /// Consecutive panicking calls that trigger the rollback.
+    pub panics_in_a_row: u32,
+    /// How many calls the new generation is watched for; after that it is trusted.
+    pub within_first_calls: u32,
+}
+
+/// Does nothing: this build never checks library paths, it loads none.
+pub fn allow_insecure_paths(_allow: bool) {}
+
+/// A value of a hot function that a reloading build keeps tied to the generation that made it.
+/// Without reloading there is one generation, the compiled-in code, so it is a plain wrapper.
+pub struct Pinned<T> {
+    value: T,
+}
+
+impl<T> Pinned<T> {
+    /// Wraps a value in module code.
+    pub const fn new(value: T) -> Pinned<T> {
+        Pinned { value }
+    }
+
+    /// Always `Some(0)`: the compiled-in code made it.
+    pub fn generation(&self) -> Option<u64> {
+        Some(0)
+    }
+}
+
+impl<T> std::ops::Deref for Pinned<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> std::ops::DerefMut for Pinned<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Pinned<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinned")
+            .field("value", &self.value)
+            .field("generation", &self.generation())
+            .finish()
     }
 }

@@ -123,6 +123,11 @@ impl Pin {
         // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, and the
         // library stays loaded while `self` exists.
         unsafe { call.run::<A>(trampoline, args) };
+        // SAFETY: the generation is pinned, so it is alive.
+        let generation = unsafe { self.generation.as_ref() };
+        if generation.probation.active.load(Ordering::Relaxed) {
+            observe(self.module, generation, call.panicked());
+        }
         // SAFETY: `call` ran.
         unsafe { call.finish() }
     }
@@ -182,7 +187,7 @@ fn pin_current(module: &'static Module) -> NonNull<Generation> {
 
 /// Releases one count pin; asks the module to collect if that was the last pin of a generation
 /// that is no longer current.
-fn unpin(module: &'static Module, generation: *const Generation) {
+pub(crate) fn unpin(module: &'static Module, generation: *const Generation) {
     // SAFETY: the caller holds a pin on `generation`, so it is alive until this decrement.
     let previous = unsafe { &*generation }.pins.fetch_sub(1, Ordering::SeqCst);
     // Nothing below dereferences `generation`: it may be freed as soon as the count is 0.
@@ -242,6 +247,10 @@ pub fn call<A, R, F: FnOnce(A) -> R>(
     // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, whose
     // argument and return types are `A` and `R`; the library stays loaded until the slot clears.
     unsafe { call.run::<A>(trampoline, args) };
+    // A rollback policy watches a new generation's first calls (one relaxed load otherwise).
+    if generation.probation.active.load(Ordering::Relaxed) {
+        observe(module, generation, call.panicked());
+    }
     // Release: the call's reads of the generation happen before the collector can see the slot
     // empty. The compiler fence keeps the re-check below after the store, which is what makes
     // either the collector see the slot empty or this thread see the swap (and collect).
@@ -252,6 +261,14 @@ pub fn call<A, R, F: FnOnce(A) -> R>(
     }
     // SAFETY: `call` ran a trampoline returning `R`.
     unsafe { call.finish() }
+}
+
+/// Counts a call of a generation under probation (see `Module::set_rollback`); the caller still
+/// holds the generation.
+#[cold]
+#[inline(never)]
+fn observe(module: &'static Module, generation: &Generation, panicked: bool) {
+    module.observe(generation, panicked);
 }
 
 /// A generation replaced while a plain call ran in it: the collector may have skipped it on our
@@ -289,6 +306,9 @@ fn call_slow<A, R, F: FnOnce(A) -> R>(
     // SAFETY: `index` is the host's index of a function the loader verified with these
     // argument and return types; the library stays loaded until `release`.
     unsafe { call.run::<A>(trampoline, args) };
+    if loaded.probation.active.load(Ordering::Relaxed) {
+        observe(module, loaded, call.panicked());
+    }
     release(module, &slot.call, generation);
     // SAFETY: `call` ran.
     unsafe { call.finish() }
@@ -306,8 +326,9 @@ fn publish(module: &'static Module, slot: &AtomicPtr<Generation>) -> *const Gene
         let now = module.current_ptr();
         if ptr::eq(now, generation) {
             if retried {
-                // A collector may have seen a replaced generation in our slot, between our
-                // store and our re-check, and skipped it: ask again now that it is gone.
+                // A collector may have seen the generation we published first (no longer
+                // current) and skipped it on our account; we overwrote it without a `release`,
+                // so ask again, or it stays loaded until the next reload.
                 module.collect();
             }
             return generation;
@@ -364,6 +385,12 @@ impl<R> Invocation<R> {
                 &mut *self.panic,
             )
         };
+    }
+
+    /// Whether the module code panicked (valid after `run`).
+    #[inline(always)]
+    fn panicked(&self) -> bool {
+        self.panic.panicked()
     }
 
     /// The return value, or the module's panic re-raised here.

@@ -1,12 +1,14 @@
-//! Shared by the integration tests: real cdylibs built by cargo, once per test process, into
-//! one target directory shared by every test binary (`target/hotmod-fixtures`).
+//! Shared by the integration tests: real cdylibs built by cargo, once per test process and only
+//! those the process asks for, into one target directory shared by every test binary
+//! (`target/hotmod-fixtures`); plus helpers to inspect the process (mappings, shadow copies)
+//! and to run one test in a child process.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long tests wait for an event: generous for a busy 2-core machine; a missing event still
@@ -15,6 +17,10 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The variants of `fixtures/state_fixture` (see its build.rs).
 pub const STATE_VARIANTS: &[&str] = &["s1", "s2", "s2nomigrate", "s2badmigrate"];
+
+/// Copying, editing and building module crates, shared with the examples.
+#[path = "../../examples/shared/crate_copy.rs"]
+pub mod crate_copy;
 
 /// The variants of `fixtures/hello_fixture` (see its build.rs).
 pub const VARIANTS: &[&str] = &[
@@ -25,8 +31,11 @@ pub const VARIANTS: &[&str] = &[
     "added",
     "layout",
     "reorder",
+    "trait",
     "badinit",
     "panicinit",
+    "retype",
+    "initpanic",
 ];
 
 pub fn workspace() -> PathBuf {
@@ -76,52 +85,200 @@ fn build(package: &str, lib_name: &str, label: &str, env: &[(&str, &str)]) -> Pa
     dest
 }
 
-/// Every fixture library, built once per process (under a file lock, so test processes that
-/// run at the same time take turns).
-fn all() -> &'static HashMap<String, PathBuf> {
-    static ALL: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
-    ALL.get_or_init(|| {
-        std::fs::create_dir_all(fixtures_dir()).expect("create fixture dir");
-        let lock = File::create(fixtures_dir().join(".lock")).expect("create lock file");
-        lock.lock().expect("lock fixture dir");
-        let mut all = HashMap::new();
-        for variant in VARIANTS {
-            let path = build(
-                "hello_fixture",
-                "hello_fixture",
-                variant,
-                &[("HOTMOD_FIXTURE", variant)],
-            );
-            all.insert(variant.to_string(), path);
-        }
-        for variant in STATE_VARIANTS {
-            let env = [("HOTMOD_FIXTURE", *variant)];
-            let path = build("state_fixture", "state_fixture", variant, &env);
-            all.insert(variant.to_string(), path);
-        }
-        all.insert(
-            "greeter".into(),
-            build("greeter", "greeter", "greeter", &[]),
-        );
-        all.insert(
-            "plain".into(),
-            build("plain_cdylib", "plain_cdylib", "plain", &[]),
-        );
-        all.insert(
-            "pin".into(),
-            build("pin_fixture", "pin_fixture", "pin", &[]),
-        );
-        drop(lock);
-        all
-    })
+/// Builds one fixture (under a file lock, so test processes that run at the same time take
+/// turns).
+fn build_fixture(name: &str) -> PathBuf {
+    std::fs::create_dir_all(fixtures_dir()).expect("create fixture dir");
+    let lock = File::create(fixtures_dir().join(".lock")).expect("create lock file");
+    lock.lock().expect("lock fixture dir");
+    let path = match name {
+        variant if VARIANTS.contains(&variant) => build(
+            "hello_fixture",
+            "hello_fixture",
+            variant,
+            &[("HOTMOD_FIXTURE", variant)],
+        ),
+        "greeter" => build("greeter", "greeter", "greeter", &[]),
+        "plain" => build("plain_cdylib", "plain_cdylib", "plain", &[]),
+        "tls" => build("tls_fixture", "tls_fixture", "tls", &[]),
+        "pin" => build("pin_fixture", "pin_fixture", "pin", &[]),
+        variant if STATE_VARIANTS.contains(&variant) => build(
+            "state_fixture",
+            "state_fixture",
+            variant,
+            &[("HOTMOD_FIXTURE", variant)],
+        ),
+        other => panic!("no fixture named {other}"),
+    };
+    drop(lock);
+    path
 }
 
 /// The path of a built fixture: a `hello_fixture` variant, `greeter` (another hot module's
-/// library), `plain` (a cdylib without hotmod) or `pin` (`pin_fixture`).
+/// library), `plain` (a cdylib without hotmod), `tls` (`tls_fixture`) or `pin` (`pin_fixture`). Each is built the
+/// first time a test of this process asks for it.
 pub fn library(name: &str) -> &'static Path {
-    all()
-        .get(name)
-        .unwrap_or_else(|| panic!("no fixture named {name}"))
+    static BUILT: Mutex<Vec<(String, &'static Path)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path;
+    }
+    let path: &'static Path = Box::leak(build_fixture(name).into_boxed_path());
+    built.push((name.to_owned(), path));
+    path
+}
+
+/// This process's private directories of shadow copies (`<temp>/hotmod-<pid>-<random>`).
+pub fn shadow_dirs() -> Vec<PathBuf> {
+    let prefix = format!("hotmod-{}-", std::process::id());
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Every shadow copy this process has on disk.
+pub fn shadow_copies() -> Vec<PathBuf> {
+    shadow_dirs()
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Set in a child test process started by [`run_child`].
+pub const CHILD_ENV: &str = "HOTMOD_TEST_CHILD";
+
+/// Whether this process is a child started by [`run_child`].
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Runs the test `name` of this test binary alone, in a child process, with `env` set, and
+/// returns its output. The test sees [`is_child`] true. Unless `env` sets `TMPDIR`, the child
+/// gets a temporary directory of its own, removed afterwards: a child that crashes on purpose
+/// cannot clean up its shadow copies.
+pub fn run_child(name: &str, env: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut command = Command::new(exe);
+    command
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1");
+    let temp = TempDir::new("child");
+    command.env("TMPDIR", temp.path());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run child test process")
+}
+
+/// `VmRSS` and `VmSize` of this process in KiB, and the number of its mappings.
+#[derive(Debug, Clone, Copy)]
+pub struct Footprint {
+    pub rss_kib: i64,
+    pub size_kib: i64,
+    pub mappings: i64,
+}
+
+impl Footprint {
+    pub fn now() -> Footprint {
+        let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc/self/status"))
+        };
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+        Footprint {
+            rss_kib: field("VmRSS:"),
+            size_kib: field("VmSize:"),
+            mappings: maps.lines().count() as i64,
+        }
+    }
+
+    /// The shadow copies of this process that are mapped now (deleted ones included): one per
+    /// loaded library.
+    pub fn mapped_copies() -> std::collections::BTreeSet<String> {
+        let prefix = std::env::temp_dir()
+            .join(format!("hotmod-{}-", std::process::id()))
+            .to_string_lossy()
+            .into_owned();
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+        maps.lines()
+            .filter_map(|line| line.find(&prefix).map(|at| &line[at..]))
+            .map(|path| path.trim_end_matches(" (deleted)").to_owned())
+            .collect()
+    }
+
+    /// The mapped shadow copies made from `library` (copies are named `<stem>.<n>.<random>.so`).
+    pub fn mapped_copies_of(library: &Path) -> std::collections::BTreeSet<String> {
+        let stem = library
+            .file_stem()
+            .expect("a file name")
+            .to_string_lossy()
+            .into_owned();
+        Self::mapped_copies()
+            .into_iter()
+            .filter(|copy| {
+                Path::new(copy)
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with(&format!("{stem}.")))
+            })
+            .collect()
+    }
+}
+
+/// A build of a copy of the workspace crate at `crate_dir` (e.g. `examples/handler`) with
+/// `edits` applied to its `src/lib.rs` (none: the crate as written), the way a user edits a
+/// module while the host runs. Built once per process under `label`, in the shared fixture
+/// target directory (under the same file lock as the other fixtures); returns
+/// `variants/<label>.so`.
+pub fn edited_library(
+    crate_dir: &str,
+    lib_name: &str,
+    label: &str,
+    edits: &[(&str, &str)],
+) -> PathBuf {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(path) = built.get_or_insert_with(HashMap::new).get(label) {
+        return path.clone();
+    }
+    std::fs::create_dir_all(fixtures_dir()).expect("create fixture dir");
+    let lock = File::create(fixtures_dir().join(".lock")).expect("create lock file");
+    lock.lock().expect("lock fixture dir");
+    // One copy directory per crate, rewritten for every variant: cargo's fingerprints follow
+    // the sources of the copy they last built, so a variant built from another directory
+    // could be taken for fresh.
+    let name = Path::new(crate_dir).file_name().expect("a crate directory");
+    let copy = fixtures_dir().join("copies").join(name);
+    crate_copy::copy_crate(&workspace().join(crate_dir), &copy)
+        .unwrap_or_else(|e| panic!("copying {crate_dir}: {e}"));
+    if !edits.is_empty() {
+        crate_copy::edit(&copy.join("src/lib.rs"), edits)
+            .unwrap_or_else(|e| panic!("editing the copy of {crate_dir}: {e}"));
+    }
+    let artifact = crate_copy::build(&copy, &fixtures_dir(), lib_name)
+        .unwrap_or_else(|e| panic!("building variant {label}: {e}"));
+    let dir = fixtures_dir().join("variants");
+    std::fs::create_dir_all(&dir).expect("create variants dir");
+    let dest = dir.join(format!("{label}{}", std::env::consts::DLL_SUFFIX));
+    let tmp = dir.join(format!(".{label}.{}.tmp", std::process::id()));
+    std::fs::copy(&artifact, &tmp).expect("copy variant");
+    std::fs::rename(&tmp, &dest).expect("publish variant");
+    drop(lock);
+    built
+        .get_or_insert_with(HashMap::new)
+        .insert(label.to_owned(), dest.clone());
+    dest
 }
 
 /// Tests in one binary share the fixture module's generations: take this first.

@@ -46,7 +46,9 @@ pub(crate) fn check_library(bytes: &[u8]) -> Result<(), String> {
         );
     }
     if class64 {
-        let end = |offset: u64, size: u16, count: u16| offset + u64::from(size) * u64::from(count);
+        let end = |offset: u64, size: u16, count: u16| {
+            offset.saturating_add(u64::from(size) * u64::from(count))
+        };
         let program_end = end(u64_at(32), u16_at(54), u16_at(56));
         let section_end = end(u64_at(40), u16_at(58), u16_at(60));
         let len = bytes.len() as u64;
@@ -56,6 +58,7 @@ pub(crate) fn check_library(bytes: &[u8]) -> Result<(), String> {
                 program_end.max(section_end)
             ));
         }
+        super::elf::Image::parse(bytes)?.check_segments(len)?;
     }
     Ok(())
 }

@@ -6,7 +6,12 @@
 //!   (see `pin.rs`); `barrier_registered()`: whether the reader half is a compiler fence only.
 //! - `private_dir(path)`: create a directory only this user can enter.
 //! - `still_mapped(path)`: whether a library was really unloaded.
+//! - `open_library(path, bytes)` and `ThreadExit`: `dlopen`, and what keeps the library's
+//!   thread-exit callbacks from pinning it or outliving it (`linux_tls.rs` on glibc).
+//! - `check_path(path)`: who besides this user could have written the file (`unix_security.rs`).
 
+#[cfg(target_os = "linux")]
+mod elf;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
@@ -16,3 +21,27 @@ pub(crate) use linux::*;
 mod portable;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use portable::*;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod linux_tls;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub use linux_tls::set_thread_exit_redirect;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) use linux_tls::{open_library, ThreadExit};
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod thread_exit_none;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub use thread_exit_none::set_thread_exit_redirect;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) use thread_exit_none::{open_library, ThreadExit};
+
+#[cfg(unix)]
+mod unix_security;
+#[cfg(unix)]
+pub(crate) use unix_security::check_path;
+
+#[cfg(not(unix))]
+mod security_none;
+#[cfg(not(unix))]
+pub(crate) use security_none::check_path;

@@ -1,0 +1,100 @@
+//! The HTTP example's request handler: a hot module the server calls once per request.
+//!
+//! The server (`examples/http_server`) turns each HTTP request into a [`app::Request`], pins the
+//! current generation with [`app::Handle::current`] and calls [`app::Handle::handle`] through
+//! that handle, so a request runs one generation from start to end even if a reload happens
+//! while it is in flight. Edit [`app::handle`] (or anything it calls), rebuild the crate, and
+//! the next requests run the new code; the server never restarts.
+//!
+//! The types that cross the boundary ([`app::Request`], [`app::Response`]) are plain structs
+//! of owned data: their layout must stay the same for a reload to be accepted, while the
+//! function bodies may change freely.
+//!
+//! ```
+//! use handler::app::{self, Request};
+//!
+//! let request = Request::get("/hello", "name=Ada");
+//! let response = app::handle(&request);
+//! assert_eq!(response.status, 200);
+//! assert_eq!(response.body, "Hello, Ada!\n");
+//! ```
+
+#![warn(missing_docs)]
+
+/// The request handler.
+#[hotmod::hot_module]
+pub mod app {
+    /// An HTTP request as the server hands it to the handler.
+    #[derive(Debug)]
+    pub struct Request {
+        /// `GET`, `POST`, …
+        pub method: String,
+        /// The path, without the query string: `/hello`.
+        pub path: String,
+        /// The query string without the `?`: `name=Ada`.
+        pub query: String,
+        /// The request body, as text (lossily decoded).
+        pub body: String,
+    }
+
+    /// What the handler answers; the server adds the headers that say which generation served.
+    #[derive(Debug)]
+    pub struct Response {
+        /// The HTTP status code.
+        pub status: u16,
+        /// The `content-type` header.
+        pub content_type: String,
+        /// The response body.
+        pub body: String,
+    }
+
+    impl Request {
+        /// A `GET` request for `path` with query string `query` (without the `?`). A plain
+        /// method: it always runs the host's own copy; only the module's `pub fn`s are hot.
+        pub fn get(path: &str, query: &str) -> Request {
+            Request {
+                method: "GET".to_owned(),
+                path: path.to_owned(),
+                query: query.to_owned(),
+                body: String::new(),
+            }
+        }
+    }
+
+    /// Answers one request. Routes: `GET /` and `GET /hello?name=…` greet, `POST /echo` returns
+    /// the body, `GET /health` says `ok`; anything else is a 404.
+    pub fn handle(request: &Request) -> Response {
+        match (request.method.as_str(), request.path.as_str()) {
+            ("GET", "/" | "/hello") => {
+                let name = param(&request.query, "name").unwrap_or("world");
+                text(200, greeting(name))
+            }
+            ("POST", "/echo") => text(200, request.body.clone()),
+            ("GET", "/health") => text(200, "ok\n".to_owned()),
+            (method, path) => text(404, format!("no route for {method} {path}\n")),
+        }
+    }
+
+    /// The greeting of `GET /` and `GET /hello`: the line to edit to see a reload.
+    fn greeting(name: &str) -> String {
+        format!("Hello, {name}!\n")
+    }
+
+    /// A `text/plain` response.
+    fn text(status: u16, body: String) -> Response {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8".to_owned(),
+            body,
+        }
+    }
+
+    /// The value of `key` in a query string (no percent-decoding: this is an example).
+    fn param<'q>(query: &'q str, key: &str) -> Option<&'q str> {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+}

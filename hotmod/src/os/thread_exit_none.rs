@@ -1,0 +1,31 @@
+//! Platforms where hotmod does not redirect thread-exit callbacks (everything but Linux with
+//! glibc): the library is opened as is, and `still_mapped` reports whether the platform really
+//! unloaded it. On musl `dlclose` never unloads; on macOS a library whose thread-locals have
+//! destructors stays loaded until those threads exit.
+
+use std::path::Path;
+
+/// Nothing to release.
+pub(crate) struct ThreadExit;
+
+impl ThreadExit {
+    /// Nothing to wait for.
+    pub(crate) fn release(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Loads the library at `path`.
+///
+/// # Safety
+/// As for `libloading::Library::new`: loading a library runs its initialisers.
+pub(crate) unsafe fn open_library(
+    path: &Path,
+    _bytes: &[u8],
+) -> Result<(libloading::Library, ThreadExit), libloading::Error> {
+    // SAFETY: forwarded from the caller.
+    unsafe { libloading::Library::new(path) }.map(|library| (library, ThreadExit))
+}
+
+/// Nothing to switch off on this platform (tests only).
+pub fn set_thread_exit_redirect(_on: bool) {}

@@ -1,0 +1,51 @@
+//! Values that point into a generation's library keep that generation loaded while they live;
+//! a trait whose vtable changed is refused like a changed struct.
+
+mod support;
+
+use hello_fixture::hello;
+use hotmod::Error;
+
+#[test]
+fn a_trait_object_outlives_reloads_and_its_generation_retires_when_it_drops() {
+    let _serial = support::serial();
+    let module = hello::module();
+    let v1 = module.load(support::library("v1")).expect("v1 loads");
+    let speaker = hello::speaker();
+    assert_eq!(speaker.generation(), Some(v1));
+    let from_handle = hello::Handle::current().speaker();
+    assert_eq!(from_handle.generation(), Some(v1));
+
+    let v2 = module.load(support::library("v2")).expect("v2 loads");
+    assert_eq!(hello::speaker().speak(), "v2 speaking");
+    // No handle of v1 is left; the values alone keep it loaded, and still work.
+    assert!(module.live_generations().contains(&v1));
+    assert_eq!(speaker.speak(), "v1 speaking");
+    assert_eq!(from_handle.speak(), "v1 speaking");
+
+    drop(speaker);
+    assert!(module.live_generations().contains(&v1), "one value left");
+    drop(from_handle);
+    assert!(
+        !module.live_generations().contains(&v1),
+        "v1 retires with its last value: {:?}",
+        module.live_generations()
+    );
+    assert_eq!(module.generation(), v2);
+}
+
+#[test]
+fn a_trait_whose_methods_changed_is_refused() {
+    let _serial = support::serial();
+    let module = hello::module();
+    module.load(support::library("v1")).expect("v1 loads");
+    let current = module.generation();
+    let error = module
+        .load(support::library("trait"))
+        .expect_err("Speaker gained a method");
+    assert!(matches!(error, Error::Incompatible { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("type `Speaker` changed"), "{message}");
+    assert!(message.contains("fn volume(&self) -> u32"), "{message}");
+    assert_eq!(module.generation(), current);
+}
