@@ -19,7 +19,7 @@ use crate::builder::Rebuild;
 use crate::error::Error;
 use crate::events::{Event, Events, Hub};
 use crate::generation::{Generation, Probation, Rollback, Verdict};
-use crate::loader::LoadedLibrary;
+use crate::loader::{Artifact, LoadedLibrary};
 use crate::watcher::Watcher;
 use crate::{loader, pin};
 
@@ -176,17 +176,16 @@ impl Module {
         skip_unchanged: bool,
     ) -> Result<Outcome, Error> {
         let _loading = self.lock_loading();
-        if skip_unchanged {
-            let artifact = loader::read(self.name(), path)?;
-            if self.newest_digest() == Some(artifact.digest()) {
-                self.events.emit(Event::Unchanged {
-                    module: self.name(),
-                    path: path.to_path_buf(),
-                });
-                return Ok(Outcome::Unchanged);
-            }
+        let artifact = loader::read(self.name(), path)?;
+        let digest = artifact.digest();
+        if skip_unchanged && self.newest_digest() == Some(digest) {
+            self.events.emit(Event::Unchanged {
+                module: self.name(),
+                path: path.to_path_buf(),
+            });
+            return Ok(Outcome::Unchanged);
         }
-        let candidate = self.prepare(path)?;
+        let candidate = self.prepare_artifact(artifact, digest)?;
         if self.lock().staging {
             return Ok(self.stage(candidate));
         }
@@ -205,6 +204,17 @@ impl Module {
     pub(crate) fn prepare(&'static self, path: &Path) -> Result<Candidate, Error> {
         let artifact = loader::read(self.name(), path)?;
         let digest = artifact.digest();
+        self.prepare_artifact(artifact, digest)
+    }
+
+    /// `prepare` for a file already read (and digested): each load reads the file once.
+    fn prepare_artifact(
+        &'static self,
+        artifact: Artifact,
+        digest: u64,
+    ) -> Result<Candidate, Error> {
+        let path = artifact.path.clone();
+        let path = path.as_path();
         let opened =
             loader::open_artifact(self.name(), self.info.symbol, self.descriptor, artifact)?;
         if let Some(on_load) = opened.on_load {
