@@ -62,6 +62,7 @@
 
 #[cfg(feature = "reload")]
 mod abi;
+mod artifact_path;
 #[cfg(feature = "reload")]
 mod builder;
 mod error;

@@ -21,7 +21,7 @@ use crate::events::{Event, Events, Hub};
 use crate::generation::{Generation, Probation, Rollback, Verdict};
 use crate::loader::{Artifact, LoadedLibrary};
 use crate::watcher::Watcher;
-use crate::{loader, pin};
+use crate::{artifact_path, loader, pin};
 
 /// What the generated code knows about its module at compile time.
 #[doc(hidden)]
@@ -633,32 +633,8 @@ impl Module {
     /// standard cargo location of the crate's cdylib next to the running executable
     /// (`target/<profile>/lib<crate>.so`).
     pub fn path(&self) -> PathBuf {
-        if let Some(path) = &self.lock().path {
-            return path.clone();
-        }
-        if let Some(path) = std::env::var_os(self.env_var()) {
-            return PathBuf::from(path);
-        }
-        if let Some(path) = self.info.default_path {
-            return PathBuf::from(path);
-        }
-        let file = format!(
-            "{}{}{}",
-            std::env::consts::DLL_PREFIX,
-            self.crate_name(),
-            std::env::consts::DLL_SUFFIX
-        );
-        let exe_dir = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(Path::to_path_buf));
-        match exe_dir {
-            // Tests run from target/<profile>/deps, examples from target/<profile>/examples.
-            Some(dir) if dir.ends_with("deps") || dir.ends_with("examples") => {
-                dir.parent().unwrap_or(&dir).join(file)
-            }
-            Some(dir) => dir.join(file),
-            None => PathBuf::from(file),
-        }
+        let set = self.lock().path.clone();
+        artifact_path::resolve(self.name(), set, self.info.default_path)
     }
 
     /// Sets the file `reload()` (and the watcher) load from.
@@ -668,7 +644,7 @@ impl Module {
 
     /// The environment variable that overrides [`path()`](Self::path): `HOTMOD_<CRATE>_PATH`.
     pub fn env_var(&self) -> String {
-        format!("HOTMOD_{}_PATH", self.crate_name().to_ascii_uppercase())
+        artifact_path::env_var(self.name())
     }
 
     /// Numbers of the generations still mapped, oldest first: 0 (the built-in code, always
@@ -688,8 +664,7 @@ impl Module {
     }
 
     pub(crate) fn crate_name(&self) -> &'static str {
-        let name = self.name();
-        name.split("::").next().unwrap_or(name)
+        artifact_path::crate_name(self.name())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

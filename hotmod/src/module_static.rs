@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::artifact_path;
 use crate::error::Error;
 use crate::events::{Events, Hub};
 
@@ -118,31 +119,12 @@ impl Module {
     /// [`set_path`](Self::set_path), else the `HOTMOD_<CRATE>_PATH` environment variable, else the
     /// attribute's `path = "…"`, else the standard cargo location of the crate's cdylib.
     pub fn path(&self) -> PathBuf {
-        if let Some(path) = &*self.path.lock().unwrap_or_else(PoisonError::into_inner) {
-            return path.clone();
-        }
-        if let Some(path) = std::env::var_os(self.env_var()) {
-            return PathBuf::from(path);
-        }
-        if let Some(path) = self.default_path {
-            return PathBuf::from(path);
-        }
-        let file = format!(
-            "{}{}{}",
-            std::env::consts::DLL_PREFIX,
-            self.crate_name(),
-            std::env::consts::DLL_SUFFIX
-        );
-        let exe_dir = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(Path::to_path_buf));
-        match exe_dir {
-            Some(dir) if dir.ends_with("deps") || dir.ends_with("examples") => {
-                dir.parent().unwrap_or(&dir).join(file)
-            }
-            Some(dir) => dir.join(file),
-            None => PathBuf::from(file),
-        }
+        let set = self
+            .path
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        artifact_path::resolve(self.name, set, self.default_path)
     }
 
     /// Sets the file `reload()` names in its error.
@@ -152,7 +134,7 @@ impl Module {
 
     /// The environment variable that overrides [`path()`](Self::path): `HOTMOD_<CRATE>_PATH`.
     pub fn env_var(&self) -> String {
-        format!("HOTMOD_{}_PATH", self.crate_name().to_ascii_uppercase())
+        artifact_path::env_var(self.name)
     }
 
     /// Always `[0]`: only the compiled-in code exists.
@@ -163,10 +145,6 @@ impl Module {
     /// Always empty: nothing is ever loaded, so nothing is ever unloaded.
     pub fn unload_blocked(&self) -> Vec<u64> {
         Vec::new()
-    }
-
-    fn crate_name(&self) -> &'static str {
-        self.name.split("::").next().unwrap_or(self.name)
     }
 }
 

@@ -4,8 +4,16 @@ pub mod shapes {
         fn area(&self) -> f64;
     }
 
+    struct Square;
+
+    impl Shape for Square {
+        fn area(&self) -> f64 {
+            1.0
+        }
+    }
+
     pub fn unit() -> Box<dyn Shape> {
-        todo!()
+        Box::new(Square)
     }
 }
 
