@@ -205,7 +205,7 @@ fn trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
     // verified against its own, so `args` owns this argument tuple and `ret` has room for `R`.
     quote! {
         #(#cfgs)*
-        pub(super) unsafe extern "C" fn #name(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) {
+        pub(super) unsafe extern "C" fn #name(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
             unsafe { #private::trampoline::<#tys, #ret>(args, ret, panic, |#args| super::__hotmod_impl::#name #args) }
         }
     }
@@ -421,7 +421,7 @@ fn state_trampolines(private: &TokenStream, st: &StateStatic) -> TokenStream {
     quote! {
         #(#cfgs)*
         #[allow(non_snake_case)]
-        pub(super) unsafe extern "C" fn #export(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) {
+        pub(super) unsafe extern "C" fn #export(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
             unsafe {
                 #private::trampoline::<(), #private::StateExport>(args, ret, panic, |()| {
                     #private::state_glue::export(&super::#ident)
@@ -430,7 +430,7 @@ fn state_trampolines(private: &TokenStream, st: &StateStatic) -> TokenStream {
         }
         #(#cfgs)*
         #[allow(non_snake_case)]
-        pub(super) unsafe extern "C" fn #import(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) {
+        pub(super) unsafe extern "C" fn #import(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
             unsafe {
                 #private::trampoline::<#private::StateImport, ::core::result::Result<(), ::std::string::String>>(
                     args, ret, panic,
@@ -447,7 +447,7 @@ fn on_load(private: &TokenStream, hot: &HotModule) -> TokenStream {
         return TokenStream::new();
     };
     quote! {
-        pub(super) unsafe extern "C" fn __hotmod_on_load(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) {
+        pub(super) unsafe extern "C" fn __hotmod_on_load(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
             unsafe {
                 #private::trampoline::<(), #private::OnLoadResult>(args, ret, panic, |()| {
                     #private::on_load_result(super::#name())

@@ -10,8 +10,8 @@
 //! - Every type here is `#[repr(C)]` and built only from integers, raw pointers and `extern "C"`
 //!   function pointers, so a host can read a descriptor produced by any compiler. The first two
 //!   fields (`magic`, `abi_version`) never move: a host reads them before trusting anything else.
-//! - A trampoline never unwinds: [`trampoline`] catches the panic inside the library and hands
-//!   its message back as data in a [`PanicSlot`].
+//! - A trampoline never unwinds: [`trampoline`] catches the panic inside the library, returns
+//!   `true` and hands its message back as data in a [`PanicSlot`].
 //! - Arguments and return values travel as pointers to ordinary Rust values. That is sound only
 //!   because the loader refuses a library unless toolchain identity, signatures and layouts all
 //!   match the host's, so both sides agree on every layout involved.
@@ -25,7 +25,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 
 /// Bumped whenever any type in this file changes shape or meaning.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The first bytes of every descriptor.
 pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
@@ -37,9 +37,11 @@ pub const SYMBOL_PREFIX: &str = "__hotmod_v1__";
 /// rustc version, commit, target triple and hotmod version this crate was compiled with.
 pub const TOOLCHAIN: &str = env!("HOTMOD_TOOLCHAIN");
 
-/// An `extern "C"` function of a generation: reads the argument tuple from `args`, writes the
-/// return value to `ret`, or records a panic in `panic`.
-pub type Trampoline = unsafe extern "C" fn(args: *mut u8, ret: *mut u8, panic: *mut PanicSlot);
+/// An `extern "C"` function of a generation: reads the argument tuple from `args` and writes the
+/// return value to `ret` (returning `false`), or writes a panic's message to `panic` (returning
+/// `true`). The flag travels in a register: a call that does not panic touches no slot.
+pub type Trampoline =
+    unsafe extern "C" fn(args: *mut u8, ret: *mut u8, panic: *mut PanicSlot) -> bool;
 
 /// A `&'static str` with a layout fixed by `#[repr(C)]`.
 #[repr(C)]
@@ -233,41 +235,29 @@ unsafe impl Sync for StrRef {}
 // SAFETY: as above.
 unsafe impl Send for StrRef {}
 
-/// Where a trampoline reports a panic: the flag, and the message as an owned `String`.
+/// Where a trampoline leaves a panic's message, an owned `String`. Written only when the
+/// trampoline returns `true`; untouched (and holding nothing to free) otherwise.
 ///
 /// The message is allocated by the library and freed by the host; both use the process's
 /// global allocator as long as neither installs its own `#[global_allocator]`
 /// (see docs/reload-model.md).
-#[repr(C)]
-pub struct PanicSlot {
-    panicked: bool,
-    message: MaybeUninit<String>,
-}
+#[repr(transparent)]
+pub struct PanicSlot(MaybeUninit<String>);
 
 impl PanicSlot {
-    /// A slot with no panic recorded.
-    #[inline]
-    pub fn new() -> Self {
-        PanicSlot {
-            panicked: false,
-            message: MaybeUninit::uninit(),
-        }
+    /// An empty slot.
+    #[inline(always)]
+    pub const fn new() -> Self {
+        PanicSlot(MaybeUninit::uninit())
     }
 
-    /// Whether the trampoline recorded a panic.
-    #[inline]
-    pub fn panicked(&self) -> bool {
-        self.panicked
-    }
-
-    /// Takes the panic message, if a panic was recorded.
-    pub fn take(&mut self) -> Option<String> {
-        if !self.panicked {
-            return None;
-        }
-        self.panicked = false;
-        // SAFETY: `panicked` was true, so `message` was written by `trampoline` and not yet taken.
-        Some(unsafe { self.message.assume_init_read() })
+    /// Takes the panic message out of the slot.
+    ///
+    /// # Safety
+    /// The trampoline this slot was passed to returned `true`, and the message was not taken yet.
+    pub unsafe fn take(&mut self) -> String {
+        // SAFETY: the caller's contract: `trampoline` wrote the message and nobody read it since.
+        unsafe { self.0.assume_init_read() }
     }
 }
 
@@ -277,30 +267,28 @@ impl Default for PanicSlot {
     }
 }
 
-impl Drop for PanicSlot {
-    fn drop(&mut self) {
-        drop(self.take());
-    }
-}
-
 /// The body of every generated trampoline: moves the argument tuple out of `args`, runs `f`
-/// with panics caught, and writes the result to `ret` or the panic message to `panic`.
+/// with panics caught, and writes the result to `ret` (returns `false`) or the panic message to
+/// `panic` (returns `true`).
 ///
 /// # Safety
 /// `args` must point to an initialised `A` that the caller will not use or drop again;
-/// `ret` must be valid for writing an `R`; `panic` must point to a live [`PanicSlot`].
+/// `ret` must be valid for writing an `R`; `panic` must be valid for writing a [`PanicSlot`].
 #[inline]
 pub unsafe fn trampoline<A, R>(
     args: *mut u8,
     ret: *mut u8,
     panic: *mut PanicSlot,
     f: impl FnOnce(A) -> R,
-) {
+) -> bool {
     // SAFETY: the caller hands over ownership of the `A` behind `args`.
     let args = unsafe { args.cast::<A>().read() };
     match catch_unwind(AssertUnwindSafe(move || f(args))) {
-        // SAFETY: the caller guarantees `ret` is valid for writing an `R`.
-        Ok(value) => unsafe { ret.cast::<R>().write(value) },
+        Ok(value) => {
+            // SAFETY: the caller guarantees `ret` is valid for writing an `R`.
+            unsafe { ret.cast::<R>().write(value) };
+            false
+        }
         Err(payload) => {
             let message = panic_message(&*payload);
             // The payload's vtable lives in this library: drop it here, never in the host. A
@@ -308,10 +296,9 @@ pub unsafe fn trampoline<A, R>(
             if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
                 std::mem::forget(nested);
             }
-            // SAFETY: the caller guarantees `panic` points to a live slot.
-            let slot = unsafe { &mut *panic };
-            slot.message.write(message);
-            slot.panicked = true;
+            // SAFETY: the caller guarantees `panic` is valid for writing a slot.
+            unsafe { panic.write(PanicSlot(MaybeUninit::new(message))) };
+            true
         }
     }
 }

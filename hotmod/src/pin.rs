@@ -122,14 +122,14 @@ impl Pin {
         let mut call = Invocation::new();
         // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, and the
         // library stays loaded while `self` exists.
-        unsafe { call.run::<A>(trampoline, args) };
+        let panicked = unsafe { call.run::<A>(trampoline, args) };
         // SAFETY: the generation is pinned, so it is alive.
         let generation = unsafe { self.generation.as_ref() };
         if generation.probation.active.load(Ordering::Relaxed) {
-            observe(self.module, generation, call.panicked());
+            observe(self.module, generation, panicked);
         }
-        // SAFETY: `call` ran.
-        unsafe { call.finish() }
+        // SAFETY: `call` ran and returned `panicked`.
+        unsafe { call.finish(panicked) }
     }
 }
 
@@ -246,10 +246,10 @@ pub fn call<A, R, F: FnOnce(A) -> R>(
     let mut call = Invocation::new();
     // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, whose
     // argument and return types are `A` and `R`; the library stays loaded until the slot clears.
-    unsafe { call.run::<A>(trampoline, args) };
+    let panicked = unsafe { call.run::<A>(trampoline, args) };
     // A rollback policy watches a new generation's first calls (one relaxed load otherwise).
     if generation.probation.active.load(Ordering::Relaxed) {
-        observe(module, generation, call.panicked());
+        observe(module, generation, panicked);
     }
     // Release: the call's reads of the generation happen before the collector can see the slot
     // empty. The compiler fence keeps the re-check below after the store, which is what makes
@@ -259,8 +259,8 @@ pub fn call<A, R, F: FnOnce(A) -> R>(
     if !ptr::eq(module.current_loaded(), current) {
         retired_while_calling(module);
     }
-    // SAFETY: `call` ran a trampoline returning `R`.
-    unsafe { call.finish() }
+    // SAFETY: `call` ran and returned `panicked`.
+    unsafe { call.finish(panicked) }
 }
 
 /// Counts a call of a generation under probation (see `Module::set_rollback`); the caller still
@@ -305,13 +305,13 @@ fn call_slow<A, R, F: FnOnce(A) -> R>(
     let mut call = Invocation::new();
     // SAFETY: `index` is the host's index of a function the loader verified with these
     // argument and return types; the library stays loaded until `release`.
-    unsafe { call.run::<A>(trampoline, args) };
+    let panicked = unsafe { call.run::<A>(trampoline, args) };
     if loaded.probation.active.load(Ordering::Relaxed) {
-        observe(module, loaded, call.panicked());
+        observe(module, loaded, panicked);
     }
     release(module, &slot.call, generation);
-    // SAFETY: `call` ran.
-    unsafe { call.finish() }
+    // SAFETY: `call` ran and returned `panicked`.
+    unsafe { call.finish(panicked) }
 }
 
 /// Publishes the module's current generation in `slot` and returns it once it is validated:
@@ -351,12 +351,12 @@ fn release(module: &'static Module, slot: &AtomicPtr<Generation>, generation: *c
     }
 }
 
-/// One call through a trampoline: room for the return value and the panic report.
+/// One call through a trampoline: room for the return value and for a panic's message. Whether
+/// it panicked comes back in a register (`run`'s result): a call that does not panic touches
+/// neither the slot nor anything but its return value here.
 struct Invocation<R> {
     ret: MaybeUninit<R>,
-    /// No drop glue on the fast path: the slot only needs dropping when it holds a message,
-    /// which `finish` hands to `resume_panic`.
-    panic: ManuallyDrop<PanicSlot>,
+    panic: PanicSlot,
 }
 
 impl<R> Invocation<R> {
@@ -364,46 +364,56 @@ impl<R> Invocation<R> {
     fn new() -> Self {
         Invocation {
             ret: MaybeUninit::uninit(),
-            panic: ManuallyDrop::new(PanicSlot::new()),
+            panic: PanicSlot::new(),
         }
     }
 
-    /// Runs `trampoline` with `args`.
+    /// Runs `trampoline` with `args`; returns whether the module code panicked.
     ///
     /// # Safety
     /// `trampoline` must be a verified trampoline taking `A` and returning `R`, in a library that
     /// stays loaded during the call; `run` must be called at most once.
     #[inline(always)]
-    unsafe fn run<A>(&mut self, trampoline: Trampoline, args: A) {
+    unsafe fn run<A>(&mut self, trampoline: Trampoline, args: A) -> bool {
         let mut args = ManuallyDrop::new(args);
         // SAFETY: `args` is an initialised `A` whose ownership passes to the trampoline (we never
-        // drop it: `ManuallyDrop`); `ret` has room for an `R`; `panic` is a live slot.
+        // drop it: `ManuallyDrop`); `ret` has room for an `R`; `panic` has room for a slot.
         unsafe {
             trampoline(
                 ptr::from_mut::<A>(&mut args).cast(),
                 self.ret.as_mut_ptr().cast(),
-                &mut *self.panic,
+                &mut self.panic,
             )
-        };
-    }
-
-    /// Whether the module code panicked (valid after `run`).
-    #[inline(always)]
-    fn panicked(&self) -> bool {
-        self.panic.panicked()
+        }
     }
 
     /// The return value, or the module's panic re-raised here.
     ///
     /// # Safety
-    /// `run` must have been called.
+    /// `run` must have returned `panicked`; only one of `finish` and `result` is called, once.
     #[inline(always)]
-    unsafe fn finish(self) -> R {
-        if self.panic.panicked() {
-            resume_panic(ManuallyDrop::into_inner(self.panic));
+    unsafe fn finish(&mut self, panicked: bool) -> R {
+        if panicked {
+            // SAFETY: the trampoline returned `true`, so it wrote the message; taken once.
+            unsafe { resume_panic(&mut self.panic) }
         }
-        // SAFETY: no panic recorded, so the trampoline wrote the return value.
-        unsafe { self.ret.assume_init() }
+        // SAFETY: the trampoline returned `false`, so it wrote the return value; read once.
+        unsafe { self.ret.assume_init_read() }
+    }
+
+    /// The return value, or the message of the module's panic.
+    ///
+    /// # Safety
+    /// As for `finish`.
+    #[inline(always)]
+    unsafe fn result(&mut self, panicked: bool) -> Result<R, String> {
+        if panicked {
+            // SAFETY: the trampoline returned `true`, so it wrote the message; taken once.
+            Err(unsafe { self.panic.take() })
+        } else {
+            // SAFETY: the trampoline returned `false`, so it wrote the return value; read once.
+            Ok(unsafe { self.ret.assume_init_read() })
+        }
     }
 }
 
@@ -416,23 +426,21 @@ impl<R> Invocation<R> {
 pub(crate) unsafe fn invoke<A, R>(trampoline: Trampoline, args: A) -> Result<R, String> {
     let mut call = Invocation::<R>::new();
     // SAFETY: the caller's contract.
-    unsafe { call.run::<A>(trampoline, args) };
-    if call.panic.panicked() {
-        Err(ManuallyDrop::into_inner(call.panic)
-            .take()
-            .unwrap_or_default())
-    } else {
-        // SAFETY: no panic recorded, so the trampoline wrote the return value.
-        Ok(unsafe { call.ret.assume_init() })
-    }
+    let panicked = unsafe { call.run::<A>(trampoline, args) };
+    // SAFETY: `call` ran and returned `panicked`.
+    unsafe { call.result(panicked) }
 }
 
 /// Re-raises a module's panic on the caller's thread as an ordinary panic whose payload is the
 /// module's message (a `String`). The module's own panic hook already reported it.
+///
+/// # Safety
+/// The trampoline `panic` was passed to returned `true`, and the message was not taken yet.
 #[cold]
 #[inline(never)]
-fn resume_panic(mut panic: PanicSlot) -> ! {
-    let message = panic.take().unwrap_or_default();
+unsafe fn resume_panic(panic: &mut PanicSlot) -> ! {
+    // SAFETY: the caller's contract.
+    let message = unsafe { panic.take() };
     std::panic::resume_unwind(Box::new(message))
 }
 
