@@ -1,7 +1,8 @@
 //! Throughput on one and on two threads calling at once, for the same four ways of calling as
-//! `calls`. Each iteration is one call on every thread, so criterion's time per iteration is the
-//! wall time of `threads` simultaneous calls and its throughput is calls per second in total:
-//! perfect scaling shows the same time per iteration for 1 and 2 threads. Last, the one shared
+//! `calls`. Each iteration is `threads` calls, made by all threads at once (handed out in chunks,
+//! see `support::parallel`), so criterion's time per iteration is the wall time of `threads`
+//! calls and its throughput is calls per second in total: perfect scaling shows the same time
+//! per iteration for 1 and 2 threads. Last, the one shared
 //! write by design: `Handle::current()` and drop on 1 and 2 threads.
 //!
 //! `cargo bench --bench threads`
@@ -92,7 +93,7 @@ fn handle_current(c: &mut Criterion) {
     group.finish();
 }
 
-/// Times `call` on `threads` threads at once; each iteration is one call per thread.
+/// Times `call` on `threads` threads at once; each iteration is `threads` calls.
 fn run<R>(b: &mut criterion::Bencher, threads: usize, call: impl Fn(u64) -> R + Sync) {
     b.iter_custom(|iters| {
         support::parallel(threads, iters, |n| {
