@@ -2,8 +2,8 @@
 //! `calls`. Each iteration is `threads` calls, made by all threads at once (handed out in chunks,
 //! see `support::parallel`), so criterion's time per iteration is the wall time of `threads`
 //! calls and its throughput is calls per second in total: perfect scaling shows the same time
-//! per iteration for 1 and 2 threads. Last, the one shared
-//! write by design: `Handle::current()` and drop on 1 and 2 threads.
+//! per iteration for 1 and 2 threads. Last, the one shared write by design: `Handle::current()`
+//! and drop on 1 and 2 threads.
 //!
 //! `cargo bench --bench threads`
 
