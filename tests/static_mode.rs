@@ -69,3 +69,53 @@ fn a_static_build_calls_directly_and_never_loads() {
     }
     assert_eq!(hello::module().generation(), before);
 }
+
+/// The public methods of an inherent `impl <header> {` block at the top level of `source`
+/// (`pub fn` and `pub const fn`, in order of appearance), hidden `__` constructors left out.
+fn public_methods(source: &str, header: &str) -> Vec<String> {
+    let start = source
+        .find(&format!("\nimpl{header} {{\n"))
+        .unwrap_or_else(|| panic!("no `impl{header}` block"));
+    let body = &source[start..];
+    let end = body.find("\n}\n").expect("the impl block ends");
+    let mut names: Vec<String> = body[..end]
+        .lines()
+        .filter_map(|line| {
+            let line = line.strip_prefix("    ")?;
+            let rest = line
+                .strip_prefix("pub fn ")
+                .or_else(|| line.strip_prefix("pub const fn "))?;
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            (!name.starts_with("__")).then_some(name)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Host code written against the reloadable API must compile with `reload` off: every public
+/// method of `Module`, `Rebuild` and `Pinned` has a twin in `module_static.rs`, and no more.
+#[test]
+fn the_static_control_surface_has_every_public_method() {
+    let source = |file: &str| {
+        let path = support::workspace().join("hotmod/src").join(file);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    };
+    let compiled_out = source("module_static.rs");
+    for (file, header) in [
+        ("module.rs", " Module"),
+        ("builder.rs", " Rebuild"),
+        ("pinned.rs", "<T> Pinned<T>"),
+    ] {
+        let reloadable = public_methods(&source(file), header);
+        assert!(!reloadable.is_empty(), "no public methods found in {file}");
+        assert_eq!(
+            public_methods(&compiled_out, header),
+            reloadable,
+            "`impl{header}` in module_static.rs must have the public methods of {file}"
+        );
+    }
+}

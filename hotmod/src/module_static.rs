@@ -6,6 +6,9 @@
 //! compiled into the binary. Everything that would load a library (`load`, `reload`, `watch`,
 //! `rebuild_on_save`, `rebuild().start()`, `wait_for_generation` beyond 0) refuses with
 //! [`Error::ReloadDisabled`] before touching any file: this build links no loader and no watcher.
+//!
+//! `tests/static_mode.rs` checks that the public methods here are exactly those of the
+//! reloadable `Module`, `Rebuild` and `Pinned`: a method added there needs its twin here.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
