@@ -390,7 +390,7 @@ impl<R> Invocation<R> {
     /// The return value, or the module's panic re-raised here.
     ///
     /// # Safety
-    /// `run` must have returned `panicked`; only one of `finish` and `result` is called, once.
+    /// `run` must have returned `panicked`; `finish` is called at most once.
     #[inline(always)]
     unsafe fn finish(&mut self, panicked: bool) -> R {
         if panicked {
@@ -399,21 +399,6 @@ impl<R> Invocation<R> {
         }
         // SAFETY: the trampoline returned `false`, so it wrote the return value; read once.
         unsafe { self.ret.assume_init_read() }
-    }
-
-    /// The return value, or the message of the module's panic.
-    ///
-    /// # Safety
-    /// As for `finish`.
-    #[inline(always)]
-    unsafe fn result(&mut self, panicked: bool) -> Result<R, String> {
-        if panicked {
-            // SAFETY: the trampoline returned `true`, so it wrote the message; taken once.
-            Err(unsafe { self.panic.take() })
-        } else {
-            // SAFETY: the trampoline returned `false`, so it wrote the return value; read once.
-            Ok(unsafe { self.ret.assume_init_read() })
-        }
     }
 }
 
@@ -426,9 +411,13 @@ impl<R> Invocation<R> {
 pub(crate) unsafe fn invoke<A, R>(trampoline: Trampoline, args: A) -> Result<R, String> {
     let mut call = Invocation::<R>::new();
     // SAFETY: the caller's contract.
-    let panicked = unsafe { call.run::<A>(trampoline, args) };
-    // SAFETY: `call` ran and returned `panicked`.
-    unsafe { call.result(panicked) }
+    if unsafe { call.run::<A>(trampoline, args) } {
+        // SAFETY: the trampoline returned `true`, so it wrote the message.
+        Err(unsafe { call.panic.take() })
+    } else {
+        // SAFETY: the trampoline returned `false`, so it wrote the return value.
+        Ok(unsafe { call.ret.assume_init_read() })
+    }
 }
 
 /// Re-raises a module's panic on the caller's thread as an ordinary panic whose payload is the
