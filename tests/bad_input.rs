@@ -370,6 +370,57 @@ fn a_struct_whose_field_changed_type_at_the_same_size() {
     assert!(change.1.contains("count: i32"), "{message}");
 }
 
+/// Only the layout tells: `Tag`'s fields move because a constant changed, while every text the
+/// macro records (definition and signatures) and the size stay the same.
+#[test]
+fn a_struct_whose_fields_moved_with_the_same_text_and_size() {
+    let _serial = support::serial();
+    let (changes, message) = incompatible("shifted");
+    let [Incompatibility::TypeChanged {
+        name,
+        expected,
+        found,
+    }] = changes.as_slice()
+    else {
+        panic!("expected exactly one change, of Tag: {message}");
+    };
+    assert_eq!(name, "Tag", "{message}");
+    assert!(
+        expected.contains("tail: [u8; 8 - HEAD] @4 (4 bytes)"),
+        "{message}"
+    );
+    assert!(found.contains("tail: [u8; 8 - HEAD] @6 (2 bytes)"), "{message}");
+}
+
+/// Only the layout tells: `Code` grows from 4 to 8 bytes with the same text; the function that
+/// returns it is refused for its return type's size, and the type for its own.
+#[test]
+fn a_struct_that_grew_with_the_same_text() {
+    let _serial = support::serial();
+    let (changes, message) = incompatible("grown");
+    assert_eq!(changes.len(), 2, "{message}");
+    assert!(
+        changes.iter().any(|c| matches!(
+            c,
+            Incompatibility::FunctionChanged { name, expected, found }
+                if name == "code"
+                    && expected.contains("Code: 4 bytes")
+                    && found.contains("Code: 8 bytes")
+        )),
+        "{message}"
+    );
+    assert!(
+        changes.iter().any(|c| matches!(
+            c,
+            Incompatibility::TypeChanged { name, expected, found }
+                if name == "Code"
+                    && expected.contains("(4 bytes, align 1)")
+                    && found.contains("(8 bytes, align 1)")
+        )),
+        "{message}"
+    );
+}
+
 /// Writes a copy of v1 with `patch` applied to `dir/name`.
 fn patched_v1(dir: &support::TempDir, name: &str, patch: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let mut bytes = fixture_bytes("v1");

@@ -25,9 +25,17 @@ fn a_call_in_flight_finishes_on_its_generation() {
     let release = Arc::new(Barrier::new(2));
     let caller = {
         let (entered, release) = (entered.clone(), release.clone());
-        std::thread::spawn(move || hello::blocking_version(&entered, &release))
+        std::thread::spawn(move || {
+            // Warm the thread first: its first plain call takes the slow path and registers the
+            // thread's fast slot, so the call held below runs on the fast path, the one every
+            // call but a thread's first takes.
+            assert_eq!((hello::version(), hello::version()), (1, 1));
+            hello::blocking_version(&entered, &release)
+        })
     };
     entered.wait(); // the call is now inside generation v1's code
+    let v1_copies = support::Footprint::mapped_copies_of(support::library("v1"));
+    assert!(!v1_copies.is_empty(), "v1 is mapped while it serves");
 
     let v2 = serve_v2();
     // Another thread gets the new code while the first call is still running.
@@ -40,6 +48,11 @@ fn a_call_in_flight_finishes_on_its_generation() {
         module.live_generations().contains(&v1),
         "v1 stays while its call runs"
     );
+    assert_eq!(
+        support::Footprint::mapped_copies_of(support::library("v1")),
+        v1_copies,
+        "v1's library stays mapped while its call runs"
+    );
 
     release.wait();
     assert_eq!(
@@ -50,6 +63,10 @@ fn a_call_in_flight_finishes_on_its_generation() {
     assert!(
         !module.live_generations().contains(&v1),
         "v1 retired when its call ended"
+    );
+    assert!(
+        support::Footprint::mapped_copies_of(support::library("v1")).is_empty(),
+        "v1's library was unmapped when its call ended"
     );
     assert!(module.live_generations().contains(&v2));
 }

@@ -55,6 +55,16 @@ fn handles_keep_the_generation_they_captured() {
         vec![0, 2],
         "generation 1 retires with its last handle"
     );
+    // Retired means unmapped, not just forgotten: the copy of v1 is gone from the address space.
+    assert!(
+        support::Footprint::mapped_copies_of(support::library("v1")).is_empty(),
+        "generation 1's library was unmapped"
+    );
+    assert_eq!(
+        support::Footprint::mapped_copies_of(support::library("v2")).len(),
+        1,
+        "generation 2's library is mapped"
+    );
 
     // Generation 0 is the compiled-in code and never goes away.
     assert_eq!(builtin.version(), 1);
@@ -68,6 +78,12 @@ fn handles_keep_the_generation_they_captured() {
     );
     drop(second);
     assert_eq!(module.live_generations(), vec![0, 3]);
+    assert_eq!(
+        support::Footprint::mapped_copies().len(),
+        1,
+        "only generation 3's library is mapped: {:?}",
+        support::Footprint::mapped_copies()
+    );
     assert!(
         module.unload_blocked().is_empty(),
         "every retired generation was unmapped"

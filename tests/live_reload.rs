@@ -99,7 +99,18 @@ fn a_slow_in_place_writer_is_loaded_once_complete_and_never_half_written() {
     }
     drop(file);
 
-    next_event(&events, "loaded", loaded);
+    // Every event up to the load: a half-written file is skipped silently, never reported.
+    let mut until_loaded = Vec::new();
+    next_event(&events, "loaded", |event| {
+        until_loaded.push(event.clone());
+        loaded(event)
+    });
+    assert!(
+        !until_loaded
+            .iter()
+            .any(|e| matches!(e, Event::Rejected { .. })),
+        "a half-written file was reported: {until_loaded:?}"
+    );
     // Publish the same bytes again: the watcher reports them unchanged, and since events arrive
     // in order, everything it did for the slow writer is in `seen` by then.
     let copy = dir.path().join("same.tmp");

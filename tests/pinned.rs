@@ -23,13 +23,24 @@ fn a_trait_object_outlives_reloads_and_its_generation_retires_when_it_drops() {
     assert_eq!(speaker.speak(), "v1 speaking");
     assert_eq!(from_handle.speak(), "v1 speaking");
 
+    let v1_mapped = support::Footprint::mapped_copies_of(support::library("v1"));
+    assert_eq!(v1_mapped.len(), 1, "v1's library stays mapped: {v1_mapped:?}");
     drop(speaker);
     assert!(module.live_generations().contains(&v1), "one value left");
+    assert_eq!(
+        support::Footprint::mapped_copies_of(support::library("v1")),
+        v1_mapped,
+        "one value keeps v1's library mapped"
+    );
     drop(from_handle);
     assert!(
         !module.live_generations().contains(&v1),
         "v1 retires with its last value: {:?}",
         module.live_generations()
+    );
+    assert!(
+        support::Footprint::mapped_copies_of(support::library("v1")).is_empty(),
+        "v1's library was unmapped with its last value"
     );
     assert_eq!(module.generation(), v2);
 }

@@ -36,6 +36,8 @@ pub const VARIANTS: &[&str] = &[
     "panicinit",
     "retype",
     "initpanic",
+    "shifted",
+    "grown",
 ];
 
 pub fn workspace() -> PathBuf {
