@@ -213,6 +213,11 @@ impl Module {
         artifact: Artifact,
         digest: u64,
     ) -> Result<Candidate, Error> {
+        // Every generation but 0 starts here, before it can be staged or made current: register
+        // the process-wide barrier now, so that whichever way a loaded generation becomes
+        // current (a load, `apply_staged`, `load_all`), readers that can see it also see which
+        // fence they must use — and the fast plain-call path is open to them.
+        crate::os::prepare_barrier();
         let path = artifact.path.clone();
         let path = path.as_path();
         let opened =
@@ -282,7 +287,6 @@ impl Module {
     /// Makes the candidate the current generation. Call inside `snapshot::publish`, with the
     /// loading lock held.
     pub(crate) fn make_current(&'static self, candidate: Candidate) -> Live {
-        crate::os::prepare_barrier();
         let mut state = self.lock();
         let generation = self.admit(&mut state, candidate);
         let released = self.watch_new(&state, generation);
