@@ -730,7 +730,16 @@ impl Module {
         if !state.live.iter().any(idle) {
             return;
         }
-        crate::os::process_barrier();
+        if !crate::os::process_barrier() {
+            // Without the barrier a reader's hazard may be invisible: retire nothing now; the
+            // next collect (the next unpin or load) tries again.
+            tracing::warn!(
+                target: "hotmod",
+                "{}: the process-wide barrier failed; retired generations stay loaded for now",
+                self.name()
+            );
+            return;
+        }
         let hazards = pin::hazards();
         let (retiring, live): (Vec<_>, Vec<_>) = state
             .live

@@ -125,15 +125,19 @@ pub(crate) fn barrier_registered() -> bool {
     BARRIER.load(Ordering::Acquire) == EXPEDITED
 }
 
-/// The reclaimer half: after it returns, every reader's hazard store that preceded its re-check
-/// is visible to this thread.
-pub(crate) fn process_barrier() {
-    if BARRIER.load(Ordering::Acquire) == EXPEDITED
-        && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0
-    {
-        return;
+/// The reclaimer half: when it returns `true`, every reader's hazard store that preceded its
+/// re-check is visible to this thread. `false` means that cannot be known now, and the caller
+/// must retire nothing: the process is registered, so readers use compiler fences only, and a
+/// fence on this side alone does not pair with those (only the `membarrier` that just failed
+/// would have forced one on every running thread).
+#[must_use]
+pub(crate) fn process_barrier() -> bool {
+    if BARRIER.load(Ordering::Acquire) == EXPEDITED {
+        return membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0;
     }
+    // Readers that read `BARRIER` as anything but `EXPEDITED` use a real fence: this pairs.
     fence(Ordering::SeqCst);
+    true
 }
 
 /// Creates `path` with mode 0700.

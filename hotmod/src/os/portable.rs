@@ -24,8 +24,10 @@ pub(crate) fn barrier_registered() -> bool {
     false
 }
 
-pub(crate) fn process_barrier() {
+/// Always succeeds: readers fence for real, so a fence here pairs with theirs.
+pub(crate) fn process_barrier() -> bool {
     fence(Ordering::SeqCst);
+    true
 }
 
 pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
