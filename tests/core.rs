@@ -138,3 +138,49 @@ fn the_usual_types_cross_the_boundary() {
     assert_eq!(hello::swap((1, "t".into())), ("t".to_string(), 2));
     assert_eq!(hello::reply("z", 3).text, "zzz");
 }
+
+/// With backtraces on, std's default panic hook would resolve one inside the library and map
+/// the library's file into a cache that outlives it. A generation whose code panicked still
+/// unmaps completely when it retires. (In a child, so `RUST_BACKTRACE=1` holds whatever the
+/// environment says.)
+#[test]
+fn a_generation_that_panicked_unmaps_with_backtraces_on() {
+    if !support::is_child() {
+        support::library("v1");
+        support::library("v2");
+        let output = support::run_child(
+            "a_generation_that_panicked_unmaps_with_backtraces_on",
+            &[("RUST_BACKTRACE", std::ffi::OsStr::new("1"))],
+        );
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        assert!(
+            output.status.success() && stdout.contains("child: done"),
+            "{stdout}\n{stderr}"
+        );
+        // The module's panic is still reported where it happened, without a backtrace.
+        assert!(
+            stderr.contains("hot module code panicked at fixtures/hello_fixture/src/lib.rs")
+                && stderr.contains("fixture v2 refuses zero")
+                && stderr.contains("does not capture backtraces in hot module code"),
+            "{stderr}"
+        );
+        return;
+    }
+    let module = hello::module();
+    module.load(support::library("v2")).expect("load v2");
+    catch_unwind(|| hello::checked(0)).expect_err("plain call panics");
+    assert_eq!(
+        support::Footprint::mapped_copies_of(support::library("v2")).len(),
+        1
+    );
+    module.load(support::library("v1")).expect("load v1");
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read maps");
+    assert!(
+        support::Footprint::mapped_copies_of(support::library("v2")).is_empty(),
+        "the generation that panicked stays mapped:\n{maps}"
+    );
+    println!("child: done");
+}

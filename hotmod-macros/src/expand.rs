@@ -397,7 +397,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
             functions: #private::SliceRef::new(FUNCTIONS),
             types: #private::SliceRef::new(TYPES),
             on_load: #on_load_entry,
-            hosted: &#private::HOSTED,
+            enter: #private::enter_library,
             states: #private::SliceRef::new(STATES),
         }
     }}

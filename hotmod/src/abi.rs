@@ -22,10 +22,10 @@
 use std::any::Any;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Bumped whenever any type in this file changes shape or meaning.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The first bytes of every descriptor.
 pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
@@ -129,9 +129,9 @@ pub struct ModuleDescriptor {
     /// The module's `#[hotmod::on_load]` function (argument `()`, return
     /// `Result<(), String>`), run before a new generation may become current.
     pub on_load: Option<Trampoline>,
-    /// [`HOSTED`] of the hotmod copy linked into the library; the host sets it right after
-    /// loading, so the library's own module statics never start watchers or builds.
-    pub hosted: &'static AtomicBool,
+    /// [`enter_library`] of the hotmod copy linked into the library: the host calls it right
+    /// after verifying the descriptor, before any other code of the library runs.
+    pub enter: unsafe extern "C" fn(),
     /// The module's `#[hotmod::state]` statics, handed from generation to generation.
     pub states: SliceRef<StateEntry>,
 }
@@ -156,9 +156,46 @@ pub type StateExport = Result<String, String>;
 /// What a state's import trampoline takes: the exporting side's version and serialized value.
 pub type StateImport = (u32, String);
 
-/// True in a hotmod copy that lives inside a library loaded as a generation (set by the host's
-/// loader through [`ModuleDescriptor::hosted`]); false in the host.
+/// True in a hotmod copy that lives inside a library loaded as a generation (set by
+/// [`enter_library`]); false in the host.
 pub static HOSTED: AtomicBool = AtomicBool::new(false);
+
+/// Prepares a library loaded as a generation, inside it (its own copies of hotmod and std):
+///
+/// - its module statics learn that they live in a loaded generation, so they never start
+///   watchers or builds of their own;
+/// - its std gets a panic hook that prints a panic's message and location without a backtrace.
+///   std's default hook resolves a backtrace (with `RUST_BACKTRACE` set) by mapping the
+///   library's file into a cache of the library's own std, which nothing unmaps once the library
+///   is gone: each generation that ever panicked would keep its whole file mapped until the
+///   process exits. The panic itself still reaches the caller (see [`trampoline`]).
+///
+/// The hook replaces only the library's own std's hook; the host's is untouched.
+///
+/// # Safety
+/// Call only through a verified descriptor of a library loaded as a generation, before any of
+/// its other functions runs, and once per loaded copy (it sets that copy's panic hook).
+pub unsafe extern "C" fn enter_library() {
+    HOSTED.store(true, Ordering::Relaxed);
+    std::panic::set_hook(Box::new(report_module_panic));
+}
+
+/// The panic hook of a loaded library's std: std's first line, without a backtrace.
+fn report_module_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let location = info
+        .location()
+        .map(|at| format!(" at {at}"))
+        .unwrap_or_default();
+    let message = panic_message(info.payload());
+    let wanted = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+    let note = if wanted {
+        "\nnote: hotmod does not capture backtraces in hot module code: resolving one would \
+         keep the library mapped after its generation unloads"
+    } else {
+        ""
+    };
+    eprintln!("hot module code panicked{location}:\n{message}{note}");
+}
 
 /// One `pub fn` of a hot module.
 #[repr(C)]

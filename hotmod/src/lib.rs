@@ -127,7 +127,7 @@ pub use serde_json;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::abi::{
-        on_load_result, OnLoadResult, StateEntry, StateExport, StateImport, HOSTED,
+        enter_library, on_load_result, OnLoadResult, StateEntry, StateExport, StateImport,
     };
     pub use crate::abi::{
         trampoline, FieldLayout, FnEntry, ModuleDescriptor, PanicSlot, SliceRef, StrRef,

@@ -4,7 +4,6 @@
 
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::abi::{ModuleDescriptor, Trampoline, ABI_VERSION, SYMBOL_PREFIX};
@@ -193,9 +192,10 @@ pub(crate) fn open_artifact(
         Ok(table) => {
             // SAFETY: verified: a whole descriptor of this ABI version in `library`, loaded.
             let descriptor = unsafe { &*descriptor };
-            // Before any of the library's functions runs: its own module statics must know
-            // they live in a loaded generation (they never start watchers or builds).
-            descriptor.hosted.store(true, Ordering::Relaxed);
+            // Before any other function of the library runs (see `enter_library`).
+            // SAFETY: the verified descriptor's `enter` is `enter_library` of the library's
+            // hotmod copy, and this is the first call into this freshly loaded copy.
+            unsafe { (descriptor.enter)() };
             Ok(Opened {
                 library,
                 table,
