@@ -389,7 +389,10 @@ fn a_struct_whose_fields_moved_with_the_same_text_and_size() {
         expected.contains("tail: [u8; 8 - HEAD] @4 (4 bytes)"),
         "{message}"
     );
-    assert!(found.contains("tail: [u8; 8 - HEAD] @6 (2 bytes)"), "{message}");
+    assert!(
+        found.contains("tail: [u8; 8 - HEAD] @6 (2 bytes)"),
+        "{message}"
+    );
 }
 
 /// Only the layout tells: `Code` grows from 4 to 8 bytes with the same text; the function that
@@ -618,37 +621,246 @@ fn a_library_in_a_directory_every_user_can_write() {
         .expect("sticky directory is fine");
 }
 
+/// A user and group id of the user-private-group shape (gid = uid, not root): the path-security
+/// tests give files to it when they run as root, and become it in a child process to load as a
+/// user who is not root (`nobody`/`nogroup` on Debian; the ids need not name anyone).
+const USER: u32 = 65534;
+/// Another user and group: neither [`USER`]'s nor root's.
+const STRANGER: u32 = 65533;
+/// Where a child started by [`run_as_user`] finds the files its parent set up.
+const SETUP_ENV: &str = "HOTMOD_TEST_SETUP";
+
+fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("chown {uid}:{gid} {}: {e}", path.display()));
+}
+
+/// As root: the directory `setup` with a subdirectory `lib` that [`USER`] owns, group-writable by
+/// its private group (mode 775, how cargo leaves its output under umask 002).
+fn user_setup(label: &str) -> support::TempDir {
+    let setup = support::TempDir::new(label);
+    chmod(setup.path(), 0o755);
+    for dir in setup.path().ancestors().skip(1) {
+        let mode = std::fs::metadata(dir).expect("stat").permissions().mode();
+        assert!(
+            mode & 0o001 != 0,
+            "user {USER} cannot reach {}: {} (mode {mode:o}) is closed to other users; point \
+             TMPDIR at a directory they can traverse, such as /tmp",
+            setup.path().display(),
+            dir.display()
+        );
+    }
+    let lib = setup.path().join("lib");
+    std::fs::create_dir(&lib).expect("mkdir lib");
+    chown(&lib, USER, USER);
+    chmod(&lib, 0o775);
+    setup
+}
+
+/// As root: `name` in `dir`, a copy of v2 with `mode`, owned by `uid:gid`.
+fn v2_file(dir: &Path, name: &str, uid: u32, gid: u32, mode: u32) -> PathBuf {
+    let path = dir.join(name);
+    write(&path, &fixture_bytes("v2"));
+    chown(&path, uid, gid);
+    chmod(&path, mode);
+    path
+}
+
+/// As root: runs test `name` in a child process that becomes [`USER`] (see [`become_user`]) and
+/// checks the files in `setup`, with a temporary directory of [`USER`]'s for its shadow copies.
+/// Fails unless the child passes and prints `done`.
+fn run_as_user(name: &str, setup: &Path, done: &str) {
+    let temp = setup.join("tmp");
+    std::fs::create_dir(&temp).expect("mkdir tmp");
+    chown(&temp, USER, USER);
+    chmod(&temp, 0o700);
+    // Built here: the child must not run cargo.
+    support::library("v2");
+    let output = support::run_child(
+        name,
+        &[(SETUP_ENV, setup.as_os_str()), ("TMPDIR", temp.as_os_str())],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(done), "{stdout}\n{stderr}");
+}
+
+/// In a child of [`run_as_user`]: becomes [`USER`] (real, effective and saved uid and gid, no
+/// supplementary groups) for every thread of the process, and returns the setup directory.
+fn become_user() -> PathBuf {
+    // SAFETY: plain system calls; glibc applies them to every thread of the process.
+    unsafe {
+        assert_eq!(libc::setgroups(0, std::ptr::null()), 0, "setgroups");
+        assert_eq!(libc::setresgid(USER, USER, USER), 0, "setresgid");
+        assert_eq!(libc::setresuid(USER, USER, USER), 0, "setresuid");
+    }
+    assert_eq!(euid(), USER);
+    PathBuf::from(std::env::var_os(SETUP_ENV).expect("the setup directory"))
+}
+
+/// In a child of [`run_as_user`]: `path` loads and serves.
+fn loads_as_user(path: &Path) {
+    let module = hello::module();
+    let generation = module
+        .load(path)
+        .unwrap_or_else(|e| panic!("{} must load as user {USER}: {e}", path.display()));
+    assert_eq!(module.generation(), generation);
+    assert_eq!(hello::version(), 2);
+}
+
+/// In a child of [`run_as_user`]: loading `path` is refused with `InsecurePath`, naming
+/// `offender` and a reason that starts with `reason`; the current generation stays.
+fn refused_as_user(path: &Path, offender: &Path, reason: &str) {
+    let module = hello::module();
+    let generation = module.generation();
+    let error = module
+        .load(path)
+        .expect_err("an insecure path must be refused");
+    let Error::InsecurePath {
+        offender: found,
+        reason: why,
+        ..
+    } = &error
+    else {
+        panic!("wrong error: {error:?}")
+    };
+    assert_eq!(
+        found,
+        &std::fs::canonicalize(offender).expect("canonicalize"),
+        "{error}"
+    );
+    assert!(why.starts_with(reason), "{error}");
+    assert_eq!(module.generation(), generation);
+}
+
 #[test]
 fn a_library_its_group_can_write() {
     use std::os::unix::fs::MetadataExt;
-    let _serial = support::serial();
-    let (_dir, path) = v2_copy("group-writable");
-    chmod(&path, 0o664);
-    let metadata = std::fs::metadata(&path).expect("stat");
-    if metadata.gid() == metadata.uid() && metadata.uid() != 0 {
-        // A user-private group (uid == gid): accepted, see os/unix_security.rs.
-        hello::module().load(&path).expect("user-private group");
-    } else {
-        let (_, reason) = insecure(&path);
-        let expected = format!(
-            "is a file the members of group {} can write to",
-            metadata.gid()
+    const NAME: &str = "a_library_its_group_can_write";
+    if support::is_child() {
+        let setup = become_user();
+        let lib = setup.join("lib");
+        // USER's private group may write the file and its directory: accepted …
+        loads_as_user(&lib.join("libprivate.so"));
+        // … another group may not.
+        let shared = lib.join("libshared.so");
+        refused_as_user(
+            &shared,
+            &shared,
+            &format!("is a file the members of group {STRANGER} can write to (mode 664)"),
         );
-        assert!(reason.starts_with(&expected), "{reason}");
+        println!("child: group-writable files checked as user {USER}");
+        return;
+    }
+    let _serial = support::serial();
+    let (dir, path) = v2_copy("group-writable");
+    chmod(&path, 0o664);
+    if euid() == 0 {
+        // Root has no private group, whatever the file's group id.
+        for gid in [0, STRANGER] {
+            std::os::unix::fs::chown(&path, None, Some(gid)).expect("chgrp");
+            chmod(&path, 0o664);
+            let (_, reason) = insecure(&path);
+            let expected = format!("is a file the members of group {gid} can write to (mode 664)");
+            assert!(reason.starts_with(&expected), "{reason}");
+        }
+        // A user who is not root, with a private group: in a child that becomes USER.
+        let setup = user_setup("private-group");
+        let lib = setup.path().join("lib");
+        v2_file(&lib, "libprivate.so", USER, USER, 0o664);
+        v2_file(&lib, "libshared.so", USER, STRANGER, 0o664);
+        run_as_user(NAME, setup.path(), "child: group-writable files checked");
+        return;
+    }
+
+    // Not root: only groups this user is a member of can be set up.
+    let uid = euid();
+    // SAFETY: getegid cannot fail.
+    let mut groups = vec![unsafe { libc::getegid() }];
+    // SAFETY: getgroups writes at most `groups.len()` ids into the buffer.
+    unsafe {
+        let n = libc::getgroups(0, std::ptr::null_mut());
+        let mut more = vec![0; usize::try_from(n).expect("getgroups")];
+        let n = libc::getgroups(n, more.as_mut_ptr());
+        more.truncate(usize::try_from(n).expect("getgroups"));
+        groups.extend(more);
+    }
+    match groups.iter().find(|&&gid| gid != uid) {
+        Some(&gid) => {
+            std::os::unix::fs::chown(&path, None, Some(gid)).expect("chgrp");
+            chmod(&path, 0o664);
+            let (_, reason) = insecure(&path);
+            let expected = format!("is a file the members of group {gid} can write to (mode 664)");
+            assert!(reason.starts_with(&expected), "{reason}");
+        }
+        None => eprintln!(
+            "{NAME}: skipped the refusal: user {uid} belongs to no group but its private one"
+        ),
+    }
+    if groups.contains(&uid) {
+        for entry in [dir.path(), path.as_path()] {
+            std::os::unix::fs::chown(entry, None, Some(uid)).expect("chgrp");
+        }
+        chmod(dir.path(), 0o775);
+        chmod(&path, 0o664);
+        assert_eq!(std::fs::metadata(&path).expect("stat").gid(), uid);
+        hello::module()
+            .load(&path)
+            .expect("a user-private group may write it");
+        assert_eq!(hello::version(), 2);
+    } else {
+        eprintln!(
+            "{NAME}: skipped the user-private group: user {uid} is not a member of a group {uid}"
+        );
     }
 }
 
 #[test]
 fn a_library_or_directory_owned_by_another_user() {
+    const NAME: &str = "a_library_or_directory_owned_by_another_user";
+    if support::is_child() {
+        let setup = become_user();
+        let lib = setup.join("lib");
+        // Our own file, and root's, load …
+        loads_as_user(&lib.join("libown.so"));
+        loads_as_user(&lib.join("libroot.so"));
+        // … another user's file does not, nor our file in another user's directory.
+        let foreign = lib.join("libstranger.so");
+        refused_as_user(
+            &foreign,
+            &foreign,
+            &format!(
+                "is a file owned by user {STRANGER}, not by this process's user ({USER}) or root"
+            ),
+        );
+        let foreign_dir = setup.join("stranger");
+        refused_as_user(
+            &foreign_dir.join("libown.so"),
+            &foreign_dir,
+            &format!("is a directory owned by user {STRANGER}"),
+        );
+        println!("child: owners checked as user {USER}");
+        return;
+    }
     let _serial = support::serial();
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if euid() != 0 {
         // Only root can give a file away; as another user, check that our own files pass.
         let (_dir, path) = v2_copy("own");
         hello::module().load(&path).expect("our own file loads");
+        eprintln!(
+            "{NAME}: skipped the refusals: only root can give a file or directory to another user"
+        );
         return;
     }
-    let nobody = 65534;
+    let nobody = USER;
     let (dir, path) = v2_copy("foreign-file");
     std::os::unix::fs::chown(&path, Some(nobody), Some(nobody)).expect("chown file");
     let (offender, reason) = insecure(&path);
@@ -669,6 +881,19 @@ fn a_library_or_directory_owned_by_another_user() {
         reason.starts_with(&format!("is a directory owned by user {nobody}")),
         "{reason}"
     );
+
+    // A user who is not root: in a child that becomes USER.
+    let setup = user_setup("owners");
+    let lib = setup.path().join("lib");
+    v2_file(&lib, "libown.so", USER, USER, 0o644);
+    v2_file(&lib, "libroot.so", 0, 0, 0o644);
+    v2_file(&lib, "libstranger.so", STRANGER, STRANGER, 0o644);
+    let foreign_dir = setup.path().join("stranger");
+    std::fs::create_dir(&foreign_dir).expect("mkdir stranger");
+    chmod(&foreign_dir, 0o755);
+    v2_file(&foreign_dir, "libown.so", USER, USER, 0o644);
+    chown(&foreign_dir, STRANGER, STRANGER);
+    run_as_user(NAME, setup.path(), "child: owners checked");
 }
 
 /// A panic in an ELF initialiser happens inside `dlopen`, in an `extern "C"` function: Rust

@@ -89,8 +89,9 @@ fn a_request_in_flight_finishes_on_its_generation_and_no_request_fails_during_a_
             Duration::from_secs(600),
         )
     });
-    support::wait_for("the slow request to pin its generation", || {
-        server.in_flight() >= 1
+    // `held` counts requests held by `delay_ms`: only the slow one sends it.
+    support::wait_for("the slow request to be held, its generation pinned", || {
+        server.held() == 1
     });
 
     // Clients hammering the server before, during and after the reload.
@@ -139,7 +140,8 @@ fn a_request_in_flight_finishes_on_its_generation_and_no_request_fails_during_a_
     tally.wait("requests served by the old generation", |t| {
         t.old.load(Ordering::SeqCst) >= PER_GENERATION
     });
-    assert!(server.in_flight() >= 1, "the slow request is still held");
+    assert_eq!(server.held(), 1, "the slow request is still held");
+    assert!(!slow.is_finished(), "the slow request is not answered yet");
     let g2 = module.load(&v2).expect("the edited handler loads");
     assert_eq!(g2, g1 + 1);
     tally.wait("requests served by the new generation", |t| {

@@ -20,40 +20,63 @@ fn on_s1() -> u64 {
     world::frame()
 }
 
+/// The state's `frame` and `score`, read from `describe()` (`v1 frame=3 score=6`, or
+/// `v2 frame=3 score=6 name=…`).
+fn frame_and_score() -> (u64, u64) {
+    let description = world::describe();
+    let field = |name: &str| -> u64 {
+        description
+            .split(' ')
+            .find_map(|word| word.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {description:?}"))
+    };
+    (field("frame"), field("score"))
+}
+
 #[test]
 fn state_is_carried_to_each_new_generation_and_migrated_when_its_version_changes() {
     let _serial = support::serial();
     // Generation 0 (or whichever is current) builds up some state …
-    let start = world::frame();
+    let (start, start_score) = frame_and_score();
     world::tick(2);
-    world::tick(2);
-    let frame = start + 2;
-    assert_eq!(world::frame(), frame);
+    world::tick(3);
+    let (frame, score) = (start + 2, start_score + 5);
+    assert_eq!(frame_and_score(), (frame, score));
 
     // … a new generation of the same version takes it as it is …
     let carried = on_s1();
     assert_eq!(carried, frame);
+    assert_eq!(
+        world::describe(),
+        format!("v1 frame={frame} score={score}"),
+        "carried as it was"
+    );
     assert_eq!(world::tick(1), frame + 1);
+    let (frame, score) = (frame + 1, score + 1);
 
-    // … and version 2 gets it through its migrate function.
+    // … and version 2 gets it through its migrate function: exactly version 1's frame and
+    // score, and the name the migration gives.
     let generation = world::module()
         .load(support::library("s2"))
         .expect("s2 migrates version 1");
     assert_eq!(world::module().generation(), generation);
-    let description = world::describe();
-    assert!(
-        description.starts_with(&format!("v2 frame={} ", frame + 1))
-            && description.ends_with("name=migrated from v1"),
-        "{description}"
+    assert_eq!(
+        world::describe(),
+        format!("v2 frame={frame} score={score} name=migrated from v1"),
+        "migrated from version 1's frame={frame} score={score}"
     );
-    assert_eq!(world::tick(0), frame + 2);
+    assert_eq!(world::tick(4), frame + 1);
+    let (frame, score) = (frame + 1, score + 4);
 
-    // Same version 2 again: carried without migration.
+    // Same version 2 again: carried without migration, every field as it was.
     world::module()
         .load(support::library("s2nomigrate"))
         .expect("same version needs no migrate");
-    assert!(world::describe().ends_with("name=migrated from v1"));
-    assert_eq!(world::frame(), frame + 2);
+    assert_eq!(
+        world::describe(),
+        format!("v2 frame={frame} score={score} name=migrated from v1")
+    );
 }
 
 #[test]
@@ -111,20 +134,21 @@ fn a_changed_state_without_a_migrate_function_is_refused_clearly() {
 #[test]
 fn in_staged_mode_state_is_handed_over_at_the_safe_point() {
     let _serial = support::serial();
-    let frame = on_s1();
+    on_s1();
+    let (frame, score) = frame_and_score();
     let module = world::module();
     module.set_staged(true);
     let staged = module.load(support::library("s2")).expect("s2 stages");
     // Frames keep running on the current generation while the new one waits …
     world::tick(1);
-    world::tick(1);
-    assert!(world::describe().starts_with("v1 "));
+    world::tick(2);
+    let (frame, score) = (frame + 2, score + 3);
+    assert_eq!(world::describe(), format!("v1 frame={frame} score={score}"));
     // … and the state it receives is the state at the swap, not at staging.
     assert_eq!(module.apply_staged(), Some(staged));
-    assert!(
-        world::describe().starts_with(&format!("v2 frame={} ", frame + 2)),
-        "{}",
-        world::describe()
+    assert_eq!(
+        world::describe(),
+        format!("v2 frame={frame} score={score} name=migrated from v1")
     );
 
     // A staged generation that cannot take the state is dropped at apply time.

@@ -11,7 +11,8 @@
 //!   handle call from the generation the handle pinned, however many reloads happened since.
 //! - Threads that use a module's thread-locals are born and exit while its generations unload
 //!   (their destructors race with the unloading; glibc 2.34–2.36 also had a TLS-reuse bug on
-//!   this path): no crash, and every retired generation is unmapped.
+//!   this path): no crash, every retired generation is unmapped, and each thread's value in a
+//!   generation counts that thread's calls in it (1, 2, 3 …; 1 again in a newer generation).
 
 mod support;
 
@@ -170,6 +171,43 @@ fn calls_stay_on_one_generation_while_the_module_is_reloaded() {
     );
 }
 
+/// A thread's plain `tls::touch()` calls, each bracketed by the current generation before and
+/// after it. `touch` counts the calling thread's calls in the generation that runs it (each
+/// generation has its own thread-locals), and a thread's calls in one generation are
+/// consecutive (generations only move forward). So a call answers one more than the thread's
+/// previous call when both ran in the same generation, and 1 when it is the thread's first in
+/// its generation; a bracket of one generation says which it was.
+#[derive(Default)]
+struct Touches {
+    /// The previous call's bracket and answer.
+    previous: Option<(u64, u64, usize)>,
+}
+
+impl Touches {
+    fn touch(&mut self, module: &hotmod::Module) -> usize {
+        let before = module.generation();
+        let count = tls::touch();
+        let after = module.generation();
+        match self.previous {
+            None => assert_eq!(count, 1, "a thread's first call creates its value"),
+            Some((b, a, previous)) if b == a && before == after => {
+                let expected = if b == before { previous + 1 } else { 1 };
+                assert_eq!(
+                    count, expected,
+                    "call in generation {before} after one in generation {b} that answered {previous}"
+                );
+            }
+            Some((b, a, previous)) => assert!(
+                count == 1 || count == previous + 1,
+                "call in generations {before}..={after} answered {count} after one in \
+                 {b}..={a} that answered {previous}"
+            ),
+        }
+        self.previous = Some((before, after, count));
+        count
+    }
+}
+
 #[test]
 fn threads_using_thread_locals_come_and_go_while_generations_unload() {
     const SPAWNERS: usize = 3;
@@ -195,11 +233,26 @@ fn threads_using_thread_locals_come_and_go_while_generations_unload() {
                         // current, and runs them (or has them leaked) as it exits, concurrently
                         // with reloads.
                         std::thread::spawn(move || {
-                            // Plain calls: each in the generation current at the time.
-                            assert!(tls::touch() >= 1);
-                            // Handle calls: both in the pinned generation.
+                            // A plain call, in the generation current at the time: the thread's
+                            // first, so 1.
+                            let before = module.generation();
+                            assert_eq!(tls::touch(), 1, "a new thread's first call");
+                            let after = module.generation();
+                            // Handle calls: in the pinned generation, which has this thread's
+                            // value from the plain call only if that call ran in it.
                             let pinned = tls::Handle::current();
+                            let pinned_generation = pinned.generation();
                             let first = pinned.touch();
+                            if before == after && pinned_generation == after {
+                                assert_eq!(first, 2, "the plain call ran in generation {after}");
+                            } else if pinned_generation > after {
+                                assert_eq!(first, 1, "the plain call ran in {before}..={after}");
+                            } else {
+                                assert!(
+                                    pinned_generation == after && (first == 1 || first == 2),
+                                    "pinned {pinned_generation} after {before}..={after}: {first}"
+                                );
+                            }
                             assert_eq!(pinned.touch(), first + 1);
                             drop(pinned);
                             if i == 0 {
@@ -217,8 +270,9 @@ fn threads_using_thread_locals_come_and_go_while_generations_unload() {
         let long_lived = {
             let stop = stop.clone();
             std::thread::spawn(move || {
+                let mut touches = Touches::default();
                 while !stop.load(Ordering::Relaxed) {
-                    assert!(tls::touch() >= 1);
+                    touches.touch(module);
                     let _ = tls::thread_name();
                 }
             })
@@ -240,6 +294,16 @@ fn threads_using_thread_locals_come_and_go_while_generations_unload() {
             module.unload_blocked()
         );
         assert_eq!(module.live_generations().len(), 2, "round {round}");
+        // No reload runs now: a new thread's calls all run the current generation and count
+        // 1, 2, 3, whether plain or through a handle.
+        std::thread::spawn(move || {
+            let mut touches = Touches::default();
+            assert_eq!(touches.touch(module), 1);
+            assert_eq!(touches.touch(module), 2);
+            assert_eq!(tls::Handle::current().touch(), 3);
+        })
+        .join()
+        .expect("a thread calling between rounds");
     }
     println!(
         "stress: {reloads} reloads of a module with thread-local destructors in {seconds:.2} s, \

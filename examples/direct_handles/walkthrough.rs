@@ -31,33 +31,21 @@ fn next_event(events: &Events, what: &str, wanted: impl FnMut(&Event) -> bool) -
         .ok_or_else(|| format!("no {what} event within {WAIT:?}").into())
 }
 
-/// Runs the walkthrough with two builds of the `greeter` crate: `first` (as written: `greet`
-/// says "hello") and `second` (edited: `greet` says "bonjour").
-pub fn run(first: &Path, second: &Path, out: &mut dyn Write) -> Result<()> {
+/// Runs the walkthrough with three builds of the `greeter` crate, each answering `greet`
+/// differently: `first` (as written: "hello"), `second` (edited: "bonjour") and `third` (edited
+/// again: "hola").
+pub fn run(first: &Path, second: &Path, third: &Path, out: &mut dyn Write) -> Result<()> {
     let module = hello::module();
     let events = module.subscribe();
 
     writeln!(
         out,
-        "1. Capture: a Handle pins the generation that is current now."
+        "1. Load a library: module().load(path) verifies it and makes it current."
     )?;
     let start = module.generation();
-    let before = hello::Handle::current();
-    check(
-        out,
-        before.generation() == start,
-        &format!("the handle pinned generation {start}, the current one"),
-    )?;
-    check(out, before.is_current(), "it is current")?;
-    check(
-        out,
-        before.greet("world") == "hello world",
-        "before.greet(\"world\") == \"hello world\"",
-    )?;
-
     writeln!(
         out,
-        "2. Load a library: module().load(path) verifies it and makes it current."
+        "     generation {start} is the code compiled into the binary"
     )?;
     let g1 = module.load(first)?;
     check(out, g1 > start, &format!("load returned generation {g1}"))?;
@@ -73,6 +61,39 @@ pub fn run(first: &Path, second: &Path, out: &mut dyn Write) -> Result<()> {
         matches!(&loaded, Event::Loaded { generation, path, .. } if *generation == g1 && path == first),
         "subscribe() delivered Loaded with that generation and path",
     )?;
+
+    writeln!(
+        out,
+        "2. Capture: a Handle pins the generation that is current now."
+    )?;
+    let before = hello::Handle::current();
+    check(
+        out,
+        before.generation() == g1,
+        &format!("the handle pinned generation {g1}, the current one"),
+    )?;
+    check(out, before.is_current(), "it is current")?;
+    check(
+        out,
+        before.greet("world") == "hello world",
+        "before.greet(\"world\") == \"hello world\"",
+    )?;
+
+    writeln!(
+        out,
+        "3. Load the edited library: plain calls move on, `before` stays."
+    )?;
+    let g2 = module.load(second)?;
+    check(
+        out,
+        g2 == g1 + 1,
+        &format!("the edited library is generation {g2}"),
+    )?;
+    check(
+        out,
+        hello::greet("x") == "bonjour x",
+        "a plain call runs the new code: hello::greet(\"x\") == \"bonjour x\"",
+    )?;
     check(
         out,
         !before.is_current(),
@@ -80,23 +101,23 @@ pub fn run(first: &Path, second: &Path, out: &mut dyn Write) -> Result<()> {
     )?;
     check(
         out,
-        before.generation() == start && before.greet("x") == "hello x",
-        "… but still calls the generation it pinned",
+        before.generation() == g1 && before.greet("x") == "hello x",
+        &format!("… but still calls generation {g1}: before.greet(\"x\") == \"hello x\""),
     )?;
 
-    writeln!(out, "3. Hold a handle while loading a new file.")?;
+    writeln!(out, "4. Hold a handle while loading a new file.")?;
     let old = hello::Handle::current();
     check(
         out,
-        old.generation() == g1,
-        &format!("`old` pins generation {g1}"),
+        old.generation() == g2,
+        &format!("`old` pins generation {g2}"),
     )?;
-    let g2 = module.load(second)?;
+    let g3 = module.load(third)?;
     let new = hello::Handle::current();
     check(
         out,
-        g2 == g1 + 1,
-        &format!("the edited library is generation {g2}"),
+        g3 == g2 + 1,
+        &format!("the library edited again is generation {g3}"),
     )?;
     check(
         out,
@@ -114,27 +135,29 @@ pub fn run(first: &Path, second: &Path, out: &mut dyn Write) -> Result<()> {
         hello::greet("world"),
     );
     writeln!(out, "     old: {o:?}  new: {n:?}  plain call: {plain:?}")?;
-    check(out, o == "hello world", "the old handle runs the old code")?;
     check(
         out,
-        n == "bonjour world",
-        "the new handle runs the new code",
+        o == "bonjour world",
+        "the old handle runs the old code",
     )?;
+    check(out, n == "hola world", "the new handle runs the new code")?;
     check(
         out,
-        plain == "bonjour world",
+        plain == "hola world",
         "a plain call runs the current generation",
     )?;
     let live = module.live_generations();
     check(
         out,
-        live.contains(&g1) && live.contains(&g2),
-        &format!("live_generations() is {live:?}: {g1} stays while `old` holds it"),
+        live.contains(&g1) && live.contains(&g2) && live.contains(&g3),
+        &format!(
+            "live_generations() is {live:?}: {g1} and {g2} stay while `before` and `old` hold them"
+        ),
     )?;
 
     writeln!(
         out,
-        "4. Handles are values: clone them, send them to threads, pass &mut."
+        "5. Handles are values: clone them, send them to threads, pass &mut."
     )?;
     let clone = old.clone();
     let reply = std::thread::spawn(move || clone.reply("ab", 2))
@@ -153,7 +176,7 @@ pub fn run(first: &Path, second: &Path, out: &mut dyn Write) -> Result<()> {
         "old.bump(&mut counter) changed the caller's counter",
     )?;
 
-    writeln!(out, "5. A refused file changes nothing.")?;
+    writeln!(out, "6. A refused file changes nothing.")?;
     let not_a_library =
         std::env::temp_dir().join(format!("hotmod-not-a-library-{}.so", std::process::id()));
     std::fs::write(&not_a_library, b"this is not a shared library")?;
@@ -170,42 +193,42 @@ pub fn run(first: &Path, second: &Path, out: &mut dyn Write) -> Result<()> {
     )?;
     check(
         out,
-        module.generation() == g2,
+        module.generation() == g3,
         "the current generation is unchanged",
     )?;
     let rejected = next_event(&events, "Rejected", |e| matches!(e, Event::Rejected { .. }))?;
     writeln!(out, "     event: {rejected}")?;
 
-    writeln!(out, "6. Retire: drop the last handle of generation {g1}.")?;
+    writeln!(out, "7. Retire: drop the last handle of generation {g2}.")?;
     drop(old);
     let retired = next_event(
         &events,
         "Retired",
-        |e| matches!(e, Event::Retired { generation, .. } | Event::RetireBlocked { generation, .. } if *generation == g1),
+        |e| matches!(e, Event::Retired { generation, .. } | Event::RetireBlocked { generation, .. } if *generation == g2),
     )?;
     writeln!(out, "     event: {retired}")?;
     if matches!(retired, Event::RetireBlocked { .. }) {
         check(
             out,
-            module.unload_blocked().contains(&g1),
+            module.unload_blocked().contains(&g2),
             "unload_blocked() reports it",
         )?;
     }
     let live = module.live_generations();
     check(
         out,
-        !live.contains(&g1),
-        &format!("generation {g1} is gone: live_generations() is {live:?}"),
+        !live.contains(&g2),
+        &format!("generation {g2} is gone: live_generations() is {live:?}"),
     )?;
     check(
         out,
-        live.contains(&start),
-        &format!("generation {start} stays: `before` still pins it"),
+        live.contains(&g1) && before.greet("x") == "hello x",
+        &format!("generation {g1}, older and not current either, stays: `before` still pins it"),
     )?;
     check(
         out,
-        module.wait_for_generation(g2, WAIT)? == g2,
-        "wait_for_generation(g2) returns at once",
+        module.wait_for_generation(g3, WAIT)? == g3,
+        "wait_for_generation(g3) returns at once",
     )?;
     drop((before, new));
     writeln!(out, "All checks passed.")?;

@@ -57,6 +57,8 @@ pub struct Server {
 struct Stats {
     /// Requests that pinned a generation and have not answered yet.
     in_flight: AtomicUsize,
+    /// Requests being held by `delay_ms` (a subset of `in_flight`).
+    held: AtomicUsize,
     /// Requests answered.
     answered: AtomicU64,
     log_requests: bool,
@@ -64,6 +66,15 @@ struct Stats {
 
 /// Counts a request in flight until dropped.
 struct InFlight<'s>(&'s Stats);
+
+/// Counts a request being held until dropped.
+struct Held<'s>(&'s Stats);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
@@ -121,6 +132,12 @@ impl Server {
         self.stats.in_flight.load(Ordering::SeqCst)
     }
 
+    /// Requests being held by `delay_ms` now, their generation pinned: only the slow requests,
+    /// where [`Server::in_flight`] counts every request.
+    pub fn held(&self) -> usize {
+        self.stats.held.load(Ordering::SeqCst)
+    }
+
     /// Requests answered so far.
     pub fn answered(&self) -> u64 {
         self.stats.answered.load(Ordering::SeqCst)
@@ -165,6 +182,8 @@ async fn serve(State(stats): State<Arc<Stats>>, request: Request) -> Response {
     };
     if let Some(ms) = param(&query, "delay_ms").and_then(|v| v.parse::<u64>().ok()) {
         let until_reload = param(&query, "until_reload") == Some("1");
+        stats.held.fetch_add(1, Ordering::SeqCst);
+        let _held = Held(&stats);
         hold(&handle, Duration::from_millis(ms), until_reload).await;
     }
 

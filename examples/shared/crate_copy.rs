@@ -109,6 +109,25 @@ pub fn edit(file: &Path, edits: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// Takes the file lock of the target directory `target_dir` (`<target_dir>/.lock`, the lock
+/// `tests/support` takes around every fixture build), waiting while another process holds it.
+/// It is released when the returned file is dropped.
+///
+/// Processes that build into one target directory take it before a build and keep it until they
+/// have loaded or copied the library it wrote. cargo serialises its own runs on a target
+/// directory, but not the time after one: the artifact's path is the same for every build of a
+/// package (`debug/lib<name>.so`), so another process's build of an edited copy in between would
+/// replace it.
+pub fn lock(target_dir: &Path) -> Result<fs::File> {
+    fs::create_dir_all(target_dir)
+        .map_err(|e| format!("creating {}: {e}", target_dir.display()))?;
+    let path = target_dir.join(".lock");
+    let file = fs::File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    file.lock()
+        .map_err(|e| format!("locking {}: {e}", path.display()))?;
+    Ok(file)
+}
+
 /// `cargo build --lib` of the crate in `manifest_dir` into `target_dir` (dev profile); returns
 /// the path of the built cdylib `lib<lib_name>.so` (the package is named `lib_name` too).
 ///

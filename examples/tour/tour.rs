@@ -101,11 +101,15 @@ pub fn run(copy_dir: &Path, target_dir: &Path) -> Result<Report> {
         "building it into {} (the first build compiles hotmod too; later ones take seconds) …",
         target.display()
     );
+    // Every build into the target directory, and the load of what it wrote, happens under its
+    // lock: other processes (the tests) build into it too and would replace the library.
+    let lock = crate_copy::lock(target)?;
     let built = Instant::now();
     let library = crate_copy::build(&copy, target, "handler")?;
     say!("built in {:.1} s", built.elapsed().as_secs_f64());
     let after_first_build = Instant::now();
     let g1 = module.load(&library)?;
+    drop(lock);
     expect_event(
         &events,
         "generation 1 live",
@@ -128,8 +132,8 @@ pub fn run(copy_dir: &Path, target_dir: &Path) -> Result<Report> {
     let slow_target = "/hello?name=slow&delay_ms=60000&until_reload=1";
     say!("slow request: GET {slow_target}");
     let slow = std::thread::spawn(move || client::get(addr, slow_target, HTTP_TIMEOUT));
-    wait_until("the slow request to reach the server", || {
-        server.in_flight() >= 1
+    wait_until("the slow request to be held by the server", || {
+        server.held() == 1
     })?;
     say!(
         "the server holds 1 request, pinned to generation {}; live generations {:?}",
@@ -148,8 +152,12 @@ pub fn run(copy_dir: &Path, target_dir: &Path) -> Result<Report> {
     say!("editing {}:", lib_rs.display());
     say!("    - {GREETING}");
     say!("    + {EDITED_GREETING}");
+    // The rebuild builds and loads as the edit lands: under the lock until it is done.
+    let lock = crate_copy::lock(target)?;
     crate_copy::edit(&lib_rs, &[(GREETING, EDITED_GREETING)])?;
-    let g2 = match expect_event(&events, "the edit to be built and loaded", build_outcome)? {
+    let outcome = expect_event(&events, "the edit to be built and loaded", build_outcome);
+    drop(lock);
+    let g2 = match outcome? {
         Event::Loaded { generation, .. } => generation,
         other => return Err(format!("the edited handler was not loaded: {other}").into()),
     };
@@ -180,8 +188,11 @@ pub fn run(copy_dir: &Path, target_dir: &Path) -> Result<Report> {
 
     // 6. An edit that needs a restart is refused; generation 2 keeps serving.
     say!("editing the Response struct, a type that crosses the boundary: + pub max_age: u32");
+    let lock = crate_copy::lock(target)?;
     crate_copy::edit(&lib_rs, &NEW_FIELD)?;
-    let refusal = match expect_event(&events, "the refused build's outcome", build_outcome)? {
+    let outcome = expect_event(&events, "the refused build's outcome", build_outcome);
+    drop(lock);
+    let refusal = match outcome? {
         Event::Rejected { error, .. } => error.to_string(),
         other => return Err(format!("expected hotmod to refuse the build, got: {other}").into()),
     };
