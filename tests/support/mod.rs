@@ -104,6 +104,8 @@ fn build_fixture(name: &str) -> PathBuf {
         "plain" => build("plain_cdylib", "plain_cdylib", "plain", &[]),
         "tls" => build("tls_fixture", "tls_fixture", "tls", &[]),
         "pin" => build("pin_fixture", "pin_fixture", "pin", &[]),
+        "on_load" => build("on_load_fixture", "on_load_fixture", "on_load", &[]),
+        "tss" => build("tss_fixture", "tss_fixture", "tss", &[]),
         variant if STATE_VARIANTS.contains(&variant) => build(
             "state_fixture",
             "state_fixture",
@@ -117,8 +119,9 @@ fn build_fixture(name: &str) -> PathBuf {
 }
 
 /// The path of a built fixture: a `hello_fixture` variant, `greeter` (another hot module's
-/// library), `plain` (a cdylib without hotmod), `tls` (`tls_fixture`) or `pin` (`pin_fixture`). Each is built the
-/// first time a test of this process asks for it.
+/// library), `plain` (a cdylib without hotmod), `tls` (`tls_fixture`), `pin` (`pin_fixture`),
+/// `on_load` (`on_load_fixture`) or `tss` (`tss_fixture`). Each is built the first time a test
+/// of this process asks for it.
 pub fn library(name: &str) -> &'static Path {
     static BUILT: Mutex<Vec<(String, &'static Path)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
@@ -321,4 +324,118 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// `fixtures/attr_fixture`'s cdylib (one library for all of its hot modules), built once per
+/// process into the shared fixture target directory: `variants/attr.so`.
+pub fn attr_library() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        std::fs::create_dir_all(fixtures_dir()).expect("create fixture dir");
+        let lock = File::create(fixtures_dir().join(".lock")).expect("create lock file");
+        lock.lock().expect("lock fixture dir");
+        build("attr_fixture", "attr_fixture", "attr", &[])
+    })
+}
+
+/// Copies `library` to `artifact` the way a build tool publishes one: written beside it under
+/// another name, then renamed over it (creating `artifact`'s directory if needed).
+pub fn publish_library(library: &Path, artifact: &Path) {
+    let dir = artifact.parent().expect("the artifact's directory");
+    std::fs::create_dir_all(dir).expect("create the artifact's directory");
+    let tmp = dir.join(format!(".incoming.{}.tmp", std::process::id()));
+    std::fs::copy(library, &tmp).expect("write the library beside the artifact");
+    std::fs::rename(&tmp, artifact).expect("rename it over the artifact");
+}
+
+/// `cargo build --lib -p <package>` into the target directory and profile this test binary was
+/// built with, as a user does before `reload()`; returns the cdylib's path as cargo reports it
+/// (`target/<profile>/lib<package>.so`), not as hotmod computes it.
+pub fn build_at_default_location(package: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile dir>/deps/<test binary>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("a cargo layout");
+    let target_dir = profile_dir.parent().expect("a target directory");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(workspace())
+        .args(["build", "--lib", "-p", package, "--profile", profile])
+        .args(["--message-format", "json", "--target-dir"])
+        .arg(target_dir)
+        .output()
+        .expect("run cargo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "building {package} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = dylib(package);
+    // The compiler-artifact message of the package lists its outputs; the cdylib outside
+    // `deps/` is the one cargo places for users.
+    stdout
+        .lines()
+        .filter(|line| line.contains("\"compiler-artifact\"") && line.contains(&file))
+        .flat_map(|line| line.split('"'))
+        .filter(|part| part.ends_with(&file) && !part.contains("/deps/"))
+        .map(PathBuf::from)
+        .next_back()
+        .unwrap_or_else(|| panic!("cargo reported no {file} outside deps/:\n{stdout}"))
+}
+
+/// How many inotify instances this process holds open. hotmod's artifact watcher and its
+/// rebuild each hold one while they run (Linux); once it is closed, no file event can reach
+/// them.
+pub fn inotify_instances() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            std::fs::read_link(entry.path()).is_ok_and(|to| to == Path::new("anon_inode:inotify"))
+        })
+        .count()
+}
+
+/// A new, empty `.rs` file in `crate_dir/src`: a source change for the built-in rebuild, which
+/// cargo ignores (no module refers to it). Removed on drop.
+pub struct SourceTrigger(PathBuf);
+
+impl SourceTrigger {
+    pub fn create(crate_dir: &Path) -> SourceTrigger {
+        let path = crate_dir
+            .join("src")
+            .join(format!(".trigger-{}.rs", std::process::id()));
+        std::fs::write(
+            &path,
+            "// written by a rebuild test; removed when it ends\n",
+        )
+        .expect("write the trigger file");
+        SourceTrigger(path)
+    }
+}
+
+impl Drop for SourceTrigger {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Publishes `library` at `artifact` the way cargo does: written under `deps/` beside it, then
+/// hard-linked to the final name, one file event (a create) for a watcher.
+pub fn link_library(library: &Path, artifact: &Path) {
+    let deps = artifact
+        .parent()
+        .expect("the artifact's directory")
+        .join("deps");
+    std::fs::create_dir_all(&deps).expect("create deps");
+    let name = artifact.file_name().expect("a file name").to_string_lossy();
+    let staged = deps.join(format!("{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&staged);
+    std::fs::copy(library, &staged).expect("write the deps copy");
+    let _ = std::fs::remove_file(artifact);
+    std::fs::hard_link(&staged, artifact).expect("hard link the final name");
 }
