@@ -38,6 +38,15 @@ fn handles_keep_the_generation_they_captured() {
     assert_eq!(hello::version(), 2);
     assert_eq!((first.generation(), second.generation()), (1, 2));
     assert!(!first.is_current() && second.is_current());
+    // What a handle shows in logs: its module, its generation, whether that is current.
+    assert_eq!(
+        format!("{first:?}"),
+        "Handle { module: \"hello_fixture::hello\", generation: 1, is_current: false }"
+    );
+    assert_eq!(
+        format!("{second:?}"),
+        "Handle { module: \"hello_fixture::hello\", generation: 2, is_current: true }"
+    );
 
     // A clone pins too.
     let first_clone = first.clone();

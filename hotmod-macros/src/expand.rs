@@ -64,8 +64,15 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
             #indices
 
             #[doc = #handle_doc]
-            #[derive(Clone, Debug)]
+            #[derive(Clone)]
             pub struct Handle(#private::Pin);
+
+            /// `Handle { module: "…", generation: N, is_current: … }`.
+            impl ::core::fmt::Debug for Handle {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    ::core::fmt::Debug::fmt(&self.0, f)
+                }
+            }
 
             impl Handle {
                 /// Pins the current generation.

@@ -71,8 +71,19 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
             #(#migrate)*
 
             #[doc = #handle_doc]
-            #[derive(Clone, Debug)]
+            #[derive(Clone)]
             pub struct Handle(());
+
+            /// `Handle { module: "…", generation: 0, is_current: true }`, as in reloadable builds.
+            impl ::core::fmt::Debug for Handle {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    f.debug_struct("Handle")
+                        .field("module", &::core::module_path!())
+                        .field("generation", &0u64)
+                        .field("is_current", &true)
+                        .finish()
+                }
+            }
 
             impl Handle {
                 /// The only generation there is in this build: 0, the compiled-in code.
