@@ -19,7 +19,8 @@ pub struct Args {
     pub path: Option<LitStr>,
     /// `watch`: start watching the artifact at first use.
     pub watch: bool,
-    /// `rebuild`: rebuild on save (and watch) at first use.
+    /// `rebuild`: at first use, start rebuilding the crate (and loading each build) when its
+    /// sources change.
     pub rebuild: bool,
 }
 
