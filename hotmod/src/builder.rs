@@ -5,8 +5,9 @@
 //! and rapid saves make one build), runs `cargo build --lib -p <package>` with the host's
 //! profile and target directory, and loads the result. Changes that arrive during a build make
 //! exactly one more build after it. A failed build leaves the current generation serving and
-//! reports the compiler's first error lines. Every step is an [`Event`] (and a `tracing` line):
-//! `building greeter …`, `built greeter in 1.4 s`, `greeter::hello: generation 3 live in 4 ms`.
+//! reports the compiler's errors as cargo shows them. Every step is an [`Event`] (and a
+//! `tracing` line): `building greeter …`, `built greeter in 1.4 s`,
+//! `greeter::hello: generation 3 live in 98 ms`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,9 +23,6 @@ use crate::module::Module;
 
 /// Quiet time after a source change before building.
 const SETTLE: Duration = Duration::from_millis(30);
-
-/// How many lines of compiler output a failed build reports.
-const ERROR_LINES: usize = 12;
 
 /// Configures and starts the built-in rebuild of one hot module; from
 /// [`Module::rebuild`](crate::Module::rebuild). Defaults: the module crate's own manifest
@@ -116,11 +114,17 @@ impl Rebuild {
             .map_err(|e| failed(&plan.manifest_dir, e.to_string()))?;
         let name = format!("hotmod rebuild {}", plan.package);
         let manifest_dir = plan.manifest_dir.clone();
+        let started = format!(
+            "rebuilding {} on changes under {}",
+            plan.package,
+            src.display()
+        );
         std::thread::Builder::new()
             .name(name)
             .spawn(move || run(&plan, &receiver))
             .map_err(|e| failed(&manifest_dir, format!("starting the rebuild thread: {e}")))?;
         module.set_rebuild(Running { _watcher: watcher });
+        module.started(&started);
         Ok(())
     }
 
@@ -250,14 +254,7 @@ fn build_and_load(plan: &Plan) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .args([
-            "build",
-            "--lib",
-            "--color",
-            "never",
-            "--message-format",
-            "short",
-        ])
+        .args(["build", "--lib", "--color", "never"])
         .arg("--manifest-path")
         .arg(plan.manifest_dir.join("Cargo.toml"))
         .args([
@@ -286,7 +283,7 @@ fn build_and_load(plan: &Plan) {
         module.emit(Event::BuildFailed {
             module: module.name(),
             package: plan.package.clone(),
-            message: first_errors(&String::from_utf8_lossy(&output.stderr)),
+            message: compiler_errors(&String::from_utf8_lossy(&output.stderr)),
         });
         return;
     }
@@ -300,27 +297,106 @@ fn build_and_load(plan: &Plan) {
     }
 }
 
-/// The compiler's first error lines, without cargo's progress chatter.
-fn first_errors(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|line| {
-            let line = line.trim_start();
-            !(line.starts_with("Compiling")
-                || line.starts_with("Checking")
-                || line.starts_with("Building")
-                || line.starts_with("Blocking")
-                || line.is_empty())
+/// The errors of a failed `cargo build` as cargo shows them (each with its source excerpt,
+/// notes and help, and cargo's closing `could not compile` line), without its progress lines and
+/// without warnings. If nothing there reads as an error, all of cargo's output but the progress
+/// lines.
+fn compiler_errors(stderr: &str) -> String {
+    let lines = stderr.lines().filter(|line| !is_progress(line));
+    let mut errors: Vec<&str> = Vec::new();
+    // Whether the diagnostic the current line belongs to is an error; lines before the first
+    // diagnostic are kept (cargo's own messages).
+    let mut in_error = true;
+    for line in lines.clone() {
+        if line.starts_with("error") {
+            in_error = true;
+        } else if line.starts_with("warning") {
+            in_error = false;
+        }
+        if in_error {
+            errors.push(line);
+        }
+    }
+    let kept: Vec<&str> = if errors.iter().any(|line| line.starts_with("error")) {
+        errors
+    } else {
+        lines.collect()
+    };
+    kept.join("\n").trim_matches('\n').to_owned()
+}
+
+/// A cargo status line (`   Compiling greeter v0.1.0 (…)`): indented, then a capitalised verb.
+fn is_progress(line: &str) -> bool {
+    const VERBS: &[&str] = &[
+        "Compiling",
+        "Checking",
+        "Building",
+        "Blocking",
+        "Finished",
+        "Locking",
+        "Updating",
+        "Downloading",
+        "Downloaded",
+        "Adding",
+        "Fresh",
+        "Running",
+        "Waiting",
+    ];
+    let trimmed = line.trim_start();
+    trimmed.len() < line.len()
+        && VERBS.iter().any(|verb| {
+            trimmed
+                .strip_prefix(verb)
+                .is_some_and(|rest| rest.starts_with(' '))
         })
-        .collect();
-    let start = lines
-        .iter()
-        .position(|line| line.contains("error"))
-        .unwrap_or(0);
-    lines[start..]
-        .iter()
-        .take(ERROR_LINES)
-        .copied()
-        .collect::<Vec<_>>()
-        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compiler_errors;
+
+    #[test]
+    fn errors_are_kept_whole_and_warnings_and_progress_left_out() {
+        // (No `\` line continuation: it would eat the progress lines' indentation.)
+        let stderr = "   Compiling hotmod v0.1.0 (/w/hotmod)
+   Compiling greeter v0.1.0 (/w/greeter)
+warning: unused variable: `x`
+ --> src/lib.rs:3:9
+  |
+3 |     let x = 1;
+  |         ^ help: if this is intentional, prefix it with an underscore: `_x`
+  |
+  = note: `#[warn(unused_variables)]` on by default
+
+error: mismatched closing delimiter: `}`
+  --> src/lib.rs:10:5
+   |
+10 |     if true { 2 } else { 7
+   |                        - unclosed delimiter
+11 | }
+   | ^ mismatched closing delimiter
+
+warning: `greeter` (lib) generated 1 warning
+error: could not compile `greeter` (lib) due to 1 previous error; 1 warning emitted
+";
+        assert_eq!(
+            compiler_errors(stderr),
+            "\
+error: mismatched closing delimiter: `}`
+  --> src/lib.rs:10:5
+   |
+10 |     if true { 2 } else { 7
+   |                        - unclosed delimiter
+11 | }
+   | ^ mismatched closing delimiter
+
+error: could not compile `greeter` (lib) due to 1 previous error; 1 warning emitted"
+        );
+    }
+
+    #[test]
+    fn output_without_an_error_line_is_kept_as_is() {
+        let stderr = "   Compiling greeter v0.1.0 (/w/greeter)\nsomething went wrong\n";
+        assert_eq!(compiler_errors(stderr), "something went wrong");
+    }
 }

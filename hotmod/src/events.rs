@@ -3,15 +3,18 @@
 //! Every subscriber gets its own unbounded queue, so a slow subscriber never blocks a reload and
 //! never loses an event; a dropped subscriber is forgotten at the next event. Every event is
 //! also logged through `tracing` (target `hotmod`), and its `Display` is the one-line progress
-//! message a tool can print as is.
+//! message a tool can print as is. While the module watches or rebuilds, an event that neither a
+//! subscriber nor a `tracing` subscriber takes is printed on stderr (see `progress.rs`).
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::progress;
 
 /// Something that happened to a hot module. `Display` gives a concise progress line.
 #[derive(Debug, Clone)]
@@ -39,7 +42,8 @@ pub enum Event {
         module: &'static str,
         /// The cargo package.
         package: String,
-        /// The compiler's first error lines.
+        /// The compiler's errors as cargo shows them (its warnings and progress lines left
+        /// out), or why cargo could not run.
         message: String,
     },
     /// A new generation is current.
@@ -256,12 +260,30 @@ impl Iterator for Events {
 /// The subscribers of one module.
 pub(crate) struct Hub {
     senders: Mutex<Vec<Sender<Event>>>,
+    /// Set while the module watches or rebuilds: events that nobody takes are printed on
+    /// stderr.
+    printing: AtomicBool,
 }
 
 impl Hub {
     pub(crate) const fn new() -> Hub {
         Hub {
             senders: Mutex::new(Vec::new()),
+            printing: AtomicBool::new(false),
+        }
+    }
+
+    /// The module started watching or rebuilding (`what`, e.g. `watching /path/libx.so`): logs
+    /// it, prints it on stderr unless the host takes the module's events itself, and prints
+    /// the module's events from now on under the same condition.
+    pub(crate) fn started(&self, module: &str, what: &str) {
+        tracing::info!(target: "hotmod", "{module}: {what}");
+        self.printing.store(true, Ordering::Relaxed);
+        // A subscription dropped since the last event still counts here; it is forgotten at
+        // the next event.
+        let subscribed = !self.lock().is_empty();
+        if !subscribed && progress::wanted() {
+            progress::print(format_args!("{module}: {what}"));
         }
     }
 
@@ -271,8 +293,14 @@ impl Hub {
         Events { receiver }
     }
 
-    /// Logs `event` and hands it to every live subscriber. Never blocks on a subscriber: the
-    /// queues are unbounded.
+    /// The module stopped watching and rebuilding: its events are no longer printed.
+    pub(crate) fn stopped(&self) {
+        self.printing.store(false, Ordering::Relaxed);
+    }
+
+    /// Logs `event` and hands it to every live subscriber; with none, and nothing else taking
+    /// it, prints it on stderr while the module watches or rebuilds. Never blocks on a
+    /// subscriber: the queues are unbounded.
     pub(crate) fn emit(&self, event: Event) {
         match &event {
             Event::Rejected { .. }
@@ -285,8 +313,14 @@ impl Hub {
             Event::Unchanged { .. } => tracing::debug!(target: "hotmod", "{event}"),
             _ => tracing::info!(target: "hotmod", "{event}"),
         }
-        self.lock()
-            .retain(|sender| sender.send(event.clone()).is_ok());
+        let delivered = {
+            let mut senders = self.lock();
+            senders.retain(|sender| sender.send(event.clone()).is_ok());
+            !senders.is_empty()
+        };
+        if !delivered && self.printing.load(Ordering::Relaxed) && progress::wanted() {
+            progress::print(&event);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sender<Event>>> {

@@ -26,7 +26,92 @@
 //! assert_eq!(hello::module().live_generations(), [0]);
 //! ```
 //!
-//! See the README and `docs/reload-model.md` for the model in full.
+//! # A project
+//!
+//! The hot module lives in a crate of its own, which the host depends on:
+//!
+//! ```toml
+//! # greeter/Cargo.toml
+//! [lib]
+//! crate-type = ["rlib", "cdylib"]   # rlib: linked into the host; cdylib: the reloadable file
+//!
+//! [dependencies]
+//! hotmod = "0.1"
+//! ```
+//!
+//! The host calls the module's functions as usual. To load new builds as they come, run it
+//! with `HOTMOD_REBUILD=1` in the environment (or write `#[hot_module(rebuild)]`): at the
+//! module's first use hotmod starts watching the module crate's sources, runs
+//! `cargo build --lib -p greeter` after every save (the host's profile and target directory)
+//! and loads the result. `HOTMOD_WATCH=1` (`#[hot_module(watch)]`) only watches the library
+//! file, for builds you run yourself (`cargo build -p greeter`). From code:
+//! [`module().reload()`](Module::reload) loads the library once,
+//! [`watch()`](Module::watch) and [`rebuild_on_save()`](Module::rebuild_on_save) start the
+//! same services, [`unwatch()`](Module::unwatch) stops them.
+//!
+//! The library loaded is [`module().path()`](Module::path): the path given to
+//! [`set_path`](Module::set_path), else the environment variable `HOTMOD_<CRATE>_PATH`, else
+//! `#[hot_module(path = "…")]`, else cargo's location of the crate's cdylib next to the running
+//! executable, `target/<profile>/lib<crate>.so`. Every generation is loaded from a private copy
+//! of that file, so a build may overwrite it at any time.
+//!
+//! # Plain calls and handles
+//!
+//! A plain call runs the generation current when it starts and keeps it loaded until it
+//! returns; two calls in a row may run two generations if a reload lands between them. A
+//! `Handle` is for a unit of work that must see one version of the code from start to end (a
+//! request, a frame, a job): pin it at the start, make every call through it, drop it at the
+//! end. It is `Clone + Send + Sync + 'static`; pinning costs an atomic increment, a plain call
+//! about as much as a call through a function pointer. Module code that calls its own module's
+//! functions stays in its own generation.
+//!
+//! # What may change without a restart
+//!
+//! Function bodies, private helpers, constants, statics, new functions and new types. Refused at
+//! load, while the current generation keeps serving: a hot function's changed or removed
+//! signature; a changed struct, enum or `dyn` trait of the module that crosses the boundary
+//! (size, alignment, field order, names or types, methods); a library from another compiler
+//! (rustc version and target) or hotmod ABI version; a library another user could have written
+//! (see [`allow_insecure_paths`]). Types from other crates are compared by name, size and
+//! alignment: keep the module's dependencies at the host's versions (one `Cargo.lock`).
+//!
+//! A generation's `static`s and `thread_local!`s are its own and start fresh. State that must
+//! survive a reload lives in the host and is passed in (`fn update(state: &mut State)`), or is
+//! declared in the module as [`State`] with `#[hotmod::state]` (feature `state`): it is handed to
+//! each new generation, and migrated with serde when its type changes.
+//!
+//! What [`#[hot_module]`](hot_module) refuses at compile time — generic, `async`, `const`,
+//! `unsafe` and `extern` functions, `self` receivers, `impl Trait`, and return values that
+//! would point into an unloaded library (references, trait objects, function pointers) unless
+//! wrapped in [`Pinned`] — is listed with the reasons in its documentation.
+//!
+//! # More control
+//!
+//! - [`#[on_load]`](on_load): a function every new generation runs first; it goes live only if
+//!   the function returns `Ok`.
+//! - Staged mode: after [`set_staged(true)`](Module::set_staged) new builds wait until
+//!   [`apply_staged()`](Module::apply_staged), e.g. at the top of a game loop's frame.
+//! - [`snapshot!`] pins several modules at one instant; [`load_all`] switches several modules
+//!   all or nothing.
+//! - [`Rollback`]: a new generation whose first calls keep panicking is replaced by the previous
+//!   one ([`set_rollback`](Module::set_rollback)).
+//! - [`Module::subscribe`] gives every [`Event`] (built, loaded, rejected, staged, retired, …);
+//!   each one's `Display` is a progress line, and each is also logged through `tracing`
+//!   (target `hotmod`).
+//!
+//! # Platform support
+//!
+//! Linux with glibc is where hotmod runs and is tested. Generations unload even when their code
+//! used thread-locals or `std::thread::current()`: right after loading a library, before its
+//! code runs, hotmod redirects that library's thread-exit registrations
+//! (`__cxa_thread_atexit_impl` and the pthread key functions) to hooks of its own, so glibc never
+//! pins the library and no destructor runs from an unloaded one (on x86_64 and aarch64, whose
+//! relocations hotmod reads; elsewhere such a library is kept mapped). Registrations hotmod
+//! cannot see (C++ `thread_local` through libstdc++, `dlsym`, C11 `tss_create`) keep that
+//! library mapped too; [`Event::RetireBlocked`] and [`Module::unload_blocked`] report it. Not undone at unload:
+//! threads the module spawned and did not join, callbacks it registered elsewhere, process-wide
+//! settings it changed. A panic in module code is caught at the boundary and raised again in the
+//! caller.
 //!
 //! # Static builds
 //!
@@ -84,6 +169,9 @@ mod os;
 mod pin;
 #[cfg(feature = "reload")]
 mod pinned;
+// Without `reload` nothing watches, so nothing is printed; `print_progress` still exists.
+#[cfg_attr(not(feature = "reload"), allow(dead_code))]
+mod progress;
 #[cfg(feature = "reload")]
 mod security;
 #[cfg(feature = "reload")]
@@ -111,6 +199,7 @@ pub use module::Module;
 pub use module::{allow_insecure_paths, load_all, Pinned, Rebuild, Rollback};
 #[cfg(feature = "reload")]
 pub use pinned::Pinned;
+pub use progress::print_progress;
 #[cfg(feature = "reload")]
 pub use security::allow_insecure_paths;
 #[cfg(feature = "reload")]

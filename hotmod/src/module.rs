@@ -439,6 +439,11 @@ impl Module {
         self.events.emit(event);
     }
 
+    /// Says that watching or rebuilding started (`what`); see `progress.rs`.
+    pub(crate) fn started(&self, what: &str) {
+        self.events.started(self.name(), what);
+    }
+
     /// The newest generation: the staged one if any, else the current one.
     fn newest(&self) -> u64 {
         let state = self.lock();
@@ -523,7 +528,9 @@ impl Module {
             .map(|staged| unsafe { staged.as_ref() }.number)
     }
 
-    /// Events of this module from now on: builds, loads, rejections, retirements.
+    /// Events of this module from now on: builds, loads, rejections, retirements. While a
+    /// subscription lives, the module's progress is not printed on stderr (see
+    /// [`print_progress`](crate::print_progress)).
     pub fn subscribe(&self) -> Events {
         self.events.subscribe()
     }
@@ -562,16 +569,20 @@ impl Module {
     pub fn watch(&'static self) -> Result<(), Error> {
         let mut services = self.services();
         if services.watcher.is_none() {
-            services.watcher = Some(Watcher::start(self, self.path())?);
+            let path = self.path();
+            services.watcher = Some(Watcher::start(self, path.clone())?);
+            drop(services);
+            self.started(&format!("watching {}", path.display()));
         }
         Ok(())
     }
 
-    /// Stops watching (and rebuilding).
+    /// Stops watching (and rebuilding), and printing the module's progress.
     pub fn unwatch(&self) {
         let mut services = self.services();
         services.watcher = None;
         services.rebuild = None;
+        self.events.stopped();
     }
 
     /// Rebuilds the module's crate whenever one of its sources is saved, with the host's
@@ -661,8 +672,15 @@ impl Module {
             .collect()
     }
 
-    /// Retired generations whose library the platform kept mapped (on Linux: a library that
-    /// registered thread-local destructors stays until those threads exit).
+    /// Retired generations whose library the platform kept mapped, oldest first; each one was
+    /// also reported as [`Event::RetireBlocked`](crate::Event::RetireBlocked) with the reason.
+    ///
+    /// On Linux with glibc this stays empty for libraries whose code used thread-locals or
+    /// thread-specific keys: hotmod redirects those registrations when it loads a library, so
+    /// they do not pin it. It lists generations whose code registered thread-exit callbacks
+    /// hotmod cannot see (C++ `thread_local` through libstdc++, `dlsym`, C11 `tss_create`):
+    /// glibc keeps such a library mapped until those threads exit. On musl nothing is ever
+    /// unmapped; elsewhere the platform decides.
     pub fn unload_blocked(&self) -> Vec<u64> {
         self.lock().unload_blocked.clone()
     }
