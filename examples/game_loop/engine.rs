@@ -7,6 +7,12 @@
 //! (`module().load`, the watcher or the rebuild, from any thread), waits until
 //! [`apply_staged`](hotmod::Module::apply_staged) at the top of the next frame. A frame never
 //! mixes generations.
+//!
+//! The screen is laid out by [`compose`]: the game's rows on top, then the host's status line,
+//! then, after a refused build or a failed one, a panel with the whole message, wrapped at the
+//! screen's width. The game gives up the rows the status and the panel need (as on a resize),
+//! so every row the screen draws is exactly as wide as the screen and nothing is cut at its
+//! edge.
 #![allow(dead_code)]
 
 use std::fmt;
@@ -15,7 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use game_logic::game;
-use hotmod::Events;
+use hotmod::{Event, Events};
 
 /// Frames per second.
 pub const FPS: u32 = 60;
@@ -25,9 +31,9 @@ pub const FPS: u32 = 60;
 pub struct Options {
     /// Stop after this many frames (`None`: until the screen says stop).
     pub frames: Option<u64>,
-    /// The playfield's size in cells, status line included.
+    /// The screen's width in cells.
     pub width: u16,
-    /// The playfield's height, status line included.
+    /// The screen's height in rows: the game's, the status line's and the panel's.
     pub height: u16,
     /// Sleep between frames to hold [`FPS`]; off, frames run back to back.
     pub paced: bool,
@@ -50,13 +56,16 @@ impl Default for Options {
     }
 }
 
+/// The fewest rows the game keeps when a long message needs the screen: a panel longer than the
+/// rest is cut, and says so.
+pub const MIN_GAME_ROWS: usize = 3;
+
 /// Where frames go.
 pub trait Screen {
-    /// Shows one frame; returns `false` to stop the game. `status` is the host's line: frame,
-    /// generation, the last hotmod event.
-    fn draw(&mut self, rows: &[String], status: &str) -> io::Result<bool>;
+    /// Shows one frame; returns `false` to stop the game.
+    fn draw(&mut self, frame: &Frame) -> io::Result<bool>;
 
-    /// The playfield size the screen has now (`None`: unchanged).
+    /// The screen's size now, if it changed (`None`: unchanged).
     fn resized(&mut self) -> Option<(u16, u16)> {
         None
     }
@@ -67,9 +76,157 @@ pub trait Screen {
 pub struct Headless;
 
 impl Screen for Headless {
-    fn draw(&mut self, _rows: &[String], _status: &str) -> io::Result<bool> {
+    fn draw(&mut self, _frame: &Frame) -> io::Result<bool> {
         Ok(true)
     }
+}
+
+/// One frame as the screen shows it: `height` rows of exactly `width` characters, no line
+/// breaks, no control characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// Every row, top to bottom: the game's, the status line's, the panel's.
+    pub rows: Vec<String>,
+    /// How many of `rows` the game drew (its own score line included).
+    pub game: usize,
+    /// How many rows after those hold the host's status line.
+    pub status: usize,
+}
+
+impl Frame {
+    /// The game's rows.
+    pub fn game_rows(&self) -> &[String] {
+        &self.rows[..self.game]
+    }
+
+    /// The host's status rows.
+    pub fn status_rows(&self) -> &[String] {
+        &self.rows[self.game..self.game + self.status]
+    }
+
+    /// The panel's rows: the last refusal or build error, wrapped (empty when there is none).
+    pub fn panel_rows(&self) -> &[String] {
+        &self.rows[self.game + self.status..]
+    }
+}
+
+/// The host's part of the screen: a status line, and the message of the last problem.
+#[derive(Debug, Clone, Default)]
+pub struct Footer {
+    /// `frame N · generation G · q quits`, and the last event that was not a problem.
+    pub status: String,
+    /// The last refusal, build error or watcher problem, in full (lines included); shown until a
+    /// generation goes live or a new build starts.
+    pub problem: Option<String>,
+}
+
+impl Footer {
+    /// The footer's rows for a screen `width` wide and `height` high: the status line wrapped,
+    /// then the problem wrapped; the problem is cut, with a last row that says so, where it
+    /// would leave the game fewer than [`MIN_GAME_ROWS`].
+    pub fn rows(&self, width: usize, height: usize) -> (Vec<String>, usize) {
+        let mut status = wrap(&self.status, width);
+        status.truncate(height);
+        let mut panel = self.problem.as_deref().map_or_else(Vec::new, |problem| {
+            let mut panel = vec![fit("", width)];
+            panel.extend(wrap(problem, width));
+            panel
+        });
+        let room = height
+            .saturating_sub(MIN_GAME_ROWS)
+            .saturating_sub(status.len());
+        if panel.len() > room {
+            if room == 0 {
+                panel.clear();
+            } else {
+                let hidden = panel.len() - (room - 1);
+                panel.truncate(room - 1);
+                panel.push(fit(
+                    &format!("… {hidden} more lines (printed at exit)"),
+                    width,
+                ));
+            }
+        }
+        let status_rows = status.len();
+        status.extend(panel);
+        (status, status_rows)
+    }
+}
+
+/// Lays out one frame `width` × `height`: the game's `rows` (cut or padded to fit), then the
+/// footer's rows.
+pub fn compose(rows: &[String], footer: &Footer, width: u16, height: u16) -> Frame {
+    let (width, height) = (usize::from(width), usize::from(height));
+    let (footer_rows, status) = footer.rows(width, height);
+    let game = height - footer_rows.len();
+    let mut frame: Vec<String> = rows.iter().take(game).map(|row| fit(row, width)).collect();
+    frame.resize(game, fit("", width));
+    frame.extend(footer_rows);
+    Frame {
+        rows: frame,
+        game,
+        status,
+    }
+}
+
+/// `text` broken into rows of exactly `width` characters: each of its lines on rows of its own,
+/// broken at the last space that fits (a word longer than a row is split), continuation rows
+/// indented like the line; tabs become spaces and other control characters are dropped, so
+/// nothing can move the cursor. Every character other than a space that breaks a line is kept.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        let line: Vec<char> = line
+            .replace('\t', "    ")
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        let indent = line.iter().take_while(|c| **c == ' ').count();
+        // Continuation rows keep the line's indent while it leaves room for text.
+        let indent = if indent * 2 < width { indent } else { 0 };
+        let mut rest: &[char] = &line;
+        let mut first = true;
+        loop {
+            let lead = if first { 0 } else { indent };
+            let room = width - lead;
+            if rest.len() <= room {
+                let row: String = std::iter::repeat_n(' ', lead)
+                    .chain(rest.iter().copied())
+                    .collect();
+                rows.push(fit(&row, width));
+                break;
+            }
+            // The last space within the row, not counting the indent of the line's first row.
+            let floor = if first { indent } else { 0 };
+            let cut = match rest[..=room].iter().rposition(|c| *c == ' ') {
+                Some(at) if at > floor => at,
+                _ => room,
+            };
+            let row: String = std::iter::repeat_n(' ', lead)
+                .chain(rest[..cut].iter().copied())
+                .collect();
+            rows.push(fit(&row, width));
+            rest = &rest[cut..];
+            if rest.first() == Some(&' ') {
+                rest = &rest[1..];
+            }
+            first = false;
+        }
+    }
+    rows
+}
+
+/// `text` cut or padded to exactly `width` characters.
+pub fn fit(text: &str, width: usize) -> String {
+    let mut row: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(width)
+        .collect();
+    let len = row.chars().count();
+    row.extend(std::iter::repeat_n(' ', width - len));
+    row
 }
 
 /// Frames `first..=last` ran generation `generation`.
@@ -92,10 +249,12 @@ pub struct Summary {
     pub generations: Vec<Span>,
     /// The game state at the end: it lived in the host the whole time.
     pub state: game::State,
-    /// The last frame's rows.
-    pub last_frame: Vec<String>,
-    /// Every hotmod event of the run, as its one-line `Display`.
+    /// The last frame, as the screen showed it.
+    pub last_frame: Frame,
+    /// Every hotmod event of the run, as its `Display`.
     pub events: Vec<String>,
+    /// The last refusal or build error of the run, in full.
+    pub last_problem: Option<String>,
     /// How long the run took.
     pub took: Duration,
     /// Whether frames were paced at [`FPS`].
@@ -110,11 +269,11 @@ pub fn run(options: &Options, screen: &mut impl Screen) -> Result<Summary, hotmo
     module.set_staged(true);
     let started = Instant::now();
     let frame_time = Duration::from_secs(1) / FPS;
-    let mut state = game::new_state(options.width, options.height);
-    let mut summary_events = Vec::new();
+    let (mut width, mut height) = (options.width, options.height);
+    let mut state = game::new_state(width, height.saturating_sub(1));
+    let mut log = Log::default();
     let mut generations: Vec<Span> = Vec::new();
-    let mut last_frame = Vec::new();
-    let mut last_event = String::from("waiting for a new build");
+    let mut last_frame = Frame::default();
     let mut next = Instant::now();
     let mut frame = 0;
     let result = loop {
@@ -134,20 +293,28 @@ pub fn run(options: &Options, screen: &mut impl Screen) -> Result<Summary, hotmo
                 last: frame,
             }),
         }
-        if let Some((width, height)) = screen.resized() {
-            state.width = width;
-            state.height = height;
+        if let Some(size) = screen.resized() {
+            (width, height) = size;
         }
+        log.collect(&events);
+        let footer = Footer {
+            status: format!(
+                "frame {frame} · generation {} · q quits · {}",
+                handle.generation(),
+                log.note
+            ),
+            problem: log.problem.clone(),
+        };
+        // The game gets the rows the footer leaves, like a resize: nothing is drawn over it.
+        let footer_rows = footer.rows(usize::from(width), usize::from(height)).0.len();
+        state.width = width;
+        state.height = u16::try_from(usize::from(height) - footer_rows).unwrap_or(height);
         handle.update(&mut state, 1.0 / FPS as f32);
-        last_frame = handle.render(&state);
+        let rows = handle.render(&state);
         drop(handle);
 
-        collect(&events, &mut summary_events, &mut last_event);
-        let status = format!(
-            "frame {frame} · generation {} · {last_event} · q quits",
-            module.generation()
-        );
-        match screen.draw(&last_frame, &status) {
+        last_frame = compose(&rows, &footer, width, height);
+        match screen.draw(&last_frame) {
             Ok(true) => {}
             Ok(false) => break Ok(()),
             Err(e) => break Err(e),
@@ -172,26 +339,74 @@ pub fn run(options: &Options, screen: &mut impl Screen) -> Result<Summary, hotmo
         }
     };
     module.set_staged(false);
-    collect(&events, &mut summary_events, &mut last_event);
+    log.collect(&events);
     if let Err(e) = result {
-        summary_events.push(format!("the screen failed: {e}"));
+        log.all.push(format!("the screen failed: {e}"));
     }
     Ok(Summary {
         frames: frame,
         generations,
         state,
         last_frame,
-        events: summary_events,
+        events: log.all,
+        last_problem: log.last_problem,
         took: started.elapsed(),
         paced: options.paced,
     })
 }
 
-/// Moves the queued events into the run's log.
-fn collect(events: &Events, log: &mut Vec<String>, last: &mut String) {
-    while let Some(event) = events.try_recv() {
-        *last = event.to_string();
-        log.push(last.clone());
+/// The run's events: all of them, and what the footer shows.
+#[derive(Debug)]
+struct Log {
+    /// Every event, as its `Display`.
+    all: Vec<String>,
+    /// The last event that was not a problem.
+    note: String,
+    /// The problem the panel shows, until a new generation arrives or a new build starts.
+    problem: Option<String>,
+    /// The run's last problem, kept for the summary.
+    last_problem: Option<String>,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            all: Vec::new(),
+            note: "waiting for a new build".to_owned(),
+            problem: None,
+            last_problem: None,
+        }
+    }
+}
+
+impl Log {
+    /// Takes the queued events.
+    fn collect(&mut self, events: &Events) {
+        while let Some(event) = events.try_recv() {
+            let text = event.to_string();
+            match event {
+                Event::Rejected { .. }
+                | Event::BuildFailed { .. }
+                | Event::WatchFailed { .. }
+                | Event::RolledBack { .. } => {
+                    self.problem = Some(text.clone());
+                    self.last_problem = Some(text.clone());
+                }
+                Event::BuildStarted { .. } | Event::Staged { .. } | Event::Loaded { .. } => {
+                    self.problem = None;
+                    self.note = text.clone();
+                }
+                _ => self.note = text.clone(),
+            }
+            self.all.push(text);
+        }
+    }
+}
+
+impl Summary {
+    /// How many times a new generation took over during the run.
+    pub fn reloads(&self) -> usize {
+        self.generations.len().saturating_sub(1)
     }
 }
 
@@ -219,21 +434,34 @@ impl fmt::Display for Summary {
             })
             .collect();
         writeln!(f, "generations: {}", spans.join(", "))?;
-        let kept = if self.state.ticks == self.frames {
-            "yes"
+        // A reload is a new generation running frames; say that the state carried over only
+        // when one happened.
+        let reloads = self.reloads();
+        writeln!(f, "reloads: {reloads}")?;
+        let state = format!(
+            "ticks {}, score {}, bounces {}, ball at {:.1},{:.1}",
+            self.state.ticks,
+            self.state.score,
+            self.state.bounces,
+            self.state.ball.x,
+            self.state.ball.y
+        );
+        if reloads > 0 {
+            let kept = if self.state.ticks == self.frames {
+                "yes"
+            } else {
+                "NO"
+            };
+            writeln!(f, "state kept across reloads: {kept} ({state})")?;
         } else {
-            "NO"
-        };
-        writeln!(
-            f,
-            "state kept across reloads: {kept} (ticks {}, score {}, bounces {}, ball at {:.1},{:.1})",
-            self.state.ticks, self.state.score, self.state.bounces, self.state.ball.x, self.state.ball.y
-        )?;
+            writeln!(f, "state: {state}")?;
+        }
         for event in &self.events {
-            writeln!(f, "event: {event}")?;
+            // A build error spans lines: its later lines are indented under the first.
+            writeln!(f, "event: {}", event.replace('\n', "\n       "))?;
         }
         writeln!(f, "last frame:")?;
-        for row in &self.last_frame {
+        for row in &self.last_frame.rows {
             writeln!(f, "|{row}|")?;
         }
         Ok(())

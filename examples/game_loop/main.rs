@@ -1,6 +1,8 @@
 //! The game-loop example: a 60 Hz loop whose `update` and `render` (`examples/game_logic`) can
 //! be edited while it runs. The game state lives in the host, so it survives every reload, and
-//! new code goes live only between frames.
+//! new code goes live only between frames. A build that fails or that hotmod refuses shows its
+//! whole message in a panel under the game, wrapped at the terminal's width, while the running
+//! generation goes on.
 //!
 //! ```sh
 //! cargo run --example game_loop -- --rebuild     # draws in the terminal; q quits
@@ -14,7 +16,9 @@
 //! - `--rebuild`: rebuild the game_logic crate whenever one of its sources is saved, and load
 //!   it; without it, each new build of `target/<profile>/libgame_logic.so` is loaded as it lands
 //!   (`cargo build -p game_logic` in another terminal);
-//! - `--headless`: no terminal; print a summary at the end (with `--frames N`, default 120);
+//! - `--headless`: no terminal; print a summary at the end (with `--frames N`, default 120):
+//!   the frames each generation ran, how many reloads happened, every hotmod event in full and
+//!   the last frame;
 //! - `--frames N`: stop after N frames;
 //! - `--reload-at FRAME --library PATH`: load PATH at the end of frame FRAME (it goes live at
 //!   the top of the next one) — for scripted runs and tests;
@@ -112,14 +116,13 @@ fn run() -> Result<(), String> {
     }
 
     let mut screen = Terminal::open().map_err(|e| format!("opening the terminal: {e}"))?;
-    let (width, height) = screen.size;
-    args.options.width = width;
-    args.options.height = height;
+    (args.options.width, args.options.height) = screen.size;
     let summary = engine::run(&args.options, &mut screen).map_err(|e| e.to_string())?;
     drop(screen);
     println!(
-        "{} frames; generations: {}",
+        "{} frames; reloads: {}; generations: {}",
         summary.frames,
+        summary.reloads(),
         summary
             .generations
             .iter()
@@ -127,26 +130,35 @@ fn run() -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // The screen may have had to cut a long message: here it is in full.
+    if let Some(problem) = &summary.last_problem {
+        println!("the last refusal or build error:\n{problem}");
+    }
     Ok(())
 }
 
 /// The terminal: raw mode and the alternate screen while the game runs, restored on drop.
 struct Terminal {
     out: io::Stdout,
-    /// The playfield size: the terminal less the host's status row.
+    /// The terminal's size in cells.
     size: (u16, u16),
     resized: Option<(u16, u16)>,
 }
 
 impl Terminal {
     fn open() -> io::Result<Terminal> {
-        let (cols, rows) = terminal::size()?;
+        let size = terminal::size()?;
         terminal::enable_raw_mode()?;
         let mut out = io::stdout();
-        execute!(out, terminal::EnterAlternateScreen, cursor::Hide)?;
+        execute!(
+            out,
+            terminal::EnterAlternateScreen,
+            terminal::DisableLineWrap,
+            cursor::Hide
+        )?;
         Ok(Terminal {
             out,
-            size: (cols, rows.saturating_sub(1)),
+            size,
             resized: None,
         })
     }
@@ -165,7 +177,7 @@ impl Terminal {
                     ..
                 }) if modifiers.contains(KeyModifiers::CONTROL) => return Ok(false),
                 TermEvent::Resize(cols, rows) => {
-                    self.size = (cols, rows.saturating_sub(1));
+                    self.size = (cols, rows);
                     self.resized = Some(self.size);
                     queue!(self.out, terminal::Clear(terminal::ClearType::All))?;
                 }
@@ -177,21 +189,27 @@ impl Terminal {
 }
 
 impl engine::Screen for Terminal {
-    fn draw(&mut self, rows: &[String], status: &str) -> io::Result<bool> {
-        for (y, row) in rows.iter().enumerate() {
+    /// Every row of `frame` is exactly as wide as the terminal and holds no line break, so each
+    /// one overwrites its own line: the game plain, the status line in reverse video, the panel
+    /// (a refusal or a build error) in bold.
+    fn draw(&mut self, frame: &engine::Frame) -> io::Result<bool> {
+        for (y, row) in frame.rows.iter().enumerate() {
+            let style = if y < frame.game {
+                style::Attribute::Reset
+            } else if y < frame.game + frame.status {
+                style::Attribute::Reverse
+            } else {
+                style::Attribute::Bold
+            };
             let y = u16::try_from(y).unwrap_or(u16::MAX);
-            queue!(self.out, cursor::MoveTo(0, y), style::Print(row))?;
+            queue!(
+                self.out,
+                cursor::MoveTo(0, y),
+                style::SetAttribute(style),
+                style::Print(row),
+                style::SetAttribute(style::Attribute::Reset)
+            )?;
         }
-        let (width, height) = self.size;
-        let status: String = status.chars().take(usize::from(width)).collect();
-        queue!(
-            self.out,
-            cursor::MoveTo(0, height),
-            terminal::Clear(terminal::ClearType::CurrentLine),
-            style::SetAttribute(style::Attribute::Reverse),
-            style::Print(status),
-            style::SetAttribute(style::Attribute::Reset)
-        )?;
         self.out.flush()?;
         self.input()
     }
@@ -203,7 +221,12 @@ impl engine::Screen for Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        let _ = execute!(self.out, cursor::Show, terminal::LeaveAlternateScreen);
+        let _ = execute!(
+            self.out,
+            terminal::EnableLineWrap,
+            cursor::Show,
+            terminal::LeaveAlternateScreen
+        );
         let _ = terminal::disable_raw_mode();
     }
 }

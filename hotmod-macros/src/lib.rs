@@ -1,5 +1,6 @@
-//! The `#[hot_module]` attribute of [hotmod](https://docs.rs/hotmod). Use it through
-//! `hotmod::hot_module`; everything it generates calls hotmod's runtime.
+//! The `#[hot_module]`, `#[on_load]` and `#[state]` attributes of the `hotmod` crate. Use them
+//! through `hotmod` (`#[hotmod::hot_module]`), which re-exports them: everything they generate
+//! calls hotmod's runtime, and hotmod's `reload` feature decides which form they generate.
 
 mod ast;
 mod expand;
@@ -8,22 +9,112 @@ mod text;
 
 use proc_macro::TokenStream;
 
-/// Makes a module reloadable.
+/// Makes an inline module reloadable: `#[hotmod::hot_module] pub mod name { … }`.
 ///
 /// ```text
 /// #[hotmod::hot_module]
 /// pub mod hello {
-///     pub fn greet(name: &str) -> String { format!("hello {name}") }
+///     pub fn greet(name: &str) -> String {
+///         format!("hello {name}")
+///     }
 /// }
 /// ```
 ///
-/// Every `pub fn` keeps its name and signature and runs the current generation; the module
-/// gains `Handle` (a pinned generation) and `module()` (the control surface). Arguments:
-/// `crate = "path::to::hotmod"` when hotmod is re-exported, `path = "…"` for the library file
-/// `reload()` loads.
+/// The module's crate is built as both `rlib` (linked into the host: *generation 0*, the code
+/// compiled into the binary) and `cdylib` (the file loaded as generation 1, 2, 3 … while the
+/// host runs):
 ///
-/// Built without hotmod's `reload` feature, the attribute leaves the module's items as written
-/// (plain direct calls) and adds a zero-sized `Handle` and a `module()` that cannot load.
+/// ```text
+/// [lib]
+/// crate-type = ["rlib", "cdylib"]
+/// ```
+///
+/// # What it generates
+///
+/// Inside the module:
+///
+/// - every `pub fn` (*hot function*) keeps its name and signature; a call runs the generation
+///   that is current when the call starts, and that generation stays loaded until it returns.
+///   Items that are not `pub fn` (private functions, types, constants, statics, `pub(crate)`
+///   functions) stay as written: each generation has its own copy.
+/// - `Handle`: `Clone + Send + Sync + 'static`. `Handle::current()` pins the current generation
+///   until the handle and its clones are dropped; `h.generation()` (0 is the built-in code),
+///   `h.is_current()`, and one method per hot function with the same parameters after `&self`
+///   (`h.greet("x")`), which runs the pinned generation however many reloads happen.
+/// - `module() -> &'static hotmod::Module`: the control surface (`load(path)`, `reload()`,
+///   `path()`, `watch()`, `rebuild_on_save()`, `subscribe()`, `live_generations()`,
+///   `set_staged(..)`, `apply_staged()`, …).
+///
+/// A new build is verified before any of its code runs: a library whose hot functions'
+/// signatures, or whose module types that cross the boundary (size, alignment, fields), differ
+/// from the host's is refused with an error that names the file and the difference, and the
+/// current generation keeps serving.
+///
+/// Two attributes work inside the module: `#[hotmod::on_load]` on a `fn name() -> Result<(), E>`
+/// that a new generation must pass before it goes live, and `#[hotmod::state(version = N,
+/// migrate = f)]` on a `static NAME: hotmod::State<T> = hotmod::State::new();` that is handed
+/// from generation to generation (hotmod's `state` feature).
+///
+/// # Arguments
+///
+/// All are optional and may be combined: `#[hotmod::hot_module(rebuild, path = "…")]`.
+///
+/// - `crate = "path::to::hotmod"`: where the generated code finds hotmod, when the module's
+///   crate reaches it through a re-export rather than a `hotmod` dependency (default `::hotmod`).
+/// - `path = "path/to/libname.so"`: the library `module().reload()` loads and `watch()` watches,
+///   relative to the host's working directory. `module().set_path(..)` and the environment
+///   variable `HOTMOD_<CRATE>_PATH` (crate name in capitals) take precedence; without any of
+///   them the path is cargo's location of the crate's cdylib next to the running executable,
+///   `target/<profile>/lib<crate>.so`, which `cargo build -p <crate>` writes.
+/// - `watch`: at the module's first use in the host (its first call or `Handle::current()`),
+///   start `module().watch()`: every new build that lands at the path is verified and loaded.
+///   `HOTMOD_WATCH=1` in the environment does the same for every hot module.
+/// - `rebuild`: at the module's first use, start `module().rebuild_on_save()`: when a source
+///   file of the module's crate is saved, run `cargo build --lib -p <crate>` (the host's profile
+///   and target directory) and load the result; a failed build is reported and the current
+///   generation keeps serving. `HOTMOD_REBUILD=1` does the same for every hot module.
+///
+/// Anything else is a compile error that lists these four.
+///
+/// # Refused at compile time
+///
+/// Each of these is a compile error on the offending token that says what to write instead:
+///
+/// - the attribute on anything but a module, or on a module whose body is in another file
+///   (`mod name;`): the attribute must see the functions;
+/// - an item named `Handle` or `module`, or starting with `__hotmod`, and a hot function named
+///   `current`, `generation`, `is_current` or `clone`: the generated code takes these names;
+/// - a generic hot function (type, const or explicit lifetime parameters, a `where` clause):
+///   the library is compiled on its own and has no code for the types a host would pick; use
+///   concrete types and elided lifetimes;
+/// - `async fn`: the future would run code of a generation that may be unloaded meanwhile;
+/// - `const fn`: const calls are evaluated at compile time and cannot be reloaded;
+/// - `unsafe fn`: not supported yet; keep the `unsafe` block inside a safe function;
+/// - `extern "…" fn`: the attribute generates the `extern "C"` trampoline itself;
+/// - a `self` receiver: hot modules hold free functions; take the value as a parameter
+///   (`fn update(state: &mut State)`);
+/// - `impl Trait` in a parameter (it is a generic) or in the return type: take a concrete type
+///   or `&dyn Trait`; return a concrete type;
+/// - a return type that holds a reference (`&'static str`, or a reference borrowed from an
+///   argument: the attribute cannot tell it from one into the library's static data), a trait
+///   object (`Box<dyn Trait>`: its vtable lives in the library) or a function pointer (its code
+///   lives in the library), outside `hotmod::Pinned<…>`; and a struct or enum of the module that
+///   a hot function returns and that holds one of these in a field. Such a value would dangle
+///   once its generation is unloaded after a reload. Return an owned value (`String`, `Vec`, a
+///   struct), or wrap it in `hotmod::Pinned<…>`, which keeps its generation loaded while the
+///   value lives.
+///
+/// Also refused: a variadic hot function; a `#[hotmod::state]` static that is `mut` or whose
+/// arguments are other than `version = N` and `migrate = function`; a second
+/// `#[hotmod::on_load]` function, or one whose signature is not `fn name() -> Result<(), E>`.
+///
+/// # Static builds
+///
+/// Built without hotmod's `reload` feature (`default-features = false`), the attribute leaves
+/// the module's items as written (plain direct calls, no descriptor, no loader) and adds a
+/// zero-sized `Handle` and a `module()` whose `load`, `reload` and `watch` return
+/// `Error::ReloadDisabled`. The same refusals apply, so a module that compiles in one mode
+/// compiles in the other.
 #[proc_macro_attribute]
 pub fn hot_module(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);

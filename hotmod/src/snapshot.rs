@@ -79,7 +79,7 @@ macro_rules! snapshot {
 
 /// Loads a new generation of several hot modules at once: every library is verified and
 /// initialised first; only if all pass do they all become current, in one step for
-/// [`snapshot`]. If any is rejected, none changes and the first error is returned. Returns the
+/// [`snapshot()`]. If any is rejected, none changes and the first error is returned. Returns the
 /// new generation numbers in order. Staged mode does not apply: the point is one switch.
 #[cfg(feature = "reload")]
 pub fn load_all<'a>(

@@ -147,7 +147,8 @@ pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Whether the library loaded from `path` is still mapped after its last handle was closed
-/// (glibc keeps a library that registered thread-local destructors until those threads exit).
+/// (glibc keeps a library whose code registered a thread-exit callback that hotmod's redirect
+/// did not see, e.g. through libstdc++, until those threads exit; see `linux_tls.rs`).
 pub(crate) fn still_mapped(path: &Path) -> bool {
     // SAFETY: RTLD_NOLOAD never loads anything, so no initialiser runs; it only returns a new
     // reference to an already-loaded library, which we close again at once.
