@@ -36,7 +36,7 @@ for area in "${areas[@]}"; do
     case $area in
     verify) run verify hotmod/src/verify.rs "" bad_input pinned ;;
     collect) run collect hotmod/src/module.rs "collect" core generations pinned retire_blocked ;;
-    pin) run pin hotmod/src/pin.rs "" core generations pinned pinning rollback ;;
+    pin) run pin hotmod/src/pin.rs "" core generations pinned pinning rollback call_slots ;;
     watcher) run watcher hotmod/src/watcher.rs "" live_reload autostart ;;
     *) echo "unknown area $area" >&2; exit 2 ;;
     esac
