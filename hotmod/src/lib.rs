@@ -97,7 +97,8 @@
 //!   one ([`set_rollback`](Module::set_rollback)).
 //! - [`Module::subscribe`] gives every [`Event`] (built, loaded, rejected, staged, retired, …);
 //!   each one's `Display` is a progress line, and each is also logged through `tracing`
-//!   (target `hotmod`).
+//!   (target `hotmod`). While a module watches or rebuilds, those lines go to stderr unless
+//!   the host subscribes, has a `tracing` subscriber, or calls [`print_progress`]`(false)`.
 //!
 //! # Platform support
 //!
