@@ -234,7 +234,7 @@ impl HotFn {
                     fail(ty, "a hot function cannot return `impl Trait`: return a concrete type, or `hotmod::Pinned<Box<dyn Trait>>`");
                 }
                 if let Some(what) = points_into_library(ty) {
-                    fail(ty, &format!("a hot function cannot return {what}: it points into the generation's code or static data, which is unloaded after a reload while the value may still live; return an owned value (String, Vec, a struct), or wrap it in `hotmod::Pinned<…>` to keep its generation loaded while it lives"));
+                    fail(ty, &format!("a hot function cannot return {what}: it may point into the generation's code or static data, which is unloaded after a reload while the value may still live; return an owned value (String, Vec, a struct), or wrap it in `hotmod::Pinned<…>` to keep its generation loaded while it lives"));
                 }
                 (**ty).clone()
             }
@@ -404,7 +404,10 @@ fn points_into_library(ty: &Type) -> Option<&'static str> {
             }
             match ty {
                 Type::Reference(_) => {
-                    self.0 = Some("a reference (it may point to the library's static data)")
+                    self.0 = Some(
+                        "a reference (even one borrowed from an argument: the attribute cannot \
+                         tell it from one into the library's static data)",
+                    )
                 }
                 Type::TraitObject(_) => {
                     self.0 = Some("a trait object (its vtable lives in the library)")
