@@ -11,7 +11,16 @@
 //!   generations all retired leaves nothing behind.
 //! - At process exit (`atexit`), the directory is removed with whatever copies remain (those of
 //!   generations still current). Their libraries stay mapped: on Unix unlinking a mapped file is
-//!   harmless. A process killed by a signal leaves its directory behind, in the temp directory.
+//!   harmless.
+//! - A process that ends without its exit hook running (SIGINT, SIGTERM, SIGKILL, a crash)
+//!   leaves its directory; the next process's first copy removes every such directory first.
+//!   While a directory exists its owner holds a lock on it that the kernel drops when the owner
+//!   dies; the scan removes only directories whose lock it can take (`os::reclaim_orphans`; the
+//!   protocol and why it is sound are in `os/unix_reclaim.rs`).
+//! - Only the process that made a directory or a copy removes it. A child forked from it
+//!   inherits `DIR`, the copies and the exit hook, but its pid differs from the one recorded:
+//!   it leaves the parent's directory and copies alone (when it drops an inherited generation
+//!   or calls `exit`), and makes a directory of its own at its first load.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -26,6 +35,11 @@ use crate::os;
 struct Dir {
     path: PathBuf,
     copies: usize,
+    /// The process that made it (see the module documentation on `fork`).
+    pid: u32,
+    /// Held while the directory exists: it tells other processes its owner is alive. Dropped
+    /// after the directory is removed.
+    _lock: os::DirLock,
 }
 
 static DIR: Mutex<Option<Dir>> = Mutex::new(None);
@@ -38,6 +52,8 @@ fn lock() -> MutexGuard<'static, Option<Dir>> {
 /// last copy).
 pub(crate) struct ShadowCopy {
     path: PathBuf,
+    /// The process that made it: only that one removes it.
+    pid: u32,
 }
 
 impl ShadowCopy {
@@ -46,25 +62,35 @@ impl ShadowCopy {
         source: &Path,
         bytes: &[u8],
     ) -> Result<ShadowCopy, (&'static str, io::Error)> {
+        let pid = std::process::id();
         let copy = {
             let mut dir = lock();
+            if dir.as_ref().is_some_and(|d| d.pid != pid) {
+                // Inherited through `fork`: the parent's directory. Forgetting it closes only
+                // this process's descriptor of the parent's lock, which the parent still holds.
+                *dir = None;
+            }
             let dir = match &mut *dir {
                 Some(dir) => dir,
                 None => {
-                    let path = std::env::temp_dir().join(format!(
-                        "hotmod-{}-{:016x}",
-                        std::process::id(),
-                        random()
-                    ));
-                    os::private_dir(&path)
+                    let temp = std::env::temp_dir();
+                    reclaim_once(&temp);
+                    let name = format!("hotmod-{pid}-{:016x}", random());
+                    let lock = os::create_locked_dir(&temp, &name)
                         .map_err(|e| ("creating hotmod's private directory", e))?;
                     remove_at_exit();
-                    dir.insert(Dir { path, copies: 0 })
+                    dir.insert(Dir {
+                        path: temp.join(name),
+                        copies: 0,
+                        pid,
+                        _lock: lock,
+                    })
                 }
             };
             dir.copies += 1;
             ShadowCopy {
                 path: dir.path.join(copy_name(source)),
+                pid,
             }
         };
         // Written outside the lock; the count taken above keeps the directory.
@@ -80,13 +106,18 @@ impl ShadowCopy {
 
 impl Drop for ShadowCopy {
     fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            // Made by the process this one was forked from: its file, in its directory.
+            return;
+        }
         let _ = std::fs::remove_file(&self.path);
         let mut dir = lock();
         // Only the directory this copy was made in (the exit hook may have replaced it).
         if let Some(d) = dir.as_mut().filter(|d| self.path.parent() == Some(&d.path)) {
             d.copies -= 1;
-            if d.copies == 0 {
-                let _ = std::fs::remove_dir(&d.path);
+            // Kept (and reused) if it cannot be removed: the exit hook tries again.
+            if d.copies == 0 && os::remove_locked_dir(&d.path).is_ok() {
+                // Releases the lock, after the directory is gone.
                 *dir = None;
             }
         }
@@ -128,6 +159,13 @@ fn random() -> u64 {
     hasher.finish()
 }
 
+/// Removes, once per process (before its first directory), the private directories of
+/// processes that are gone. Best effort: it never fails a load.
+fn reclaim_once(temp: &Path) {
+    static RECLAIM: Once = Once::new();
+    RECLAIM.call_once_force(|_| os::reclaim_orphans(temp));
+}
+
 /// Registers, once per process, the exit hook that removes the private directory.
 fn remove_at_exit() {
     static REGISTER: Once = Once::new();
@@ -140,8 +178,11 @@ fn remove_at_exit() {
                 Err(std::sync::TryLockError::Poisoned(dir)) => dir.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => return,
             };
-            if let Some(d) = dir.take() {
-                let _ = std::fs::remove_dir_all(d.path);
+            // Only this process's directory: after `fork`, `exit` in the child runs this hook
+            // on the parent's `DIR`.
+            let pid = std::process::id();
+            if let Some(d) = dir.take_if(|d| d.pid == pid) {
+                let _ = std::fs::remove_dir_all(&d.path);
             }
         }
         // SAFETY: `remove` is an `extern "C" fn()` that lives as long as the image containing

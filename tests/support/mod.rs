@@ -146,13 +146,14 @@ pub fn shadow_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Every shadow copy this process has on disk.
+/// Every shadow copy this process has on disk (not the directory's lock file, `.lock`).
 pub fn shadow_copies() -> Vec<PathBuf> {
     shadow_dirs()
         .iter()
         .filter_map(|dir| std::fs::read_dir(dir).ok())
         .flatten()
         .filter_map(Result::ok)
+        .filter(|e| e.file_name() != ".lock")
         .map(|e| e.path())
         .collect()
 }

@@ -9,6 +9,9 @@
 //! - `open_library(path, bytes)` and `ThreadExit`: `dlopen`, and what keeps the library's
 //!   thread-exit callbacks from pinning it or outliving it (`linux_tls.rs` on glibc).
 //! - `check_path(path)`: who besides this user could have written the file (`unix_security.rs`).
+//! - `create_locked_dir`, `remove_locked_dir`, `DirLock` and `reclaim_orphans`: private
+//!   directories that carry a lock while their owner lives, and the removal of those whose owner
+//!   is gone (`unix_reclaim.rs`; elsewhere no lock, nothing reclaimed).
 
 #[cfg(target_os = "linux")]
 mod elf;
@@ -45,3 +48,13 @@ pub(crate) use unix_security::check_path;
 mod security_none;
 #[cfg(not(unix))]
 pub(crate) use security_none::check_path;
+
+#[cfg(unix)]
+mod unix_reclaim;
+#[cfg(unix)]
+pub(crate) use unix_reclaim::{create_locked_dir, reclaim_orphans, remove_locked_dir, DirLock};
+
+#[cfg(not(unix))]
+mod reclaim_none;
+#[cfg(not(unix))]
+pub(crate) use reclaim_none::{create_locked_dir, reclaim_orphans, remove_locked_dir, DirLock};
