@@ -358,3 +358,37 @@ fn next_build_outcome(events: &Events) -> Event {
         })
         .expect("a build outcome")
 }
+
+/// A path with no directory part (`libhello_fixture.so`) is watched in the working directory.
+#[test]
+fn a_bare_file_name_is_watched_in_the_working_directory() {
+    let _serial = support::serial();
+    let dir = support::TempDir::new("bare-name");
+    let module = hello::module();
+    module.unwatch();
+    module.set_staged(false);
+    module.load(support::library("v1")).expect("v1 loads");
+    let before = module.generation();
+    let events = module.subscribe();
+    // Tests of this binary take `serial()` and use absolute paths: changing the working
+    // directory while this test runs is safe. The load reads the name relative to it too.
+    struct Restore(PathBuf);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = std::env::set_current_dir(&self.0);
+        }
+    }
+    let _restore = Restore(std::env::current_dir().expect("current dir"));
+    std::env::set_current_dir(dir.path()).expect("enter the temp dir");
+    let name = artifact_name();
+    module.set_path(&name);
+    module.watch().expect("watching a bare file name starts");
+
+    let incoming = dir.path().join("incoming.tmp");
+    fs::copy(support::library("v2"), &incoming).expect("copy v2");
+    fs::rename(&incoming, dir.path().join(&name)).expect("publish v2");
+    next_event(&events, "loaded", loaded);
+    assert_eq!(module.generation(), before + 1);
+    assert_eq!(hello::version(), 2);
+    module.unwatch();
+}
