@@ -2,7 +2,7 @@
 //! function pointer (the floor), a `Handle` method, a plain call (current generation each call)
 //! and hot-lib-reloader 0.8. Plus the cost of pinning: `Handle::current()`.
 //!
-//! `cargo bench --bench calls`
+//! `cargo bench -p hotmod-benches --bench calls`
 
 mod support;
 

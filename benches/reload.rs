@@ -8,7 +8,7 @@
 //! - `reload`: the time of one `load` of the bench module with 1 and with 10,000 live handles
 //!   pinning a generation.
 //!
-//! `cargo bench --bench reload`
+//! `cargo bench -p hotmod-benches --bench reload`
 
 mod support;
 

@@ -4,13 +4,17 @@
 //! (`target/hotmod-static`): inside this workspace, Cargo's feature unification would turn
 //! `reload` back on. Arguments (filters, `--warm-up-time`, …) are passed through.
 //!
-//! `cargo bench --bench static_mode`
+//! `cargo bench -p hotmod-benches --bench static_mode`
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The benches' package is the workspace's `benches/` directory.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the benches' package is inside the workspace")
+        .to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&workspace)

@@ -5,7 +5,7 @@
 //! per iteration for 1 and 2 threads. Last, the one shared write by design: `Handle::current()`
 //! and drop on 1 and 2 threads.
 //!
-//! `cargo bench --bench threads`
+//! `cargo bench -p hotmod-benches --bench threads`
 
 mod support;
 

@@ -7,9 +7,9 @@
 //! (inotify, reading and checking the file, the private copy, `dlopen`, verification, the swap).
 //! Criterion reports the mean; the p50 and p99 of a longer pass are printed after the group.
 //!
-//! `cargo bench --bench watch_latency`
+//! `cargo bench -p hotmod-benches --bench watch_latency`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,12 @@ use hotmod::{Event, Events};
 
 const SAMPLES: usize = 200;
 
+/// The workspace's root: the benches' package is its `benches/` directory.
 fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the benches' package is inside the workspace")
+        .to_path_buf()
 }
 
 /// `cargo build` of one hello_fixture variant in the debug profile; returns a copy of it.

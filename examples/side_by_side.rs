@@ -15,7 +15,10 @@ use std::process::Command;
 use greeter::hello;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // This example's package is `examples/`, in the workspace's root.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("the examples' package has no parent directory")?;
     let target = workspace.join("target").join("side-by-side");
     let module = hello::module();
 

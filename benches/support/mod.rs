@@ -23,8 +23,12 @@ pub fn config() -> Criterion {
         .sample_size(100)
 }
 
+/// The workspace's root: the benches' package is its `benches/` directory.
 pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the benches' package is inside the workspace")
+        .to_path_buf()
 }
 
 fn bench_target() -> PathBuf {

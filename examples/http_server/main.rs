@@ -76,7 +76,7 @@ fn run() -> Result<(), String> {
             .map_err(|e| format!("starting the rebuild: {e}"))?;
         println!(
             "rebuilding the handler on every save of {}/src",
-            env!("CARGO_MANIFEST_DIR").to_owned() + "/examples/handler"
+            concat!(env!("CARGO_MANIFEST_DIR"), "/handler")
         );
     } else if watch {
         module

@@ -16,9 +16,16 @@ use std::process::Command;
 /// What these helpers return: every error says what failed and where.
 pub type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
 
-/// The workspace's root directory.
+/// The workspace's root directory: the nearest directory holding `Cargo.lock` at or above the
+/// manifest of the package that includes this file (the examples' package is `examples/`, the
+/// tests' package is the root).
 pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
 }
 
 /// Copies the module crate at `crate_dir` (`Cargo.toml`, `build.rs` if any, and `src/`) to
