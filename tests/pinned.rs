@@ -24,7 +24,11 @@ fn a_trait_object_outlives_reloads_and_its_generation_retires_when_it_drops() {
     assert_eq!(from_handle.speak(), "v1 speaking");
 
     let v1_mapped = support::Footprint::mapped_copies_of(support::library("v1"));
-    assert_eq!(v1_mapped.len(), 1, "v1's library stays mapped: {v1_mapped:?}");
+    assert_eq!(
+        v1_mapped.len(),
+        1,
+        "v1's library stays mapped: {v1_mapped:?}"
+    );
     drop(speaker);
     assert!(module.live_generations().contains(&v1), "one value left");
     assert_eq!(
