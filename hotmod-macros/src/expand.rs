@@ -265,7 +265,12 @@ fn indices(hot: &HotModule) -> TokenStream {
 
 fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
     let states = hot.states.iter().map(|st| {
-        let (export, import) = state_names(st);
+        let StateNames {
+            export,
+            import,
+            take,
+            mark,
+        } = state_names(st);
         let (name, version, cfgs) = (st.ident.to_string(), st.version, &st.cfgs);
         quote! {
             #(#cfgs)*
@@ -274,6 +279,8 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
                 version: #version,
                 export: __hotmod_trampolines::#export,
                 import: __hotmod_trampolines::#import,
+                take: __hotmod_trampolines::#take,
+                mark: __hotmod_trampolines::#mark,
             }
         }
     });
@@ -410,17 +417,34 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
     }}
 }
 
-fn state_names(st: &StateStatic) -> (Ident, Ident) {
-    (
-        format_ident!("__hotmod_state_export_{}", st.ident),
-        format_ident!("__hotmod_state_import_{}", st.ident),
-    )
+/// The trampolines of one `#[hotmod::state]` static (the fields of its `StateEntry`).
+struct StateNames {
+    export: Ident,
+    import: Ident,
+    take: Ident,
+    mark: Ident,
 }
 
-/// Export and import trampolines of one `#[hotmod::state]` static.
+fn state_names(st: &StateStatic) -> StateNames {
+    StateNames {
+        export: format_ident!("__hotmod_state_export_{}", st.ident),
+        import: format_ident!("__hotmod_state_import_{}", st.ident),
+        take: format_ident!("__hotmod_state_take_{}", st.ident),
+        mark: format_ident!("__hotmod_state_mark_{}", st.ident),
+    }
+}
+
+/// The export, import, take and mark trampolines of one `#[hotmod::state]` static: each calls
+/// the `__private::state_glue` function of the same name.
 fn state_trampolines(private: &TokenStream, st: &StateStatic) -> TokenStream {
-    let (export, import) = state_names(st);
+    let StateNames {
+        export,
+        import,
+        take,
+        mark,
+    } = state_names(st);
     let (ident, version, cfgs) = (&st.ident, st.version, &st.cfgs);
+    let name = st.ident.to_string();
     let migrate = match &st.migrate {
         Some(path) => quote!(#private::Some(super::#path as #private::state_glue::Migrate<_>)),
         None => quote!(#private::None),
@@ -431,7 +455,25 @@ fn state_trampolines(private: &TokenStream, st: &StateStatic) -> TokenStream {
         pub(super) unsafe extern "C" fn #export(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
             unsafe {
                 #private::trampoline::<(), #private::StateExport>(args, ret, panic, |()| {
-                    #private::state_glue::export(&super::#ident)
+                    #private::state_glue::export(&super::#ident, #name)
+                })
+            }
+        }
+        #(#cfgs)*
+        #[allow(non_snake_case)]
+        pub(super) unsafe extern "C" fn #take(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
+            unsafe {
+                #private::trampoline::<#private::StateTake, #private::StateExport>(args, ret, panic, |to| {
+                    #private::state_glue::take(&super::#ident, #name, to)
+                })
+            }
+        }
+        #(#cfgs)*
+        #[allow(non_snake_case)]
+        pub(super) unsafe extern "C" fn #mark(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
+            unsafe {
+                #private::trampoline::<#private::StateMark, ()>(args, ret, panic, |mark| {
+                    #private::state_glue::mark(&super::#ident, #name, mark)
                 })
             }
         }
@@ -441,7 +483,7 @@ fn state_trampolines(private: &TokenStream, st: &StateStatic) -> TokenStream {
             unsafe {
                 #private::trampoline::<#private::StateImport, ::core::result::Result<(), ::std::string::String>>(
                     args, ret, panic,
-                    |(from, data)| #private::state_glue::import(&super::#ident, #version, from, &data, #migrate),
+                    |(from, data)| #private::state_glue::import(&super::#ident, #name, #version, from, &data, #migrate),
                 )
             }
         }

@@ -25,7 +25,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Bumped whenever any type in this file changes shape or meaning.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// The first bytes of every descriptor.
 pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
@@ -137,17 +137,30 @@ pub struct ModuleDescriptor {
 }
 
 /// One `#[hotmod::state]` static of a hot module.
+///
+/// Each generation's copy of the static has a status (see `state.rs`): *ready* (accesses run),
+/// *pending* (accesses wait until the value arrives) or *moved* (accesses panic: the value went
+/// to another generation). The host drives the hand-over through these trampolines; none of
+/// them waits for the status.
 #[repr(C)]
 pub struct StateEntry {
     /// The static's name.
     pub name: StrRef,
     /// The state's version (`#[hotmod::state(version = N)]`, default 1).
     pub version: u32,
-    /// `()` in, [`StateExport`] out: the current value, serialized; the value stays in place.
+    /// `()` in, [`StateExport`] out: a serialized copy of the value (the trial hand-over); the
+    /// value and the status stay. Fails if the copy has moved.
     pub export: Trampoline,
     /// [`StateImport`] in, `Result<(), String>` out: replaces the value with the serialized one,
-    /// migrating it if it comes from another version.
+    /// migrating it if it comes from another version. The status stays.
     pub import: Trampoline,
+    /// [`StateTake`] in, [`StateExport`] out: serializes the value and marks the copy moved, in
+    /// one step under the copy's lock (the final hand-over). The value is kept until a
+    /// [`StateMark`] says what becomes of it. Fails, changing nothing, if the copy has moved
+    /// already or serialization fails.
+    pub take: Trampoline,
+    /// [`StateMark`] in, `()` out: sets the copy's status and wakes accesses waiting for it.
+    pub mark: Trampoline,
 }
 
 /// What a state's export trampoline returns: the serialized value, or why it failed.
@@ -155,6 +168,25 @@ pub type StateExport = Result<String, String>;
 
 /// What a state's import trampoline takes: the exporting side's version and serialized value.
 pub type StateImport = (u32, String);
+
+/// What a state's take trampoline takes: the number of the generation the value moves to (it
+/// names it in the message of a refused access).
+pub type StateTake = u64;
+
+/// The status a state's mark trampoline sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateMark {
+    /// Accesses run again on the value the copy holds (a hand-over that was undone, or the
+    /// value arrived).
+    Ready,
+    /// Accesses wait: the value is on its way to this copy.
+    Pending,
+    /// Accesses panic, naming generation `to`; the value the copy held is dropped.
+    Moved {
+        /// The generation the value went to.
+        to: u64,
+    },
+}
 
 /// True in a hotmod copy that lives inside a library loaded as a generation (set by
 /// [`enter_library`]); false in the host.

@@ -5,8 +5,11 @@
 //! and rapid saves make one build), runs `cargo build --lib -p <package>` with the host's
 //! profile and target directory, and loads the result. Changes that arrive during a build make
 //! exactly one more build after it. A failed build leaves the current generation serving and
-//! reports the compiler's errors as cargo shows them. Every step is an [`Event`] (and a
-//! `tracing` line): `building greeter …`, `built greeter in 1.4 s`,
+//! reports the compiler's errors as cargo shows them. Before each build it checks that nobody but
+//! this user or root could have written what the build reads or runs (`security.rs`,
+//! `check_rebuild`); if someone could, cargo does not run and an [`Event::Rejected`] carries
+//! [`Error::InsecureBuildInput`]. cargo runs in the manifest directory. Every step is an
+//! [`Event`] (and a `tracing` line): `building greeter …`, `built greeter in 1.4 s`,
 //! `greeter::hello: generation 3 live in 98 ms`.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +23,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use crate::error::Error;
 use crate::events::Event;
 use crate::module::Module;
+use crate::security::RebuildRefusal;
 
 /// Quiet time after a source change before building.
 const SETTLE: Duration = Duration::from_millis(30);
@@ -246,17 +250,44 @@ fn run(plan: &Plan, changes: &Receiver<()>) {
 
 fn build_and_load(plan: &Plan) {
     let module = plan.module;
+    // cargo runs in the manifest directory, so the configuration it and rustup read is the one
+    // checked here (not whatever lies above the host's working directory); every path it is
+    // given is therefore absolute.
+    let Some((manifest_dir, target_dir, cargo)) = cargo_paths(plan) else {
+        return;
+    };
+    match crate::security::check_rebuild(
+        module.name(),
+        &plan.package,
+        &manifest_dir,
+        &target_dir,
+        &cargo,
+    ) {
+        Ok(()) => {}
+        Err(RebuildRefusal::Insecure(error)) => {
+            module.reject(&error);
+            return;
+        }
+        Err(RebuildRefusal::Unchecked(message)) => {
+            module.emit(Event::BuildFailed {
+                module: module.name(),
+                package: plan.package.clone(),
+                message,
+            });
+            return;
+        }
+    }
     module.emit(Event::BuildStarted {
         module: module.name(),
         package: plan.package.clone(),
     });
     let started = Instant::now();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
+        .current_dir(&manifest_dir)
         .args(["build", "--lib", "--color", "never"])
         .arg("--manifest-path")
-        .arg(plan.manifest_dir.join("Cargo.toml"))
+        .arg(manifest_dir.join("Cargo.toml"))
         .args([
             "-p",
             &plan.package,
@@ -264,7 +295,7 @@ fn build_and_load(plan: &Plan) {
             &plan.profile,
             "--target-dir",
         ])
-        .arg(&plan.target_dir);
+        .arg(&target_dir);
     if let Some(triple) = &plan.target {
         command.args(["--target", triple]);
     }
@@ -294,6 +325,36 @@ fn build_and_load(plan: &Plan) {
     });
     if let Err(error) = module.install(&plan.artifact, Instant::now(), true) {
         module.reject(&error);
+    }
+}
+
+/// The manifest and target directories made absolute, and the cargo to run (`$CARGO` made
+/// absolute if it is a path, else `cargo`); `None`, after a `BuildFailed` event, if the working
+/// directory they are relative to is gone.
+fn cargo_paths(plan: &Plan) -> Option<(PathBuf, PathBuf, std::ffi::OsString)> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let resolved = (|| {
+        let cargo = if Path::new(&cargo).components().count() > 1 {
+            std::path::absolute(&cargo)?.into_os_string()
+        } else {
+            cargo
+        };
+        Ok::<_, std::io::Error>((
+            std::path::absolute(&plan.manifest_dir)?,
+            std::path::absolute(&plan.target_dir)?,
+            cargo,
+        ))
+    })();
+    match resolved {
+        Ok(paths) => Some(paths),
+        Err(e) => {
+            plan.module.emit(Event::BuildFailed {
+                module: plan.module.name(),
+                package: plan.package.clone(),
+                message: format!("could not run cargo: cannot make its paths absolute: {e}"),
+            });
+            None
+        }
     }
 }
 

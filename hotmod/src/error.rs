@@ -175,6 +175,25 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The built-in rebuild did not run cargo: someone other than the host's user (or root)
+    /// could have written a file or directory that build reads or runs — the crate's
+    /// directory, manifest, lock file, build script or sources, a `.cargo/config.toml`,
+    /// `rust-toolchain(.toml)` or workspace manifest that cargo or rustup looks for above the
+    /// crate or in `CARGO_HOME`, the cargo executable, or the target directory. The rules are
+    /// those of [`Error::InsecurePath`] without the exception for sticky directories such as
+    /// `/tmp` (anyone may create the files cargo looks for there). The current generation keeps
+    /// serving. See [`allow_insecure_paths`](crate::allow_insecure_paths).
+    #[error("{module}: {package} was not rebuilt: {} {reason}, so another user could have written code the build would compile or run; fix the ownership or permissions (e.g. chmod go-w), or call hotmod::allow_insecure_paths(true) to build it anyway", path.display())]
+    InsecureBuildInput {
+        /// The hot module.
+        module: &'static str,
+        /// The cargo package the rebuild builds.
+        package: String,
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Where the module's artifact is could not be worked out.
     #[error("{module}: cannot tell where the module's library is: {reason}; set it with module().set_path(..) or the {env_var} environment variable")]
     UnknownPath {
@@ -216,6 +235,7 @@ impl Error {
             | Error::Watch { module, .. }
             | Error::Timeout { module, .. }
             | Error::InsecurePath { module, .. }
+            | Error::InsecureBuildInput { module, .. }
             | Error::UnknownPath { module, .. }
             | Error::ReloadDisabled { module, .. } => module,
         }
@@ -238,6 +258,7 @@ impl Error {
             | Error::State { path, .. }
             | Error::Watch { path, .. }
             | Error::InsecurePath { path, .. }
+            | Error::InsecureBuildInput { path, .. }
             | Error::ReloadDisabled { path, .. } => Some(path),
             Error::UnknownPath { .. } | Error::Timeout { .. } | Error::DuplicateModule { .. } => {
                 None

@@ -218,6 +218,7 @@ pub use serde_json;
 pub mod __private {
     pub use crate::abi::{
         enter_library, on_load_result, OnLoadResult, StateEntry, StateExport, StateImport,
+        StateMark, StateTake,
     };
     pub use crate::abi::{
         trampoline, FieldLayout, FnEntry, ModuleDescriptor, PanicSlot, SliceRef, StrRef,

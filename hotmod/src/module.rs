@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::events::{Event, Events, Hub};
 use crate::generation::{Generation, Probation, Rollback, Verdict};
 use crate::loader::{Artifact, LoadedLibrary};
+use crate::state::Handoff;
 use crate::watcher::Watcher;
 use crate::{artifact_path, loader, pin};
 
@@ -92,7 +93,77 @@ pub(crate) struct Candidate(Box<Generation>);
 pub(crate) struct Live {
     number: u64,
     path: PathBuf,
+    /// The generation itself (current, so alive while the loading lock is held).
+    generation: *const Generation,
 }
+
+/// A swap made under the loading lock whose state hand-over (see `state.rs`) is not finished:
+/// the incoming generation is current, the outgoing one is pinned (by count) until
+/// [`done`](Swap::done) or [`undone`](Swap::undone). Every method runs with the loading lock
+/// held.
+pub(crate) struct Swap {
+    module: &'static Module,
+    from: *const Generation,
+    to: *const Generation,
+    /// The incoming generation's number.
+    number: u64,
+    handoff: Option<Handoff>,
+}
+
+impl Swap {
+    /// Waits for plain calls still running in the outgoing generation (bounded), then seals its
+    /// copies and imports their final values into the incoming ones (which stay pending).
+    pub(crate) fn move_state(&self) -> Result<(), Error> {
+        match &self.handoff {
+            Some(handoff) => self.module.move_state(handoff, self.from, self.to),
+            None => Ok(()),
+        }
+    }
+
+    /// After `move_state` succeeded: the incoming copies become ready, the outgoing ones drop
+    /// their values.
+    pub(crate) fn commit(&self) {
+        if let Some(handoff) = &self.handoff {
+            // SAFETY: both libraries are loaded: the outgoing generation is pinned, the incoming
+            // one is current under the loading lock.
+            unsafe { handoff.commit(self.number) };
+        }
+    }
+
+    /// After `move_state` failed (here or in another module of the same `load_all`): the
+    /// outgoing copies are ready again, the incoming ones moved back.
+    pub(crate) fn revert_state(&self) {
+        if let Some(handoff) = &self.handoff {
+            // SAFETY: as in `commit`.
+            unsafe { handoff.revert(self.module.number_of(self.from)) };
+        }
+    }
+
+    /// Makes the outgoing generation current again; call inside `snapshot::publish`. Returns a
+    /// fallback pin for [`undone`](Self::undone) to release.
+    pub(crate) fn restore(&self) -> *const Generation {
+        self.module.restore_current(self.from, self.to)
+    }
+
+    /// After `restore`: releases the pins and retires the generation that did not stay.
+    pub(crate) fn undone(self, released: *const Generation) {
+        self.module.release_fallback(released);
+        self.module.changed.notify_all();
+        pin::unpin(self.module, self.from);
+        self.module.collect();
+    }
+
+    /// After `commit` (and the announcement): releases the outgoing generation, which retires
+    /// if nothing else uses it.
+    pub(crate) fn done(self) {
+        pin::unpin(self.module, self.from);
+    }
+}
+
+/// How long a swap that moves state waits for plain calls still running in the outgoing
+/// generation before it seals the outgoing copies (see `state.rs`); an access to the state a
+/// longer call makes afterwards is refused with a panic.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// What became of one load attempt.
 pub(crate) enum Outcome {
@@ -189,9 +260,112 @@ impl Module {
         if self.lock().staging {
             return Ok(self.stage(candidate));
         }
-        let ready = self.hand_over(candidate).map_err(|(_, error)| error)?;
+        let (ready, handoff) = self.hand_over(candidate).map_err(|(_, error)| error)?;
+        let Some(handoff) = handoff else {
+            // No state: nothing to wait for at the swap.
+            let live = crate::snapshot::publish(|| self.make_current(ready));
+            return Ok(Outcome::Live(self.announce(live, started)));
+        };
+        let outgoing = self.pin_locked();
         let live = crate::snapshot::publish(|| self.make_current(ready));
-        Ok(Outcome::Live(self.announce(live, started)))
+        let swap = self.swap(outgoing, &live, Some(handoff));
+        if let Err(error) = swap.move_state() {
+            swap.revert_state();
+            let released = crate::snapshot::publish(|| swap.restore());
+            swap.undone(released);
+            return Err(error);
+        }
+        swap.commit();
+        let number = self.announce(live, started);
+        swap.done();
+        Ok(Outcome::Live(number))
+    }
+
+    /// A swap that just made `live` current in place of `outgoing` (pinned by the caller, with
+    /// [`pin_locked`](Self::pin_locked) before the swap), with its state hand-over to finish.
+    pub(crate) fn swap(
+        &'static self,
+        outgoing: *const Generation,
+        live: &Live,
+        handoff: Option<Handoff>,
+    ) -> Swap {
+        Swap {
+            module: self,
+            from: outgoing,
+            to: live.generation,
+            number: live.number,
+            handoff,
+        }
+    }
+
+    /// The number of a generation the caller keeps alive.
+    fn number_of(&self, generation: *const Generation) -> u64 {
+        // SAFETY: the caller keeps it alive (a pin, or the loading lock while it is current).
+        unsafe { &*generation }.number
+    }
+
+    /// The rest of a swap that moves state, once `to` is current: waits for plain calls still
+    /// running in `from` (bounded), then seals. The caller keeps both alive and commits or
+    /// reverts the hand-over.
+    fn move_state(
+        &'static self,
+        handoff: &Handoff,
+        from: *const Generation,
+        to: *const Generation,
+    ) -> Result<(), Error> {
+        self.drain(from);
+        // SAFETY: both libraries stay loaded (the caller's pin and the loading lock).
+        unsafe { handoff.seal(self.number_of(to)) }
+    }
+
+    /// Waits (at most `DRAIN_LIMIT`) until no other thread runs a plain call in `outgoing`, which
+    /// is no longer current. Plain calls of generation 0 take no pin, so there is nothing to see.
+    pub(crate) fn drain(&self, outgoing: *const Generation) {
+        if ptr::eq(outgoing, &self.builtin) {
+            return;
+        }
+        // After the swap and this barrier, a plain call either shows `outgoing` in its hazard
+        // slot or re-reads `current` and goes to the new generation (pin.rs).
+        if !crate::os::process_barrier() {
+            return;
+        }
+        let deadline = Instant::now() + DRAIN_LIMIT;
+        let mut pause = Duration::from_micros(20);
+        while pin::running_elsewhere(outgoing) {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    target: "hotmod",
+                    "{}: a plain call still runs in generation {} after {} s; its state moves \
+                     now, and that call's accesses to it will be refused",
+                    self.name(),
+                    self.number_of(outgoing),
+                    DRAIN_LIMIT.as_secs()
+                );
+                return;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+
+    /// Makes `from` current again in place of `to`, which failed to take the state (call inside
+    /// `snapshot::publish`, with the loading lock held). Returns a fallback pin to release.
+    pub(crate) fn restore_current(
+        &self,
+        from: *const Generation,
+        to: *const Generation,
+    ) -> *const Generation {
+        let _state = self.lock();
+        // SAFETY: `to` is current and the loading lock is held, so it is alive.
+        let released = unsafe { &*to }.probation.end();
+        let stored = if ptr::eq(from, &self.builtin) {
+            ptr::null_mut()
+        } else {
+            from.cast_mut()
+        };
+        // SeqCst: as in `make_current`.
+        self.current.store(stored, Ordering::SeqCst);
+        released
     }
 
     /// Serialises loads of this module (from callers, the watcher, the rebuild, `load_all`).
@@ -254,22 +428,27 @@ impl Module {
         Ok(Candidate(Box::new(generation)))
     }
 
-    /// Hands the current generation's state to the candidate. Call with the loading lock held
-    /// (the current generation cannot change or retire meanwhile).
-    #[allow(clippy::result_large_err)]
+    /// The trial hand-over of the current generation's state to the candidate (see
+    /// `state.rs`): the candidate's copies are pending from here on, and the hand-over must be
+    /// sealed and committed or reverted once the candidate is current. `None`: no state at all.
+    /// Call with the loading lock held (the current generation cannot change or retire
+    /// meanwhile).
+    #[allow(clippy::result_large_err, clippy::type_complexity)]
     pub(crate) fn hand_over(
         &'static self,
         candidate: Candidate,
-    ) -> Result<Candidate, (&'static Module, Error)> {
+    ) -> Result<(Candidate, Option<Handoff>), (&'static Module, Error)> {
         let current = self.current_ptr();
         // SAFETY: under the loading lock the current generation stays current, hence alive.
-        let from = self.descriptor_of(unsafe { &*current });
+        let current = unsafe { &*current };
+        let from = self.descriptor_of(current);
         let to = self.descriptor_of(&candidate.0);
         let path = candidate.0.origin.clone().unwrap_or_default();
         // SAFETY: both descriptors are verified (or the host's own) and their libraries stay
-        // loaded: the current one is current, the candidate is owned here.
-        match unsafe { crate::state::hand_over(self.name(), &path, from, to) } {
-            Ok(()) => Ok(candidate),
+        // loaded while the hand-over is used: the current one is pinned by the caller before it
+        // stops being current, the candidate becomes a live generation.
+        match unsafe { Handoff::begin(self.name(), &path, from, to, current.number) } {
+            Ok(handoff) => Ok((candidate, handoff)),
             Err(error) => Err((self, error)),
         }
     }
@@ -296,10 +475,11 @@ impl Module {
         drop(state);
         self.release_fallback(released);
         // SAFETY: current now; under the loading lock it cannot be replaced or retired.
-        let generation = unsafe { generation.as_ref() };
+        let current = unsafe { generation.as_ref() };
         Live {
-            number: generation.number,
-            path: generation.origin.clone().unwrap_or_default(),
+            number: current.number,
+            path: current.origin.clone().unwrap_or_default(),
+            generation: generation.as_ptr(),
         }
     }
 
@@ -345,7 +525,9 @@ impl Module {
     }
 
     /// Makes the fallback of `generation` current again, if `generation` is still current and
-    /// under probation, and no load is in progress (that load decides what is current).
+    /// under probation, and no load is in progress (that load decides what is current). The
+    /// module's state goes back with it (see `state.rs`); if the fallback cannot take it,
+    /// `generation` stays current with its state and an [`Event::Rejected`] says why.
     fn roll_back(&'static self, generation: &Generation, streak: u32, calls: u32) {
         let Ok(_loading) = self.loading.try_lock() else {
             return;
@@ -358,23 +540,86 @@ impl Module {
         if fallback.is_null() {
             return;
         }
+        drop(state);
+        let reason = format!("{streak} calls in a row panicked among its first {calls}");
         // SAFETY: the fallback is pinned by the probation we just ended (released below).
-        let to = unsafe { &*fallback }.number;
+        let back = unsafe { &*fallback };
+        let to = back.number;
+        // The state goes back too, by the same steps as a load (state.rs), from the failing
+        // generation to the fallback; the trial first, before anything changes.
+        let path = back
+            .origin
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("the built-in code (generation 0)"));
+        // SAFETY: both descriptors are verified (or the host's own), and both libraries stay
+        // loaded while the hand-over is used: the caller runs a call of `generation` (it holds a
+        // hazard slot or a pin), and the fallback is pinned until `release_fallback` below.
+        let handed = unsafe {
+            Handoff::begin(
+                self.name(),
+                &path,
+                self.descriptor_of(generation),
+                self.descriptor_of(back),
+                generation.number,
+            )
+        };
+        let not_rolled_back = |error: Error| match error {
+            Error::State {
+                module,
+                path,
+                message,
+            } => Error::State {
+                module,
+                path,
+                message: format!(
+                    "rolling back from generation {} ({reason}) failed: {message}",
+                    generation.number
+                ),
+            },
+            other => other,
+        };
+        let handoff = match handed {
+            Ok(handoff) => handoff,
+            Err(error) => {
+                // The failing generation keeps serving, with its state.
+                self.release_fallback(fallback);
+                self.reject(&not_rolled_back(error));
+                return;
+            }
+        };
         let stored = if ptr::eq(fallback, &self.builtin) {
             ptr::null_mut()
         } else {
             fallback.cast_mut()
         };
-        // SeqCst: as in `make_current`.
-        crate::snapshot::publish(|| self.current.store(stored, Ordering::SeqCst));
-        drop(state);
-        self.release_fallback(fallback);
+        crate::snapshot::publish(|| {
+            let _state = self.lock();
+            // SeqCst: as in `make_current`.
+            self.current.store(stored, Ordering::SeqCst);
+        });
         self.changed.notify_all();
+        if let Some(handoff) = handoff {
+            if let Err(error) = self.move_state(&handoff, generation, fallback) {
+                // SAFETY: both libraries are loaded (as for `begin` above).
+                unsafe { handoff.revert(generation.number) };
+                let released =
+                    crate::snapshot::publish(|| self.restore_current(generation, fallback));
+                self.release_fallback(released);
+                self.release_fallback(fallback);
+                self.changed.notify_all();
+                self.reject(&not_rolled_back(error));
+                self.collect();
+                return;
+            }
+            // SAFETY: as above.
+            unsafe { handoff.commit(to) };
+        }
+        self.release_fallback(fallback);
         self.events.emit(Event::RolledBack {
             module: self.name(),
             from: generation.number,
             to,
-            reason: format!("{streak} calls in a row panicked among its first {calls}"),
+            reason,
         });
         self.collect();
     }
@@ -491,22 +736,33 @@ impl Module {
         // collector never retires either).
         let (from, to) = unsafe { (&*current, staged.as_ref()) };
         let path = to.origin.clone().unwrap_or_default();
-        // SAFETY: both descriptors are verified (or the host's own), their libraries loaded.
+        // SAFETY: both descriptors are verified (or the host's own), their libraries loaded
+        // while the hand-over is used: the current one is pinned below before it stops being
+        // current, the staged one stays live under the loading lock.
         let handed = unsafe {
-            crate::state::hand_over(
+            Handoff::begin(
                 self.name(),
                 &path,
                 self.descriptor_of(from),
                 self.descriptor_of(to),
+                from.number,
             )
         };
-        if let Err(error) = handed {
-            self.lock().staged = None;
-            self.reject(&error);
-            self.collect();
-            return None;
-        }
-        let number = to.number;
+        let handoff = match handed {
+            Ok(handoff) => handoff,
+            Err(error) => {
+                self.lock().staged = None;
+                self.reject(&error);
+                self.collect();
+                return None;
+            }
+        };
+        let outgoing = handoff.as_ref().map(|_| self.pin_locked());
+        let live = Live {
+            number: to.number,
+            path,
+            generation: staged.as_ptr(),
+        };
         let released = crate::snapshot::publish(|| {
             let mut state = self.lock();
             state.staged = None;
@@ -516,7 +772,20 @@ impl Module {
             released
         });
         self.release_fallback(released);
-        self.went_live(number, &path, started);
+        let Some(outgoing) = outgoing else {
+            return Some(self.announce(live, started));
+        };
+        let swap = self.swap(outgoing, &live, handoff);
+        if let Err(error) = swap.move_state() {
+            swap.revert_state();
+            let released = crate::snapshot::publish(|| swap.restore());
+            self.reject(&error);
+            swap.undone(released);
+            return None;
+        }
+        swap.commit();
+        let number = self.announce(live, started);
+        swap.done();
         Some(number)
     }
 

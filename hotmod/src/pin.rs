@@ -563,3 +563,29 @@ pub(crate) fn hazards() -> Vec<*const Generation> {
         .map(|p| p.cast_const())
         .collect()
 }
+
+/// Whether a plain call of another thread may still run in `generation`: that thread's call
+/// slots (the fast one or the heap one; not the `pin` slot, held only while a count is raised)
+/// hold it. The calling thread's own slots are left out: a swap made from inside a call of
+/// `generation` (a rollback is decided in the call that panicked) must not wait for itself.
+///
+/// Used by a swap that moves state (`Module::drain`): after the swap that made `generation` not
+/// current and a successful `os::process_barrier`, a `false` stays `false` — a new plain call
+/// re-reads `current` after publishing and goes to the new generation. Not seen: plain calls
+/// pinned by count (nested more than two deep, or during thread teardown), and calls of
+/// generation 0, which take no pin.
+pub(crate) fn running_elsewhere(generation: *const Generation) -> bool {
+    let own = SLOT.try_with(|owner| ptr::from_ref(owner.0)).ok();
+    let slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+    slots
+        .iter()
+        .filter(|slot| own != Some(ptr::from_ref::<HazardSlot>(slot)))
+        .any(|slot| {
+            let fast = slot.fast.load(Ordering::Acquire);
+            // SAFETY: a registered `CALL_SLOT` stays allocated until its thread clears `fast`,
+            // which it does under the lock we hold.
+            let fast = unsafe { fast.as_ref() }
+                .map_or(ptr::null_mut(), |fast| fast.load(Ordering::SeqCst));
+            ptr::eq(fast, generation) || ptr::eq(slot.call.load(Ordering::SeqCst), generation)
+        })
+}

@@ -81,6 +81,10 @@ macro_rules! snapshot {
 /// initialised first; only if all pass do they all become current, in one step for
 /// [`snapshot()`]. If any is rejected, none changes and the first error is returned. Returns the
 /// new generation numbers in order. Staged mode does not apply: the point is one switch.
+///
+/// Module state (`#[hotmod::state]`) moves as in a single load (see [`State`](crate::State)):
+/// tried for every module before any switch; if a module's final hand-over fails after the
+/// switch, every module goes back to its previous generation, state and all.
 #[cfg(feature = "reload")]
 pub fn load_all<'a>(
     loads: impl IntoIterator<Item = (&'static Module, &'a std::path::Path)>,
@@ -114,9 +118,14 @@ pub fn load_all<'a>(
             }
         }
     }
+    // The trial hand-over of every module's state (state.rs): a failure here changes nothing.
     let commits = candidates
         .into_iter()
-        .map(|(module, candidate)| module.hand_over(candidate).map(|c| (module, c)))
+        .map(|(module, candidate)| {
+            module
+                .hand_over(candidate)
+                .map(|(ready, handoff)| (module, ready, handoff))
+        })
         .collect::<Result<Vec<_>, _>>();
     let commits = match commits {
         Ok(commits) => commits,
@@ -125,15 +134,52 @@ pub fn load_all<'a>(
             return Err(error);
         }
     };
-    let numbers = publish(|| {
+    // Every outgoing generation stays loaded until the swap is complete: its state sealed, or
+    // it current again.
+    let outgoing: Vec<_> = commits
+        .iter()
+        .map(|(module, _, _)| module.pin_locked())
+        .collect();
+    let lives = publish(|| {
         commits
             .into_iter()
-            .map(|(module, ready)| (module, module.make_current(ready)))
+            .map(|(module, ready, handoff)| (module, module.make_current(ready), handoff))
             .collect::<Vec<_>>()
     });
+    let (lives, swaps): (Vec<_>, Vec<_>) = lives
+        .into_iter()
+        .zip(outgoing)
+        .map(|((module, live, handoff), from)| {
+            let swap = module.swap(from, &live, handoff);
+            ((module, live), swap)
+        })
+        .unzip();
+    // Each module's state moves; if any cannot, every module goes back, state and all.
+    if let Some((module, error)) = swaps
+        .iter()
+        .zip(&lives)
+        .find_map(|(swap, (module, _))| swap.move_state().err().map(|e| (*module, e)))
+    {
+        for swap in &swaps {
+            swap.revert_state();
+        }
+        let released = publish(|| swaps.iter().map(|swap| swap.restore()).collect::<Vec<_>>());
+        module.reject(&error);
+        for (swap, released) in swaps.into_iter().zip(released) {
+            swap.undone(released);
+        }
+        return Err(error);
+    }
+    for swap in &swaps {
+        swap.commit();
+    }
     drop(guards);
-    Ok(numbers
+    let numbers = lives
         .into_iter()
         .map(|(module, live)| module.announce(live, started))
-        .collect())
+        .collect();
+    for swap in swaps {
+        swap.done();
+    }
+    Ok(numbers)
 }

@@ -18,6 +18,9 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The variants of `fixtures/state_fixture` (see its build.rs).
 pub const STATE_VARIANTS: &[&str] = &["s1", "s2", "s2nomigrate", "s2badmigrate"];
 
+/// The variants of `fixtures/counter_fixture` (see its build.rs).
+pub const COUNTER_VARIANTS: &[&str] = &["c1", "c2", "c1bad", "c2bad", "c2flaky", "c1nodown"];
+
 /// Copying, editing and building module crates, shared with the examples.
 #[path = "../../examples/shared/crate_copy.rs"]
 pub mod crate_copy;
@@ -109,6 +112,12 @@ fn build_fixture(name: &str) -> PathBuf {
         variant if STATE_VARIANTS.contains(&variant) => build(
             "state_fixture",
             "state_fixture",
+            variant,
+            &[("HOTMOD_FIXTURE", variant)],
+        ),
+        variant if COUNTER_VARIANTS.contains(&variant) => build(
+            "counter_fixture",
+            "counter_fixture",
             variant,
             &[("HOTMOD_FIXTURE", variant)],
         ),
@@ -319,6 +328,45 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+}
+
+impl TempDir {
+    /// A fresh directory under this checkout's `target/hotmod-tmp/`, for crates the built-in
+    /// rebuild must build: it refuses a crate below a directory others may write, such as `/tmp`.
+    pub fn in_target(label: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = workspace()
+            .join("target")
+            .join("hotmod-tmp")
+            .join(format!("{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir under target");
+        TempDir(dir)
+    }
+}
+
+/// Whether hotmod's built-in rebuild may build crates of this checkout. It refuses a crate below
+/// a directory every user may write (a checkout under `/tmp`, say: anyone could plant a
+/// `.cargo/config.toml` there). A test that needs a rebuild returns early where it cannot, and
+/// says why on stderr.
+pub fn rebuilds_allowed_here(test: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let workspace = workspace();
+    for dir in workspace.ancestors() {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o002 != 0 {
+            eprintln!(
+                "{test}: skipped: {} lets every user write it, so hotmod's rebuild refuses the \
+                 crates of this checkout below it (see docs/guarantees.md)",
+                dir.display()
+            );
+            return false;
+        }
+    }
+    true
 }
 
 impl Drop for TempDir {

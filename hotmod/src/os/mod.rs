@@ -8,7 +8,9 @@
 //! - `still_mapped(path)`: whether a library was really unloaded.
 //! - `open_library(path, bytes)` and `ThreadExit`: `dlopen`, and what keeps the library's
 //!   thread-exit callbacks from pinning it or outliving it (`linux_tls.rs` on glibc).
-//! - `check_path(path)`: who besides this user could have written the file (`unix_security.rs`).
+//! - `check_path(path)`: who besides this user could have written the file (`unix_security.rs`,
+//!   with the access ACL from `linux_acl.rs` on Linux); `Checker` and `Rules`: the same checks
+//!   for the built-in rebuild's inputs.
 //! - `create_locked_dir`, `remove_locked_dir`, `DirLock` and `reclaim_orphans`: private
 //!   directories that carry a lock while their owner lives, and the removal of those whose owner
 //!   is gone (`unix_reclaim.rs`; elsewhere no lock, nothing reclaimed).
@@ -42,12 +44,22 @@ pub(crate) use thread_exit_none::{open_library, ThreadExit};
 #[cfg(unix)]
 mod unix_security;
 #[cfg(unix)]
-pub(crate) use unix_security::check_path;
+pub(crate) use unix_security::{check_path, Checker, Insecure, Rules};
+
+// The access ACL `unix_security.rs` weighs with the mode bits: read on Linux, none elsewhere.
+#[cfg(target_os = "linux")]
+mod linux_acl;
+#[cfg(target_os = "linux")]
+use linux_acl as acl;
+#[cfg(all(unix, not(target_os = "linux")))]
+mod acl_none;
+#[cfg(all(unix, not(target_os = "linux")))]
+use acl_none as acl;
 
 #[cfg(not(unix))]
 mod security_none;
 #[cfg(not(unix))]
-pub(crate) use security_none::check_path;
+pub(crate) use security_none::{check_path, Checker, Insecure, Rules};
 
 #[cfg(unix)]
 mod unix_reclaim;
