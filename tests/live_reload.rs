@@ -395,3 +395,31 @@ fn a_bare_file_name_is_watched_in_the_working_directory() {
     assert_eq!(hello::version(), 2);
     module.unwatch();
 }
+
+/// A file that is not a complete library and stays so (no writer at work: no change follows
+/// within the watcher's quiet period) is reported as rejected, naming the cause; the current
+/// generation keeps serving.
+#[test]
+fn a_file_that_stays_incomplete_is_reported() {
+    let _serial = support::serial();
+    let dir = support::TempDir::new("stays-incomplete");
+    let artifact = start_watching(dir.path());
+    let events = hello::module().subscribe();
+    let before = hello::module().generation();
+
+    let incoming = dir.path().join("incoming.tmp");
+    fs::write(&incoming, b"not a library at all").expect("write");
+    fs::rename(&incoming, &artifact).expect("publish");
+
+    let rejected = next_event(&events, "rejected", |e| matches!(e, Event::Rejected { .. }));
+    let Event::Rejected { error, .. } = rejected else {
+        unreachable!()
+    };
+    assert!(
+        matches!(error, Error::NotALibrary { .. }),
+        "unexpected refusal: {error}"
+    );
+    assert_eq!(hello::module().generation(), before);
+    assert_eq!(hello::version(), 1);
+    hello::module().unwatch();
+}
