@@ -4,9 +4,10 @@
 //! - `current` is null while generation 0 (the compiled-in code) is current, else it points to
 //!   a generation in `State::live`. It is only stored under the state lock.
 //! - `State::live` owns every loaded generation that has not retired, current included.
-//! - A generation leaves `live` (and is unloaded) only in `collect`, under the lock, when it is
-//!   not current, its pin count is 0, and no thread's hazard slot holds it after a process-wide
-//!   barrier (the protocol is described in `pin.rs`).
+//! - A generation leaves `live` only in `collect`, under the lock, when it is not current, its
+//!   pin count is 0, and no thread's hazard slot holds it after a process-wide barrier (the
+//!   protocol is described in `pin.rs`). It is unloaded afterwards by a thread that holds no
+//!   lock of hotmod's (see `Hold`, which also gives the lock order).
 
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
@@ -120,13 +121,19 @@ impl Swap {
         }
     }
 
-    /// After `move_state` succeeded: the incoming copies become ready, the outgoing ones drop
-    /// their values.
+    /// After `move_state` succeeded: the incoming copies become ready. The outgoing ones keep
+    /// their moved values until their generation retires (`Module::retire` drops them with no
+    /// lock held: a value's `Drop` is module code, which may call back into hotmod); generation
+    /// 0, which never retires, drops them now.
     pub(crate) fn commit(&self) {
         if let Some(handoff) = &self.handoff {
             // SAFETY: both libraries are loaded: the outgoing generation is pinned, the incoming
             // one is current under the loading lock.
             unsafe { handoff.commit(self.number) };
+            if ptr::eq(self.from, &self.module.builtin) {
+                // SAFETY: as above.
+                unsafe { handoff.drop_old(self.number) };
+            }
         }
     }
 
@@ -369,8 +376,13 @@ impl Module {
     }
 
     /// Serialises loads of this module (from callers, the watcher, the rebuild, `load_all`).
-    pub(crate) fn lock_loading(&self) -> MutexGuard<'_, ()> {
-        self.loading.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Generations retired meanwhile are unloaded once this thread holds no loading lock (see
+    /// [`Hold`]).
+    pub(crate) fn lock_loading(&self) -> Loading<'_> {
+        Loading {
+            _lock: self.loading.lock().unwrap_or_else(PoisonError::into_inner),
+            _hold: Hold::new(),
+        }
     }
 
     /// Reads, verifies and loads `path` and runs its on_load function: a generation in all but
@@ -529,8 +541,12 @@ impl Module {
     /// module's state goes back with it (see `state.rs`); if the fallback cannot take it,
     /// `generation` stays current with its state and an [`Event::Rejected`] says why.
     fn roll_back(&'static self, generation: &Generation, streak: u32, calls: u32) {
-        let Ok(_loading) = self.loading.try_lock() else {
+        let Ok(lock) = self.loading.try_lock() else {
             return;
+        };
+        let _loading = Loading {
+            _lock: lock,
+            _hold: Hold::new(),
         };
         let state = self.lock();
         if !ptr::eq(self.current_ptr(), generation) {
@@ -657,12 +673,12 @@ impl Module {
     }
 
     /// Tells waiters and subscribers that `live` is current, and retires what that freed.
-    pub(crate) fn announce(&self, live: Live, started: Instant) -> u64 {
+    pub(crate) fn announce(&'static self, live: Live, started: Instant) -> u64 {
         self.went_live(live.number, &live.path, started);
         live.number
     }
 
-    fn went_live(&self, number: u64, path: &Path, started: Instant) {
+    fn went_live(&'static self, number: u64, path: &Path, started: Instant) {
         self.changed.notify_all();
         self.events.emit(Event::Loaded {
             module: self.name(),
@@ -1002,7 +1018,7 @@ impl Module {
     }
 
     /// Unloads every generation that is not current and that nothing uses any more.
-    pub(crate) fn collect(&self) {
+    pub(crate) fn collect(&'static self) {
         let mut state = self.lock();
         let current = self.current_ptr_seqcst();
         let staged = state.staged;
@@ -1037,35 +1053,191 @@ impl Module {
             return;
         }
         state.live = live;
-        // Unload outside the lock: a library's destructors are module code and may call back
-        // into hotmod.
+        // Unload outside the state lock, and outside any loading lock this thread holds: module
+        // code runs while a library unloads, and may call back into hotmod (see `Hold`).
         drop(state);
-        let mut blocked = Vec::new();
+        let hold = Hold::new();
         for generation in retiring {
-            // SAFETY: the generation left `live`, is not current or staged, has no pins and no
-            // hazard: nothing can reach it any more, and we own the allocation made in `install`.
-            let generation = unsafe { Box::from_raw(generation.as_ptr()) };
-            let Generation {
-                number, library, ..
-            } = *generation;
-            let module = self.name();
-            match library.map_or(Ok(()), LoadedLibrary::unload_or_reason) {
-                Ok(()) => self.events.emit(Event::Retired {
+            hold.defer(Retiring {
+                module: self,
+                generation,
+            });
+        }
+        drop(hold);
+    }
+
+    /// Unloads a generation `collect` took out of `live`, and says so. Module code runs here:
+    /// call it only as [`Hold`] does, with no lock held.
+    fn retire(&'static self, generation: NonNull<Generation>) {
+        // SAFETY: `collect` took the generation out of `live` when it was not current or staged,
+        // had no pins and no hazard: nothing can reach it any more. We own the allocation made
+        // in `admit`, handed to exactly one `retire` (through one `Retiring`).
+        let generation = unsafe { Box::from_raw(generation.as_ptr()) };
+        self.drop_state_values(&generation);
+        let Generation {
+            number, library, ..
+        } = *generation;
+        let module = self.name();
+        match library.map_or(Ok(()), LoadedLibrary::unload_or_reason) {
+            Ok(()) => self.events.emit(Event::Retired {
+                module,
+                generation: number,
+            }),
+            Err(reason) => {
+                // Listed first: a subscriber that sees the event finds it in `unload_blocked()`.
+                self.lock().unload_blocked.push(number);
+                self.events.emit(Event::RetireBlocked {
                     module,
                     generation: number,
-                }),
-                Err(reason) => {
-                    blocked.push(number);
-                    self.events.emit(Event::RetireBlocked {
-                        module,
-                        generation: number,
-                        reason,
-                    });
-                }
+                    reason,
+                });
             }
         }
-        if !blocked.is_empty() {
-            self.lock().unload_blocked.extend(blocked);
+    }
+}
+
+impl Module {
+    /// Drops the values a retiring generation's `#[hotmod::state]` copies still hold (a copy
+    /// keeps its value after it moved, see `Swap::commit`), before its library unloads. Their
+    /// `Drop` is module code, run here with no lock held.
+    fn drop_state_values(&self, generation: &Generation) {
+        if generation.descriptor.is_null() {
+            return;
+        }
+        // SAFETY: a loaded generation's descriptor lives in its library, which is still loaded
+        // (the caller unloads it afterwards); verified, so its states slice is whole.
+        let states = unsafe { (*generation.descriptor).states.as_slice() };
+        if states.is_empty() {
+            return;
+        }
+        // Named in the message of an access to a moved copy; none can come any more.
+        let to = self.generation();
+        for entry in states {
+            // SAFETY: mark trampolines take `StateMark` and return `()` (ABI contract); the
+            // library is loaded (above).
+            let marked = unsafe {
+                pin::invoke::<crate::abi::StateMark, ()>(
+                    entry.mark,
+                    crate::abi::StateMark::Moved { to },
+                )
+            };
+            if let Err(panic) = marked {
+                // SAFETY: as above.
+                let name = unsafe { entry.name.as_str() };
+                tracing::warn!(
+                    target: "hotmod",
+                    "{}: state `{name}`: dropping its value as generation {} retired panicked: {panic}",
+                    self.name(),
+                    generation.number
+                );
+            }
+        }
+    }
+}
+
+/// A module's loading lock, held (from [`Module::lock_loading`]). Dropping it releases the lock,
+/// then unloads what this thread retired meanwhile if it holds no other loading lock.
+pub(crate) struct Loading<'a> {
+    // Fields drop in order: the lock is released before `_hold` unloads anything.
+    _lock: MutexGuard<'a, ()>,
+    _hold: Hold,
+}
+
+/// A generation `collect` retired, waiting to be unloaded by this thread.
+struct Retiring {
+    module: &'static Module,
+    generation: NonNull<Generation>,
+}
+
+thread_local! {
+    /// How many [`Hold`]s this thread has.
+    static HOLDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// What this thread retired while it had a `Hold`: a boxed list, or null. A raw pointer
+    /// rather than a `Vec` so that the thread-local has no destructor and stays usable while the
+    /// thread exits (thread-exit destructors may load and retire too).
+    static DEFERRED: std::cell::Cell<*mut Vec<Retiring>> =
+        const { std::cell::Cell::new(ptr::null_mut()) };
+}
+
+/// While a thread has a `Hold`, the generations it retires wait; when its last `Hold` ends, it
+/// unloads them, and keeps a hold while it does.
+///
+/// # Lock order
+///
+/// hotmod's locks, outermost first: the loading locks (one per module, held for a whole load;
+/// `load_all` takes several, in address order) → the snapshot writer lock
+/// (`snapshot::publish`) → a module's state lock → locks that each guard one structure and are
+/// released before another is taken (the events hub, the hazard slot registry, a library's
+/// thread-exit gate, the redirected keys). Module code never runs under the state lock or the
+/// writer lock, and under a loading lock only in the steps of that load itself (`on_load`, the
+/// state hand-over), never in an unload.
+///
+/// # Why unloading waits for the locks to go
+///
+/// Unloading a library runs module code: its ELF finalisers, on the unloading thread inside
+/// `dlclose`; and its thread-exit destructors already running on other threads, which unloading
+/// waits for (`os/linux_tls.rs`). That code may call back into hotmod — `load`, `reload`,
+/// `apply_staged` take the loading lock, `live_generations` the state lock — so a thread unloads
+/// only when it holds neither: `collect` takes generations out of `live` under the state lock,
+/// releases it, and hands them to its `Hold`. A thread without a loading lock unloads them
+/// there and then; one inside a load (a `Loading` guard holds a `Hold`) unloads them once it has
+/// released its last loading lock, still inside `load` or `apply_staged`, before they return.
+/// While it unloads it keeps a hold, so module code that loads and retires again (a finaliser
+/// that loads retires the generation it replaced) adds to the list: that library unloads after
+/// the `dlclose` in progress has returned, never inside it.
+struct Hold {
+    /// A `Hold` counts on its own thread's thread-locals: not `Send`.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+impl Hold {
+    fn new() -> Hold {
+        HOLDS.set(HOLDS.get() + 1);
+        Hold {
+            _thread: std::marker::PhantomData,
+        }
+    }
+
+    /// Unloads `retiring` when this thread's last `Hold` ends.
+    fn defer(&self, retiring: Retiring) {
+        let mut list = DEFERRED.get();
+        if list.is_null() {
+            list = Box::into_raw(Box::<Vec<Retiring>>::default());
+            DEFERRED.set(list);
+        }
+        // SAFETY: `list` came from `Box::into_raw` (here or in an earlier `defer` on this
+        // thread) and is owned through `DEFERRED` until `Drop` takes it back; only this thread
+        // reaches it, and no reference to it lives across a call.
+        unsafe { (*list).push(retiring) };
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        /// Puts the count back even if an unload panics.
+        struct Count(usize);
+        impl Drop for Count {
+            fn drop(&mut self) {
+                HOLDS.set(self.0);
+            }
+        }
+        let holds = HOLDS.get();
+        let _count = Count(holds.saturating_sub(1));
+        if holds > 1 {
+            return;
+        }
+        // The last hold: unload, still holding (see the type's docs).
+        loop {
+            let list = DEFERRED.replace(ptr::null_mut());
+            if list.is_null() {
+                break;
+            }
+            // SAFETY: made by `Box::into_raw` in `defer` and just taken out of `DEFERRED`:
+            // owned here.
+            let list = unsafe { Box::from_raw(list) };
+            for retiring in *list {
+                retiring.module.retire(retiring.generation);
+            }
         }
     }
 }

@@ -50,7 +50,8 @@
 //! that ran before the seal is in the serialized value, one after it is refused. The new copy is
 //! pending from before its generation can be reached until the final value is in it, so nothing
 //! written to it can be overwritten by the import. A failed final import puts the old copy back
-//! to ready with the value it kept (take does not drop it; only the commit does), so undoing
+//! to ready with the value it kept (take does not drop it: a moved copy's value is dropped when
+//! its generation retires, with no lock held, or at the commit for generation 0), so undoing
 //! loses nothing either. The outgoing generation is pinned during the swap, so its library
 //! cannot unload before its copies are sealed.
 //!
@@ -450,18 +451,27 @@ impl Handoff {
         Ok(())
     }
 
-    /// After a successful seal: the new copies become ready (their waiting accesses run), the
-    /// old copies drop their values (they stay moved to `to`).
+    /// After a successful seal: the new copies become ready (their waiting accesses run). The
+    /// old copies, moved since the seal, keep their values: a loaded generation's are dropped
+    /// when it retires, with no lock held (`Module::retire`), generation 0's by
+    /// [`drop_old`](Self::drop_old).
     ///
     /// # Safety
     /// Both libraries are still loaded.
-    pub(crate) unsafe fn commit(&self, to: u64) {
+    pub(crate) unsafe fn commit(&self, _to: u64) {
         for &new in self.new_copies() {
             // SAFETY: entries of loaded libraries (this function's contract).
             unsafe { self.mark(new, StateMark::Ready) };
         }
+    }
+
+    /// After `commit`: drops the old copies' values (they stay moved to `to`).
+    ///
+    /// # Safety
+    /// Both libraries are still loaded.
+    pub(crate) unsafe fn drop_old(&self, to: u64) {
         for &old in self.old_copies() {
-            // SAFETY: as above.
+            // SAFETY: entries of loaded libraries (this function's contract).
             unsafe { self.mark(old, StateMark::Moved { to }) };
         }
     }

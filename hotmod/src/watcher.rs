@@ -1,38 +1,115 @@
 //! Loading each new build of a module's artifact as it lands.
 //!
-//! The watcher listens (through `notify`: inotify on Linux) to the artifact's directory and
-//! reacts to the ways a library gets published: cargo's hard link of the final name (a create),
-//! a rename over the final name, and a writer closing the file after writing it in place. There
-//! is no fixed debounce: each change is handled at once, after draining changes that queued
-//! meanwhile, so a burst produces one load.
+//! # When the watcher looks
 //!
-//! A file that is not yet a complete library (a writer still at work) is skipped silently and
-//! retried at the next change; if no change comes within [`QUIET`], it is reported as rejected.
-//! A file whose bytes equal the newest generation's is not reloaded (`Event::Unchanged`).
+//! The watcher listens (through `notify`: inotify on Linux) to the artifact's directory and
+//! reacts only to the ways a finished library gets to the watched name:
+//!
+//! - a hard link made to it (cargo's way: the build is written under `deps/`, then linked), or a
+//!   file created there (`Create`);
+//! - a rename over it (`Modify(Name)`, the destination of the rename);
+//! - a writer closing it after writing (`Access(Close(Write))`: inotify's `IN_CLOSE_WRITE`).
+//!
+//! Never to data modifications: a writer at work modifies the file many times, and a file whose
+//! final size was set first (`set_len`) and whose header was written first passes every check
+//! of a complete library long before its last byte is written. (Off Linux, where the backends
+//! report no closes, data modifications trigger a look too; see below.)
+//!
+//! There is no fixed debounce: each change is handled at once, after draining changes that queued
+//! meanwhile, so a burst produces one load. A file whose bytes equal the newest generation's is
+//! not reloaded (`Event::Unchanged`).
+//!
+//! # What it assumes of writers
+//!
+//! A file is complete when no one has it open for writing any more. A writer that writes the
+//! watched name in place writes it in one open, however slowly (`fs::write`, `fs::copy`, `cp`, a
+//! linker); a tool that closes the file between chunks and opens it again must write under
+//! another name and rename or link the result into place: between its close and its next open
+//! nothing tells its pause from its end. (Should the watcher look in such a gap, the checks of a
+//! complete library skip a file cut short, silently, until the next change; a file that passes
+//! them but fails to load is reported as rejected.)
+//!
+//! # Files still open for writing
+//!
+//! On Linux each look starts by taking a read lease on the file (`fcntl(F_SETLEASE, F_RDLCK)`),
+//! which the kernel grants only while no one — any process, this one included — has the file
+//! open for writing:
+//!
+//! - Refused (`EAGAIN`): someone still writes it (the writer whose `create` the watcher just saw,
+//!   or a second writer while another one closed), so the file is not read and the watcher waits
+//!   for the next change, looking again every [`QUIET`] meanwhile (a writer that opened the file
+//!   under another name, e.g. its `deps/` copy, sends no event here when it closes). A file open
+//!   for writing is never loaded and never reported.
+//! - Granted: the lease is held until the look ends, so a writer that opens the file meanwhile
+//!   waits in its `open` until then (at most the kernel's `lease-break-time`, 45 s by default; an
+//!   `O_NONBLOCK` open fails with `EWOULDBLOCK` instead): the bytes cannot change while they are
+//!   read. The kernel tells a lease holder of such an opener with a signal; the watcher asks for
+//!   `SIGURG`, which is ignored unless the process handles it, and then directs it to no process.
+//!
+//! A lease needs a file of this user's (or `CAP_LEASE`) on a file system that supports leases.
+//! Where none can be taken, and off Linux, the watcher goes by the events alone, with one more
+//! rule: a `Create` of a file with a single link is a writer creating it in place (cargo's hard
+//! link gives two links), so it waits for that writer's close, a rename, or [`QUIET`].
+//!
+//! A file that is not a complete library when the watcher looks (cut short, say) is skipped
+//! silently and looked at again at the next change; if no change comes within [`QUIET`], it is
+//! reported as rejected.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::error::Error;
 use crate::events::Event;
 use crate::module::Module;
 
-/// How long an incomplete file may stay without further changes before it is reported.
+/// How long an incomplete file may stay without further changes before it is reported, and how
+/// often a file open for writing is looked at again.
 const QUIET: Duration = Duration::from_secs(2);
+
+/// Whether the platform's backend reports a writer's close (`IN_CLOSE_WRITE`). Where it does
+/// not, data modifications must trigger a look, or a file written in place would never load.
+const CLOSE_EVENTS: bool = cfg!(target_os = "linux");
 
 /// A running watcher; dropping it stops watching and ends its thread.
 pub(crate) struct Watcher {
     _inner: RecommendedWatcher,
 }
 
+/// What the changes since the last look were.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Trigger {
+    /// A file was created at the name (a hard link, or a writer's `create`).
+    created: bool,
+    /// A rename to the name, a writer's close, or (without close events) a write.
+    published: bool,
+}
+
+impl Trigger {
+    const CREATED: Trigger = Trigger {
+        created: true,
+        published: false,
+    };
+    const PUBLISHED: Trigger = Trigger {
+        created: false,
+        published: true,
+    };
+
+    fn and(self, other: Trigger) -> Trigger {
+        Trigger {
+            created: self.created || other.created,
+            published: self.published || other.published,
+        }
+    }
+}
+
 enum Signal {
-    /// The artifact changed at this instant.
-    Changed(Instant),
+    /// The artifact changed at this instant, in this way.
+    Changed(Instant, Trigger),
     /// The OS watcher reported an error.
     Failed(String),
 }
@@ -57,8 +134,10 @@ impl Watcher {
         let mut inner =
             notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
                 let signal = match result {
-                    Ok(event) if publishes(&event, &name) => Signal::Changed(Instant::now()),
-                    Ok(_) => return,
+                    Ok(event) => match trigger(&event, &name) {
+                        Some(trigger) => Signal::Changed(Instant::now(), trigger),
+                        None => return,
+                    },
                     Err(error) => Signal::Failed(error.to_string()),
                 };
                 // The receiver is gone only when the watcher is being dropped.
@@ -77,73 +156,357 @@ impl Watcher {
     }
 }
 
-/// Whether `event` may have put a new library at the watched file name.
-fn publishes(event: &notify::Event, name: &OsString) -> bool {
-    let kind = matches!(
-        event.kind,
-        EventKind::Create(_)
-            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
-            | EventKind::Access(AccessKind::Close(AccessMode::Write))
-            | EventKind::Any
-    );
-    kind && event
-        .paths
-        .iter()
-        .any(|p| p.file_name() == Some(name.as_os_str()))
+/// How `event` may have put a new library at the watched file name `name`, if it may have.
+fn trigger(event: &notify::Event, name: &OsStr) -> Option<Trigger> {
+    let named = |path: &PathBuf| path.file_name() == Some(name);
+    let at_name = match event.kind {
+        // The name was renamed away: nothing new is there.
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)) => false,
+        // [from, to]: only the destination counts.
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            event.paths.last().is_some_and(named)
+        }
+        _ => event.paths.iter().any(named),
+    };
+    if !at_name {
+        return None;
+    }
+    match event.kind {
+        EventKind::Create(_) => Some(Trigger::CREATED),
+        EventKind::Modify(ModifyKind::Name(_))
+        | EventKind::Access(AccessKind::Close(AccessMode::Write))
+        // Backends that cannot say what changed.
+        | EventKind::Modify(ModifyKind::Any)
+        | EventKind::Any => Some(Trigger::PUBLISHED),
+        EventKind::Modify(ModifyKind::Data(_)) if !CLOSE_EVENTS => Some(Trigger::PUBLISHED),
+        _ => None,
+    }
 }
 
-/// The watcher thread: one load attempt per batch of changes.
+/// The watcher thread: one look per batch of changes.
 fn run(module: &'static Module, path: &Path, signals: &Receiver<Signal>) {
-    // When the oldest change not yet loaded happened (set while a file is incomplete).
-    let mut pending: Option<Instant> = None;
+    // Set while changes have not led to a load: when the first of them happened, and what they
+    // were (the file was incomplete, or open for writing).
+    let mut pending: Option<(Instant, Trigger)> = None;
     loop {
         let signal = match pending {
             None => signals.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(_) => signals.recv_timeout(QUIET),
         };
-        let changed_at = match signal {
-            Ok(Signal::Changed(at)) => at,
+        let (changed_at, trigger) = match signal {
+            Ok(Signal::Changed(at, trigger)) => (at, trigger),
             Ok(Signal::Failed(message)) => {
-                module.emit(Event::WatchFailed {
-                    module: module.name(),
-                    message: format!("watching {}: {message}", path.display()),
-                });
+                watch_failed(module, path, &message);
                 continue;
             }
             Err(RecvTimeoutError::Timeout) => {
-                // Still incomplete after a quiet period: not a writer at work, a bad file.
-                if let Some(at) = pending.take() {
-                    attempt(module, path, at, true);
+                // No change for a quiet period: look again. A file no one writes that is still
+                // incomplete is not a writer at work but a bad file, and is reported now.
+                if let Some((since, trigger)) = pending {
+                    if look(module, path, since, trigger, true) {
+                        pending = None;
+                    }
                 }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        let first = *pending.get_or_insert(changed_at);
-        // Coalesce whatever queued meanwhile into this attempt.
+        let (since, mut trigger) = match pending {
+            Some((since, before)) => (since, before.and(trigger)),
+            None => (changed_at, trigger),
+        };
+        // Coalesce whatever queued meanwhile into this look.
         while let Ok(signal) = signals.try_recv() {
-            if let Signal::Failed(message) = signal {
-                module.emit(Event::WatchFailed {
-                    module: module.name(),
-                    message: format!("watching {}: {message}", path.display()),
-                });
+            match signal {
+                Signal::Changed(_, more) => trigger = trigger.and(more),
+                Signal::Failed(message) => watch_failed(module, path, &message),
             }
         }
-        if attempt(module, path, first, false) {
-            pending = None;
-        }
+        pending = if look(module, path, since, trigger, false) {
+            None
+        } else {
+            Some((since, trigger))
+        };
     }
 }
 
-/// Loads `path` if it changed; returns false when the file is not (yet) a complete library and
-/// `report_incomplete` is off, so the caller retries at the next change.
-fn attempt(module: &'static Module, path: &Path, since: Instant, report_incomplete: bool) -> bool {
-    match module.install(path, since, true) {
+fn watch_failed(module: &'static Module, path: &Path, message: &str) {
+    module.emit(Event::WatchFailed {
+        module: module.name(),
+        message: format!("watching {}: {message}", path.display()),
+    });
+}
+
+/// Loads `path` unless someone still writes it. Returns false to be called again later: the
+/// file is open for writing, or (unless `report_incomplete`) not yet a complete library or
+/// being created in place; true when this change is dealt with (loaded, unchanged, reported).
+fn look(
+    module: &'static Module,
+    path: &Path,
+    since: Instant,
+    trigger: Trigger,
+    report_incomplete: bool,
+) -> bool {
+    let lease = match lease::take(path) {
+        lease::Lease::Busy => return false,
+        lease::Lease::Held(lease) => Some(lease),
+        lease::Lease::Unavailable => {
+            if !report_incomplete && !trigger.published && created_in_place(path) {
+                return false;
+            }
+            None
+        }
+    };
+    // Under the lease (where there is one): no one can open the file for writing until the load
+    // has read it.
+    let result = module.install(path, since, true);
+    drop(lease);
+    match result {
         Ok(_) => true,
         Err(Error::NotALibrary { .. } | Error::NotFound { .. }) if !report_incomplete => false,
         Err(error) => {
             module.reject(&error);
             true
         }
+    }
+}
+
+/// Whether the file at `path` is one a writer is creating in place: a regular file with a
+/// single link (cargo links its `deps/` copy, which makes two; a symbolic link points at a
+/// file made elsewhere).
+#[cfg(unix)]
+fn created_in_place(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && m.nlink() == 1)
+}
+
+#[cfg(not(unix))]
+fn created_in_place(_path: &Path) -> bool {
+    false
+}
+
+/// Read leases: whether anyone has a file open for writing, and keeping writers out while it is
+/// read (see the module docs).
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "arm",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "loongarch64",
+        target_arch = "powerpc64",
+        target_arch = "s390x"
+    )
+))]
+mod lease {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+
+    /// `F_SETSIG` (`<asm-generic/fcntl.h>`, which these architectures use); the libc crate
+    /// defines it for glibc on none of them.
+    const F_SETSIG: libc::c_int = 10;
+
+    /// What taking a lease found.
+    pub(super) enum Lease {
+        /// No one had the file open for writing; until this is dropped, an `open` for writing
+        /// waits (see the module docs).
+        Held(File),
+        /// Someone has the file open for writing.
+        Busy,
+        /// No lease here (not a regular file, not this user's, a file system without leases):
+        /// the watcher goes by the events alone.
+        Unavailable,
+    }
+
+    /// Takes a read lease on `path`.
+    pub(super) fn take(path: &Path) -> Lease {
+        // Read-only, as a read lease requires; non-blocking, so that a FIFO at the name or
+        // another process's write lease never holds the watcher in `open`.
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        else {
+            return Lease::Unavailable;
+        };
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Lease::Unavailable;
+        }
+        let fd = file.as_raw_fd();
+        // Breaking a lease signals its holder, with SIGIO unless told otherwise, whose default
+        // action ends the process. SIGURG's default is to ignore it.
+        // SAFETY: fcntl on a descriptor `file` owns and keeps open; F_SETSIG takes a signal
+        // number and only changes which signal this open file sends.
+        if unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGURG) } == -1 {
+            return Lease::Unavailable;
+        }
+        // SAFETY: as above; F_SETLEASE takes a lease type, and the lease goes away when `file`
+        // is closed.
+        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } == -1 {
+            return match std::io::Error::last_os_error().raw_os_error() {
+                // The kernel refuses a read lease exactly when the file is open for writing.
+                Some(libc::EAGAIN) => Lease::Busy,
+                _ => Lease::Unavailable,
+            };
+        }
+        // Setting the lease made this process the signal's target; from now on no process is.
+        // A failure leaves SIGURG as the signal, which is harmless too.
+        // SAFETY: as above; F_SETOWN with 0 clears the owner of this open file.
+        unsafe { libc::fcntl(fd, libc::F_SETOWN, 0) };
+        Lease::Held(file)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::{take, Lease};
+        use std::fs::OpenOptions;
+        use std::io::ErrorKind;
+        use std::os::unix::fs::OpenOptionsExt;
+
+        fn temp_file(label: &str) -> std::path::PathBuf {
+            let path = std::env::temp_dir()
+                .join(format!("hotmod-lease-{label}-{}.bin", std::process::id()));
+            std::fs::write(&path, b"library").expect("write the file");
+            path
+        }
+
+        #[test]
+        fn a_file_open_for_writing_is_busy_and_a_closed_one_is_leased() {
+            let path = temp_file("busy");
+            let writer = OpenOptions::new().write(true).open(&path).expect("open");
+            assert!(matches!(take(&path), Lease::Busy), "open for writing");
+            drop(writer);
+            assert!(matches!(take(&path), Lease::Held(_)), "closed again");
+            // Readers do not count.
+            let reader = std::fs::File::open(&path).expect("open to read");
+            assert!(matches!(take(&path), Lease::Held(_)), "open for reading");
+            drop(reader);
+            let _ = std::fs::remove_file(&path);
+        }
+
+        #[test]
+        fn a_held_lease_keeps_writers_out_until_it_is_dropped() {
+            let path = temp_file("held");
+            let Lease::Held(lease) = take(&path) else {
+                panic!("no lease on a closed file of ours");
+            };
+            // A non-blocking open for writing is refused while the lease is held (a blocking one
+            // would wait), and the process is still here: the break's signal did not end it.
+            let refused = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .expect_err("a writer gets in while the lease is held");
+            assert_eq!(refused.kind(), ErrorKind::WouldBlock, "{refused}");
+            drop(lease);
+            OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("a writer gets in once the lease is gone");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// No leases here: the watcher goes by the events alone.
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "arm",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "loongarch64",
+        target_arch = "powerpc64",
+        target_arch = "s390x"
+    )
+)))]
+mod lease {
+    use std::path::Path;
+
+    #[allow(dead_code)]
+    pub(super) enum Lease {
+        Held(()),
+        Busy,
+        Unavailable,
+    }
+
+    pub(super) fn take(_path: &Path) -> Lease {
+        Lease::Unavailable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{trigger, Trigger, CLOSE_EVENTS};
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind,
+        RenameMode,
+    };
+    use std::ffi::OsStr;
+    use std::path::PathBuf;
+
+    fn event(kind: EventKind, paths: &[&str]) -> notify::Event {
+        let mut event = notify::Event::new(kind);
+        for path in paths {
+            event = event.add_path(PathBuf::from(path));
+        }
+        event
+    }
+
+    fn at_lib(kind: EventKind) -> Option<Trigger> {
+        trigger(&event(kind, &["/t/libm.so"]), OsStr::new("libm.so"))
+    }
+
+    #[test]
+    fn publishing_triggers_and_writing_does_not() {
+        assert_eq!(
+            at_lib(EventKind::Create(CreateKind::File)),
+            Some(Trigger::CREATED)
+        );
+        assert_eq!(
+            at_lib(EventKind::Access(AccessKind::Close(AccessMode::Write))),
+            Some(Trigger::PUBLISHED)
+        );
+        assert_eq!(
+            at_lib(EventKind::Modify(ModifyKind::Name(RenameMode::To))),
+            Some(Trigger::PUBLISHED)
+        );
+        let written = at_lib(EventKind::Modify(ModifyKind::Data(DataChange::Any)));
+        if CLOSE_EVENTS {
+            assert_eq!(written, None, "a write is not the end of a write");
+        } else {
+            assert_eq!(written, Some(Trigger::PUBLISHED));
+        }
+        for kind in [
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+        ] {
+            assert_eq!(at_lib(kind), None, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_watched_name_and_a_rename_s_destination_count() {
+        let name = OsStr::new("libm.so");
+        let create = EventKind::Create(CreateKind::File);
+        assert_eq!(trigger(&event(create, &["/t/other.so"]), name), None);
+        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        assert_eq!(
+            trigger(&event(both, &["/t/.tmp", "/t/libm.so"]), name),
+            Some(Trigger::PUBLISHED)
+        );
+        assert_eq!(
+            trigger(&event(both, &["/t/libm.so", "/t/old.so"]), name),
+            None,
+            "renamed away"
+        );
     }
 }

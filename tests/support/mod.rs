@@ -47,8 +47,16 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `target/hotmod-fixtures`, or `target/hotmod-fixtures-<name>` when `RUSTFLAGS` (which the
+/// fixture builds inherit) ask for a sanitizer (`-Zsanitizer=<name>`, scripts/sanitize.sh):
+/// instrumented and plain fixtures never overwrite each other.
 fn fixtures_dir() -> PathBuf {
-    workspace().join("target").join("hotmod-fixtures")
+    let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    let sanitizer = flags
+        .split_whitespace()
+        .find_map(|flag| flag.trim_start_matches("-Z").strip_prefix("sanitizer="));
+    let name = sanitizer.map_or("hotmod-fixtures".into(), |s| format!("hotmod-fixtures-{s}"));
+    workspace().join("target").join(name)
 }
 
 fn dylib(name: &str) -> String {
@@ -80,7 +88,14 @@ fn build(package: &str, lib_name: &str, label: &str, env: &[(&str, &str)]) -> Pa
         "building fixture {label} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let built = target.join("debug").join(dylib(lib_name));
+    // With `CARGO_BUILD_TARGET` (scripts/sanitize.sh) this cargo inherits the target, and with
+    // it cargo's per-target layout; RUSTFLAGS then spare build scripts and proc macros.
+    let built = match std::env::var("CARGO_BUILD_TARGET") {
+        Ok(triple) => target.join(triple),
+        Err(_) => target.clone(),
+    }
+    .join("debug")
+    .join(dylib(lib_name));
     let dir = target.join("variants");
     std::fs::create_dir_all(&dir).expect("create variants dir");
     let dest = dir.join(format!("{label}{}", std::env::consts::DLL_SUFFIX));
@@ -109,6 +124,7 @@ fn build_fixture(name: &str) -> PathBuf {
         "pin" => build("pin_fixture", "pin_fixture", "pin", &[]),
         "on_load" => build("on_load_fixture", "on_load_fixture", "on_load", &[]),
         "tss" => build("tss_fixture", "tss_fixture", "tss", &[]),
+        "reentry" => build("reentry_fixture", "reentry_fixture", "reentry", &[]),
         variant if STATE_VARIANTS.contains(&variant) => build(
             "state_fixture",
             "state_fixture",
@@ -129,8 +145,8 @@ fn build_fixture(name: &str) -> PathBuf {
 
 /// The path of a built fixture: a `hello_fixture` variant, `greeter` (another hot module's
 /// library), `plain` (a cdylib without hotmod), `tls` (`tls_fixture`), `pin` (`pin_fixture`),
-/// `on_load` (`on_load_fixture`) or `tss` (`tss_fixture`). Each is built the first time a test
-/// of this process asks for it.
+/// `on_load` (`on_load_fixture`), `tss` (`tss_fixture`) or `reentry` (`reentry_fixture`). Each is
+/// built the first time a test of this process asks for it.
 pub fn library(name: &str) -> &'static Path {
     static BUILT: Mutex<Vec<(String, &'static Path)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
