@@ -120,13 +120,17 @@ pub(crate) unsafe fn verify(
             Some(have) => {
                 // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
                 let (want_def, have_def) = unsafe { (definition(want), definition(have)) };
-                let (expected, found) = if want_def != have_def {
-                    (format!("`{want_def}`"), format!("`{have_def}`"))
+                let changed = if want_def != have_def {
+                    Some((format!("`{want_def}`"), format!("`{have_def}`")))
+                // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
+                } else if unsafe { same_type_layout(want, have) } {
+                    None
                 } else {
+                    // Compared field by field above; the text only explains the difference.
                     // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-                    unsafe { (describe_type(want), describe_type(have)) }
+                    Some(unsafe { (describe_type(want), describe_type(have)) })
                 };
-                if expected != found {
+                if let Some((expected, found)) = changed {
                     changes.push(Incompatibility::TypeChanged {
                         name: name.to_owned(),
                         expected,
@@ -157,6 +161,27 @@ unsafe fn same_function(a: &FnEntry, b: &FnEntry) -> bool {
                 .iter()
                 .zip(b.params.as_slice())
                 .all(|(x, y)| same_layout(x, y))
+    }
+}
+
+/// Same size, alignment and fields (name, type text, offset, size), compared as values: a
+/// description text could read alike for different layouts (a field type containing `@`).
+///
+/// # Safety
+/// Both layouts' strings and slices must be mapped.
+unsafe fn same_type_layout(a: &TypeLayout, b: &TypeLayout) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let (fa, fb) = (a.fields.as_slice(), b.fields.as_slice());
+        a.size == b.size
+            && a.align == b.align
+            && fa.len() == fb.len()
+            && fa.iter().zip(fb).all(|(x, y)| {
+                x.name.as_str() == y.name.as_str()
+                    && x.ty.as_str() == y.ty.as_str()
+                    && x.offset == y.offset
+                    && x.size == y.size
+            })
     }
 }
 
