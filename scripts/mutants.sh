@@ -35,9 +35,9 @@ areas=("$@")
 for area in "${areas[@]}"; do
     case $area in
     verify) run verify hotmod/src/verify.rs "" bad_input pinned ;;
-    collect) run collect hotmod/src/module.rs "collect" core generations pinned retire_blocked ;;
-    pin) run pin hotmod/src/pin.rs "" core generations pinned pinning rollback call_slots ;;
-    watcher) run watcher hotmod/src/watcher.rs "" live_reload autostart ;;
+    collect) run collect hotmod/src/module.rs "collect" core generations pinned retire_blocked retire_reentry ;;
+    pin) run pin hotmod/src/pin.rs "" core generations pinned pinning rollback call_slots state_conservation ;;
+    watcher) run watcher hotmod/src/watcher.rs "" live_reload autostart partial_writes ;;
     *) echo "unknown area $area" >&2; exit 2 ;;
     esac
 done
