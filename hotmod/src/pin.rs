@@ -548,15 +548,10 @@ pub(crate) fn hazards() -> Vec<*const Generation> {
     slots
         .iter()
         .flat_map(|slot| {
-            let fast = slot.fast.load(Ordering::Acquire);
-            // SAFETY: a registered `CALL_SLOT` stays allocated until its thread clears `fast`,
-            // which it does under the lock we hold.
-            let fast = unsafe { fast.as_ref() }
-                .map_or(ptr::null_mut(), |fast| fast.load(Ordering::SeqCst));
             [
                 slot.call.load(Ordering::SeqCst),
                 slot.pin.load(Ordering::SeqCst),
-                fast,
+                fast_slot(slot, &slots),
             ]
         })
         .filter(|p| !p.is_null() && *p != UNREGISTERED)
@@ -581,11 +576,19 @@ pub(crate) fn running_elsewhere(generation: *const Generation) -> bool {
         .iter()
         .filter(|slot| own != Some(ptr::from_ref::<HazardSlot>(slot)))
         .any(|slot| {
-            let fast = slot.fast.load(Ordering::Acquire);
-            // SAFETY: a registered `CALL_SLOT` stays allocated until its thread clears `fast`,
-            // which it does under the lock we hold.
-            let fast = unsafe { fast.as_ref() }
-                .map_or(ptr::null_mut(), |fast| fast.load(Ordering::SeqCst));
-            ptr::eq(fast, generation) || ptr::eq(slot.call.load(Ordering::SeqCst), generation)
+            ptr::eq(fast_slot(slot, &slots), generation)
+                || ptr::eq(slot.call.load(Ordering::SeqCst), generation)
         })
+}
+
+/// What the thread owning `slot` has published in its registered fast `CALL_SLOT` (null if it
+/// has none). The `SLOTS` guard is the proof that the registration cannot go away meanwhile.
+fn fast_slot(
+    slot: &HazardSlot,
+    _registrations: &std::sync::MutexGuard<'_, Vec<&'static HazardSlot>>,
+) -> *mut Generation {
+    let fast = slot.fast.load(Ordering::Acquire);
+    // SAFETY: a registered `CALL_SLOT` stays allocated until its thread clears `fast`, which it
+    // does under the `SLOTS` lock, held by our caller (`_registrations`).
+    unsafe { fast.as_ref() }.map_or(ptr::null_mut(), |fast| fast.load(Ordering::SeqCst))
 }
