@@ -16,26 +16,6 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The built-in rebuild's first build compiles hotmod's dependencies in a fresh target dir.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 
-fn artifact_name() -> String {
-    format!(
-        "{}hello_fixture{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    )
-}
-
-/// Starts each test from v1 as a freshly loaded generation, watching `dir`'s artifact.
-fn start_watching(dir: &Path) -> PathBuf {
-    let module = hello::module();
-    module.unwatch();
-    module.set_staged(false);
-    module.load(support::library("v1")).expect("v1 loads");
-    let artifact = dir.join(artifact_name());
-    module.set_path(&artifact);
-    module.watch().expect("watch starts");
-    artifact
-}
-
 fn next_event(events: &Events, what: &str, mut wanted: impl FnMut(&Event) -> bool) -> Event {
     events
         .wait_for(EVENT_TIMEOUT, &mut wanted)
@@ -46,27 +26,16 @@ fn loaded(event: &Event) -> bool {
     matches!(event, Event::Loaded { .. })
 }
 
-/// Publishes `source` at `artifact` the way cargo does: written under `deps/` first, then
-/// hard-linked to the final name.
-fn publish_like_cargo(source: &Path, artifact: &Path, hash: &str) {
-    let deps = artifact.parent().expect("artifact dir").join("deps");
-    fs::create_dir_all(&deps).expect("create deps");
-    let staged = deps.join(format!("libhello_fixture-{hash}.so"));
-    fs::copy(source, &staged).expect("write deps copy");
-    let _ = fs::remove_file(artifact);
-    fs::hard_link(&staged, artifact).expect("hard link the final name");
-}
-
 #[test]
 fn a_build_published_like_cargo_becomes_the_next_generation() {
     let _serial = support::serial();
     let dir = support::TempDir::new("publish");
-    let artifact = start_watching(dir.path());
+    let artifact = support::watch_hello_from_v1(dir.path());
     let events = hello::module().subscribe();
     let before = hello::module().generation();
     assert_eq!(hello::version(), 1);
 
-    publish_like_cargo(support::library("v2"), &artifact, "aaaa");
+    support::link_library(support::library("v2"), &artifact);
 
     let Event::Loaded {
         generation, path, ..
@@ -85,7 +54,7 @@ fn a_build_published_like_cargo_becomes_the_next_generation() {
 fn a_slow_in_place_writer_is_loaded_once_complete_and_never_half_written() {
     let _serial = support::serial();
     let dir = support::TempDir::new("slow-writer");
-    let artifact = start_watching(dir.path());
+    let artifact = support::watch_hello_from_v1(dir.path());
     let events = hello::module().subscribe();
     let before = hello::module().generation();
 
@@ -140,13 +109,13 @@ fn a_slow_in_place_writer_is_loaded_once_complete_and_never_half_written() {
 fn identical_bytes_make_no_new_generation() {
     let _serial = support::serial();
     let dir = support::TempDir::new("identical");
-    let artifact = start_watching(dir.path());
+    let artifact = support::watch_hello_from_v1(dir.path());
     let events = hello::module().subscribe();
-    publish_like_cargo(support::library("v2"), &artifact, "bbbb");
+    support::link_library(support::library("v2"), &artifact);
     next_event(&events, "loaded", loaded);
     let generation = hello::module().generation();
 
-    publish_like_cargo(support::library("v2"), &artifact, "cccc");
+    support::link_library(support::library("v2"), &artifact);
     let event = next_event(&events, "unchanged or loaded", |e| {
         matches!(e, Event::Unchanged { .. } | Event::Loaded { .. })
     });
@@ -383,7 +352,7 @@ fn a_bare_file_name_is_watched_in_the_working_directory() {
     }
     let _restore = Restore(std::env::current_dir().expect("current dir"));
     std::env::set_current_dir(dir.path()).expect("enter the temp dir");
-    let name = artifact_name();
+    let name = support::hello_artifact_name();
     module.set_path(&name);
     module.watch().expect("watching a bare file name starts");
 
@@ -403,7 +372,7 @@ fn a_bare_file_name_is_watched_in_the_working_directory() {
 fn a_file_that_stays_incomplete_is_reported() {
     let _serial = support::serial();
     let dir = support::TempDir::new("stays-incomplete");
-    let artifact = start_watching(dir.path());
+    let artifact = support::watch_hello_from_v1(dir.path());
     let events = hello::module().subscribe();
     let before = hello::module().generation();
 

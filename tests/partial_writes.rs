@@ -15,7 +15,7 @@ mod support;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use hello_fixture::hello;
@@ -33,26 +33,6 @@ const LOOK: Duration = Duration::from_millis(300);
 const HEADER: usize = 4096;
 /// Chunks after the header.
 const CHUNKS: usize = 16;
-
-fn artifact_name() -> String {
-    format!(
-        "{}hello_fixture{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    )
-}
-
-/// Starts each test from v1 as a freshly loaded generation, watching `dir`'s artifact.
-fn start_watching(dir: &Path) -> PathBuf {
-    let module = hello::module();
-    module.unwatch();
-    module.set_staged(false);
-    module.load(support::library("v1")).expect("v1 loads");
-    let artifact = dir.join(artifact_name());
-    module.set_path(&artifact);
-    module.watch().expect("watch starts");
-    artifact
-}
 
 /// v2's bytes, whose headers lie within the first chunk: once that chunk is written at the
 /// final size, the file passes every check of a complete library.
@@ -149,7 +129,7 @@ fn loaded_once_complete(events: &Events, artifact: &Path, bytes: &[u8], before: 
 fn a_writer_that_sets_the_final_size_first_is_loaded_once_complete() {
     let _serial = support::serial();
     let dir = support::TempDir::new("final-size");
-    let artifact = start_watching(dir.path());
+    let artifact = support::watch_hello_from_v1(dir.path());
     let events = hello::module().subscribe();
     let before = hello::module().generation();
     let bytes = v2_bytes();
@@ -170,7 +150,7 @@ fn a_writer_that_sets_the_final_size_first_is_loaded_once_complete() {
 fn a_file_still_open_for_writing_is_not_loaded_when_another_writer_closes_it() {
     let _serial = support::serial();
     let dir = support::TempDir::new("second-writer");
-    let artifact = start_watching(dir.path());
+    let artifact = support::watch_hello_from_v1(dir.path());
     let events = hello::module().subscribe();
     let before = hello::module().generation();
     let bytes = v2_bytes();
@@ -196,13 +176,13 @@ fn a_file_still_open_for_writing_is_not_loaded_when_another_writer_closes_it() {
 fn a_link_to_a_file_still_being_written_is_loaded_once_its_writer_is_done() {
     let _serial = support::serial();
     let dir = support::TempDir::new("linked-early");
-    let artifact = start_watching(dir.path());
+    let artifact = support::watch_hello_from_v1(dir.path());
     let events = hello::module().subscribe();
     let before = hello::module().generation();
     let bytes = v2_bytes();
     let deps = dir.path().join("deps");
     fs::create_dir_all(&deps).expect("create deps");
-    let written = deps.join(format!("{}-linked", artifact_name()));
+    let written = deps.join(format!("{}-linked", support::hello_artifact_name()));
 
     let mut file = create_at_final_size(&written, &bytes);
     fs::hard_link(&written, &artifact).expect("link the final name");

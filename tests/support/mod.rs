@@ -504,3 +504,21 @@ pub fn link_library(library: &Path, artifact: &Path) {
     let _ = std::fs::remove_file(artifact);
     std::fs::hard_link(&staged, artifact).expect("hard link the final name");
 }
+
+/// The file name of `hello_fixture`'s library on this platform (`libhello_fixture.so`).
+pub fn hello_artifact_name() -> String {
+    dylib("hello_fixture")
+}
+
+/// Starts a watcher test of `hello_fixture::hello` from v1 as a freshly loaded generation (not
+/// staged, no watcher left from another test), watching `dir`'s artifact; returns its path.
+pub fn watch_hello_from_v1(dir: &Path) -> PathBuf {
+    let module = hello_fixture::hello::module();
+    module.unwatch();
+    module.set_staged(false);
+    module.load(library("v1")).expect("v1 loads");
+    let artifact = dir.join(hello_artifact_name());
+    module.set_path(&artifact);
+    module.watch().expect("watch starts");
+    artifact
+}
