@@ -5,22 +5,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use attr_fixture::{rebuilt, watched};
 use hotmod::Event;
-
-/// The rebuild's first build may compile hotmod's dependencies for the fixture crate alone.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
-
-/// Where the rebuild puts the fixture's cdylib: the host's target directory and profile.
-fn default_artifact() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test binary>
-    let profile_dir = exe.parent().and_then(Path::parent).expect("a cargo layout");
-    profile_dir.join("libattr_fixture.so")
-}
 
 #[test]
 fn the_watch_argument_starts_watching_at_first_use() {
@@ -70,55 +56,8 @@ fn the_rebuild_argument_starts_rebuilding_at_first_use() {
         return;
     }
     let _serial = support::serial();
-    let module = rebuilt::module();
-    let events = module.subscribe();
-    let watching_before = support::inotify_instances();
-
-    // First use: generation 0 answers, and the rebuild starts watching the crate's sources.
-    assert_eq!(rebuilt::answer(), 4);
-    assert_eq!(module.generation(), 0);
-    assert_eq!(
-        support::inotify_instances(),
-        watching_before + 1,
-        "the first call started the rebuild"
-    );
-
-    // A source change in the fixture crate (a new file no module refers to, so the build
-    // itself is the crate as committed) makes the rebuild build the crate and load it.
-    let crate_dir = support::workspace().join("fixtures/attr_fixture");
-    let trigger = support::SourceTrigger::create(&crate_dir);
-    let started = events
-        .wait_for(support::EVENT_TIMEOUT, |e| {
-            matches!(e, Event::BuildStarted { .. })
-        })
-        .expect("the source change starts a build");
-    assert!(
-        matches!(&started, Event::BuildStarted { package, .. } if package == "attr_fixture"),
-        "{started:?}"
-    );
-    let outcome = events
-        .wait_for(BUILD_TIMEOUT, |e| {
-            matches!(
-                e,
-                Event::Loaded { .. } | Event::BuildFailed { .. } | Event::Rejected { .. }
-            )
-        })
-        .expect("a build outcome");
-    let Event::Loaded {
-        generation, path, ..
-    } = &outcome
-    else {
-        panic!("expected the build to be loaded, got {outcome}")
-    };
-    assert_eq!(*generation, 1);
-    assert_eq!(*path, default_artifact());
-    assert_eq!(module.generation(), 1);
-    assert_eq!(rebuilt::answer(), 4);
-    // Stop before the trigger file goes, so its removal builds nothing.
-    module.unwatch();
-    drop(trigger);
-    // Leave nothing running for the next test's count.
-    support::wait_for("the rebuild to close", || {
-        support::inotify_instances() == watching_before
+    support::first_use_starts_the_attr_rebuild(rebuilt::module(), || {
+        assert_eq!(rebuilt::answer(), 4);
     });
+    assert_eq!(rebuilt::answer(), 4);
 }

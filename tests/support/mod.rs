@@ -522,3 +522,71 @@ pub fn watch_hello_from_v1(dir: &Path) -> PathBuf {
     module.watch().expect("watch starts");
     artifact
 }
+
+/// Where the built-in rebuild puts `attr_fixture`'s cdylib: the host's target directory and
+/// profile (`target/<profile>/libattr_fixture.so`), read off this test binary's own path.
+pub fn attr_default_artifact() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test binary>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("a cargo layout");
+    profile_dir.join(dylib("attr_fixture"))
+}
+
+/// Checks that `first_call` (a module's first use) starts the built-in rebuild of
+/// `fixtures/attr_fixture`, and that a source change then builds the crate and loads it as
+/// generation 1 from [`attr_default_artifact`]; stops the rebuild again. `module` is the hot
+/// module `first_call` uses, before any load.
+pub fn first_use_starts_the_attr_rebuild(
+    module: &'static hotmod::Module,
+    first_call: impl FnOnce(),
+) {
+    use hotmod::Event;
+    // The rebuild's first build may compile hotmod's dependencies for the fixture crate alone.
+    const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+    let events = module.subscribe();
+    let watching_before = inotify_instances();
+
+    // First use: generation 0 answers, and the rebuild starts watching the crate's sources.
+    first_call();
+    assert_eq!(module.generation(), 0);
+    assert_eq!(
+        inotify_instances(),
+        watching_before + 1,
+        "the first call started the rebuild"
+    );
+
+    // A source change (a new file no module refers to, so the build is the crate as
+    // committed) makes the rebuild build the crate and load it.
+    let trigger = SourceTrigger::create(&workspace().join("fixtures/attr_fixture"));
+    let started = events
+        .wait_for(EVENT_TIMEOUT, |e| matches!(e, Event::BuildStarted { .. }))
+        .expect("the source change starts a build");
+    assert!(
+        matches!(&started, Event::BuildStarted { package, .. } if package == "attr_fixture"),
+        "{started:?}"
+    );
+    let outcome = events
+        .wait_for(BUILD_TIMEOUT, |e| {
+            matches!(
+                e,
+                Event::Loaded { .. } | Event::BuildFailed { .. } | Event::Rejected { .. }
+            )
+        })
+        .expect("a build outcome");
+    let Event::Loaded {
+        generation, path, ..
+    } = &outcome
+    else {
+        panic!("expected the build to be loaded, got {outcome}")
+    };
+    assert_eq!(*generation, 1);
+    assert_eq!(*path, attr_default_artifact());
+    assert_eq!(module.generation(), 1);
+    // Stop before the trigger file goes, so its removal builds nothing.
+    module.unwatch();
+    drop(trigger);
+    // Leave nothing running for a later test's count.
+    wait_for("the rebuild to close", || {
+        inotify_instances() == watching_before
+    });
+}
