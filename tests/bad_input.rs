@@ -478,6 +478,42 @@ fn a_library_of_another_hotmod_abi_version() {
     assert!(error.to_string().contains(&expected_text), "{error}");
 }
 
+/// A library from a hotmod whose ABI differs names that version in its descriptor symbols
+/// (`__hotmod_v<N>__…`): the host cannot even find its descriptor, and says why rather than
+/// "no hotmod descriptor".
+#[test]
+fn a_library_whose_symbols_name_another_abi_version() {
+    let _serial = support::serial();
+    let dir = support::TempDir::new("abi-symbol");
+    let version = hotmod::__private::ABI_VERSION;
+    let prefix = hotmod::__private::SYMBOL_PREFIX;
+    assert_eq!(prefix, format!("__hotmod_v{version}__"));
+    let older = format!("__hotmod_v{}__", version - 1);
+    let path = patched_v1(&dir, "libolder-abi.so", |bytes| {
+        replace_all(bytes, prefix.as_bytes(), older.as_bytes());
+    });
+    let error = refused(&path);
+    let Error::AbiVersion {
+        expected, found, ..
+    } = &error
+    else {
+        panic!("wrong error: {error:?}")
+    };
+    assert_eq!((*expected, *found), (version, version - 1));
+}
+
+/// The macro writes the descriptor symbol with the runtime's prefix: the fixture's library
+/// exports `<SYMBOL_PREFIX>hello_fixture__hello`.
+#[test]
+fn the_macro_and_the_runtime_agree_on_the_symbol_prefix() {
+    let bytes = fixture_bytes("v1");
+    let symbol = format!("{}hello_fixture__hello\0", hotmod::__private::SYMBOL_PREFIX);
+    assert!(
+        bytes.windows(symbol.len()).any(|w| w == symbol.as_bytes()),
+        "{symbol:?} is not in the fixture library"
+    );
+}
+
 /// The descriptor as another compiler would write it: the toolchain identity's commit hash
 /// differs (same length, so nothing else moves).
 #[test]

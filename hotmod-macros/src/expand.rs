@@ -65,7 +65,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
 
             #[doc = #handle_doc]
             #[derive(Clone)]
-            pub struct Handle(#private::Pin);
+            pub struct Handle(#private::PinnedGeneration);
 
             /// `Handle { module: "…", generation: N, is_current: … }`.
             impl ::core::fmt::Debug for Handle {
@@ -78,7 +78,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
                 /// Pins the current generation.
                 #[inline]
                 pub fn current() -> Self {
-                    Handle(#private::Pin::current(&__HOTMOD_MODULE))
+                    Handle(#private::PinnedGeneration::current(&__HOTMOD_MODULE))
                 }
 
                 /// The pinned generation's number (0 is the code compiled into the binary).
@@ -130,10 +130,14 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     }
 }
 
-/// `__hotmod_v1__<crate>__<module>`: the exported descriptor's symbol.
+/// `hotmod::__private::SYMBOL_PREFIX`, `__hotmod_v<ABI_VERSION>__` (this crate cannot read
+/// hotmod's constant; a load of any fixture fails if the two differ, see `tests/refused_loads.rs`).
+const SYMBOL_PREFIX: &str = "__hotmod_v4__";
+
+/// `__hotmod_v<ABI>__<crate>__<module>`: the exported descriptor's symbol.
 fn symbol_name(module: &Ident) -> String {
     let krate = std::env::var("CARGO_CRATE_NAME").unwrap_or_else(|_| "crate".into());
-    format!("__hotmod_v1__{krate}__{module}")
+    format!("{SYMBOL_PREFIX}{krate}__{module}")
 }
 
 fn arg_types(f: &HotFn) -> TokenStream {

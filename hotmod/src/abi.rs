@@ -30,9 +30,40 @@ pub const ABI_VERSION: u32 = 4;
 /// The first bytes of every descriptor.
 pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
 
-/// Prefix of every exported descriptor symbol; the loader also searches a library's bytes for it
-/// to tell "not a hotmod library" from "a library of another hot module".
-pub const SYMBOL_PREFIX: &str = "__hotmod_v1__";
+/// Prefix of every exported descriptor symbol: `__hotmod_v<ABI_VERSION>__`, checked against
+/// [`ABI_VERSION`] at compile time (and written by `hotmod-macros`' `symbol_name`, which the loader
+/// tests exercise). The loader also searches a library's bytes for `__hotmod_v` to tell "not a
+/// hotmod library" from "a library of another hot module" or "of another ABI version".
+pub const SYMBOL_PREFIX: &str = "__hotmod_v4__";
+
+/// What every descriptor symbol starts with, whatever its ABI version.
+pub const SYMBOL_STEM: &str = "__hotmod_v";
+
+/// `SYMBOL_PREFIX` is `SYMBOL_STEM`, the decimal `ABI_VERSION`, then `__`.
+const _: () = assert!(prefix_names_version(SYMBOL_PREFIX.as_bytes(), ABI_VERSION));
+
+const fn prefix_names_version(prefix: &[u8], version: u32) -> bool {
+    let stem = SYMBOL_STEM.as_bytes();
+    let mut i = 0;
+    while i < stem.len() {
+        if i >= prefix.len() || prefix[i] != stem[i] {
+            return false;
+        }
+        i += 1;
+    }
+    let mut parsed: u32 = 0;
+    let mut digits = 0;
+    while i < prefix.len() && prefix[i].is_ascii_digit() {
+        parsed = parsed * 10 + (prefix[i] - b'0') as u32;
+        digits += 1;
+        i += 1;
+    }
+    digits > 0
+        && parsed == version
+        && i + 2 == prefix.len()
+        && prefix[i] == b'_'
+        && prefix[i + 1] == b'_'
+}
 
 /// rustc version, commit, target triple and hotmod version this crate was compiled with.
 pub const TOOLCHAIN: &str = env!("HOTMOD_TOOLCHAIN");

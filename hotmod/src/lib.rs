@@ -222,11 +222,11 @@ pub mod __private {
     };
     pub use crate::abi::{
         trampoline, FieldLayout, FnEntry, ModuleDescriptor, PanicSlot, SliceRef, StrRef,
-        Trampoline, TypeLayout, ValueLayout, ABI_VERSION, MAGIC, TOOLCHAIN,
+        Trampoline, TypeLayout, ValueLayout, ABI_VERSION, MAGIC, SYMBOL_PREFIX, TOOLCHAIN,
     };
     pub use crate::module::{Module, ModuleInfo};
     pub use crate::os::set_thread_exit_redirect;
-    pub use crate::pin::{call, Pin};
+    pub use crate::pin::{call, PinnedGeneration};
     pub use crate::pinned::{call_pinned, call_pinned_on};
     #[cfg(feature = "state")]
     pub use crate::state::glue as state_glue;

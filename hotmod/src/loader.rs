@@ -6,7 +6,7 @@ use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::abi::{ModuleDescriptor, Trampoline, ABI_VERSION, SYMBOL_PREFIX};
+use crate::abi::{ModuleDescriptor, Trampoline, ABI_VERSION, SYMBOL_STEM};
 use crate::error::Error;
 use crate::os;
 use crate::shadow::ShadowCopy;
@@ -172,17 +172,24 @@ pub(crate) fn open_artifact(
     };
     if descriptor.is_null() {
         let found = descriptor_symbols(&bytes);
-        return Err(if found.is_empty() {
-            Error::NoDescriptor {
+        let other_abi = found.iter().map(|(v, _)| *v).find(|v| *v != ABI_VERSION);
+        return Err(match other_abi {
+            // Built against another hotmod: its symbol names another ABI version.
+            Some(found) => Error::AbiVersion {
                 module,
                 path: path_buf,
-            }
-        } else {
-            Error::OtherModule {
-                module,
-                path: path_buf,
+                expected: ABI_VERSION,
                 found,
-            }
+            },
+            None if found.is_empty() => Error::NoDescriptor {
+                module,
+                path: path_buf,
+            },
+            None => Error::OtherModule {
+                module,
+                path: path_buf,
+                found: found.into_iter().map(|(_, name)| name).collect(),
+            },
         });
     }
 
@@ -234,23 +241,32 @@ pub(crate) fn open_artifact(
     }
 }
 
-/// Hot modules a library provides, read from its symbol names: `greeter::hello` for
-/// `__hotmod_v1__greeter__hello`.
-fn descriptor_symbols(bytes: &[u8]) -> Vec<String> {
-    let prefix = SYMBOL_PREFIX.as_bytes();
-    let mut found: Vec<String> = Vec::new();
+/// Hot modules a library provides, read from its descriptor symbol names: `greeter::hello` for
+/// `__hotmod_v4__greeter__hello`, with the ABI version each names.
+fn descriptor_symbols(bytes: &[u8]) -> Vec<(u32, String)> {
+    let stem = SYMBOL_STEM.as_bytes();
+    let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let mut found: Vec<(u32, String)> = Vec::new();
     let mut at = 0;
-    while let Some(pos) = bytes[at..].windows(prefix.len()).position(|w| w == prefix) {
-        let start = at + pos + prefix.len();
+    while let Some(pos) = bytes[at..].windows(stem.len()).position(|w| w == stem) {
+        let start = at + pos + stem.len();
         let end = bytes[start..]
             .iter()
-            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .position(|b| !word(b))
             .map_or(bytes.len(), |n| start + n);
-        let name = String::from_utf8_lossy(&bytes[start..end]).replace("__", "::");
-        if !name.is_empty() && !found.contains(&name) {
-            found.push(name);
+        at = end.max(start);
+        // `<version>__<crate>__<module>`
+        let symbol = String::from_utf8_lossy(&bytes[start..end]);
+        let Some((version, name)) = symbol.split_once("__") else {
+            continue;
+        };
+        let Ok(version) = version.parse::<u32>() else {
+            continue;
+        };
+        let name = name.replace("__", "::");
+        if !name.is_empty() && !found.iter().any(|(_, n)| *n == name) {
+            found.push((version, name));
         }
-        at = end;
     }
     found
 }

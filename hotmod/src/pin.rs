@@ -2,7 +2,7 @@
 //!
 //! Two kinds of users pin a generation:
 //!
-//! - **Handles** ([`Pin`]) count themselves in `Generation::pins`. `Pin::current` increments the
+//! - **Handles** ([`PinnedGeneration`]) count themselves in `Generation::pins`. `PinnedGeneration::current` increments the
 //!   count of the generation it read from `Module::current`, then re-reads `current`; if the
 //!   generation is no longer current it backs off and retries. The collector swaps `current`
 //!   before it reads `pins`, and all four accesses are `SeqCst`, so either the collector sees the
@@ -62,7 +62,7 @@ impl<T> std::ops::Deref for CachePadded<T> {
 }
 
 /// A pinned generation of one hot module: what a generated `Handle` wraps.
-pub struct Pin {
+pub struct PinnedGeneration {
     module: &'static Module,
     generation: NonNull<Generation>,
     /// The generation's trampoline table (empty for generation 0), copied here: it never
@@ -72,21 +72,21 @@ pub struct Pin {
     len: usize,
 }
 
-// SAFETY: a `Pin` only reads its generation and that generation's table (immutable apart from
+// SAFETY: a `PinnedGeneration` only reads its generation and that generation's table (immutable apart from
 // the atomic `pins`) and the module (a `Sync` static); the pin count it holds is released with
 // an atomic decrement.
-unsafe impl Send for Pin {}
-// SAFETY: as above; `&Pin` allows only reads and calls through immutable trampolines.
-unsafe impl Sync for Pin {}
+unsafe impl Send for PinnedGeneration {}
+// SAFETY: as above; `&PinnedGeneration` allows only reads and calls through immutable trampolines.
+unsafe impl Sync for PinnedGeneration {}
 
-impl Pin {
+impl PinnedGeneration {
     /// Pins the module's current generation.
-    pub fn current(module: &'static Module) -> Pin {
+    pub fn current(module: &'static Module) -> PinnedGeneration {
         module.first_use();
         let generation = pin_current(module);
         // SAFETY: just pinned, so alive; its table is never modified after creation.
         let table = &unsafe { generation.as_ref() }.table;
-        Pin {
+        PinnedGeneration {
             module,
             generation,
             table: table.as_ptr(),
@@ -133,14 +133,14 @@ impl Pin {
     }
 }
 
-impl Clone for Pin {
+impl Clone for PinnedGeneration {
     fn clone(&self) -> Self {
         // SAFETY: `self` holds a pin, so the generation is alive and its count is ≥ 1; a
         // relaxed increment suffices because the count cannot reach 0 concurrently.
         unsafe { self.generation.as_ref() }
             .pins
             .fetch_add(1, Ordering::Relaxed);
-        Pin {
+        PinnedGeneration {
             module: self.module,
             generation: self.generation,
             table: self.table,
@@ -149,13 +149,13 @@ impl Clone for Pin {
     }
 }
 
-impl Drop for Pin {
+impl Drop for PinnedGeneration {
     fn drop(&mut self) {
         unpin(self.module, self.generation.as_ptr());
     }
 }
 
-impl std::fmt::Debug for Pin {
+impl std::fmt::Debug for PinnedGeneration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handle")
             .field("module", &self.module.name())
@@ -292,7 +292,7 @@ fn call_slow<A, R, F: FnOnce(A) -> R>(
     let slot = match thread_slot() {
         Some(slot) if slot.call.load(Ordering::Relaxed).is_null() => slot,
         // Nested deeper (both call slots hold outer calls' generations) or thread teardown.
-        _ => return Pin::current(module).call(index, args, builtin),
+        _ => return PinnedGeneration::current(module).call(index, args, builtin),
     };
     let generation = publish(module, &slot.call);
     // SAFETY: published and validated: alive and loaded until `release`.
@@ -439,7 +439,7 @@ unsafe fn resume_panic(panic: &mut PanicSlot) -> ! {
 struct HazardSlot {
     /// Held for the duration of a plain call.
     call: AtomicPtr<Generation>,
-    /// Held while `Pin::current` raises a count.
+    /// Held while `PinnedGeneration::current` raises a count.
     pin: AtomicPtr<Generation>,
     /// The owning thread's `CALL_SLOT` once registered, else null. Set and cleared under the
     /// `SLOTS` lock, which `hazards` holds while it reads through it: the thread clears it before

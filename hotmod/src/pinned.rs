@@ -11,7 +11,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 
 use crate::module::Module;
-use crate::pin::Pin;
+use crate::pin::PinnedGeneration;
 
 /// A value returned by a hot function that keeps the generation that made it loaded while it
 /// lives: return `hotmod::Pinned<Box<dyn Shape>>` instead of `Box<dyn Shape>`.
@@ -38,7 +38,7 @@ use crate::pin::Pin;
 pub struct Pinned<T> {
     // Declared first, so it is dropped first: its drop code lives in the pinned library.
     value: T,
-    generation: Option<Pin>,
+    generation: Option<PinnedGeneration>,
 }
 
 impl<T> Pinned<T> {
@@ -52,10 +52,10 @@ impl<T> Pinned<T> {
 
     /// The generation that made the value (`None` until it crossed back to the host).
     pub fn generation(&self) -> Option<u64> {
-        self.generation.as_ref().map(Pin::generation)
+        self.generation.as_ref().map(PinnedGeneration::generation)
     }
 
-    fn attach(mut self, pin: Pin) -> Pinned<T> {
+    fn attach(mut self, pin: PinnedGeneration) -> Pinned<T> {
         self.generation = Some(pin);
         self
     }
@@ -92,14 +92,14 @@ pub fn call_pinned<A, T, F: FnOnce(A) -> Pinned<T>>(
     args: A,
     builtin: F,
 ) -> Pinned<T> {
-    let pin = Pin::current(module);
+    let pin = PinnedGeneration::current(module);
     let value = pin.call(index, args, builtin);
     value.attach(pin)
 }
 
 /// A handle's call of a function returning `Pinned`: the value keeps the handle's generation.
 pub fn call_pinned_on<A, T, F: FnOnce(A) -> Pinned<T>>(
-    pin: &Pin,
+    pin: &PinnedGeneration,
     index: usize,
     args: A,
     builtin: F,
