@@ -22,33 +22,28 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::error::Error;
 use crate::events::Event;
-use crate::module::Module;
 use crate::security::RebuildRefusal;
+use crate::transaction::Intake;
 
 /// Quiet time after a source change before building.
 const SETTLE: Duration = Duration::from_millis(30);
-
-/// Configures and starts the built-in rebuild of one hot module; from
-/// [`Module::rebuild`](crate::Module::rebuild). Defaults: the module crate's own manifest
-/// directory, and the profile and target directory the running executable was built with.
-#[derive(Debug)]
-#[must_use = "a Rebuild does nothing until start() is called"]
-pub struct Rebuild {
-    module: &'static Module,
-    package: String,
-    manifest_dir: PathBuf,
-    target_dir: Option<PathBuf>,
-    profile: Option<String>,
-}
 
 /// A running rebuild; dropping it stops it.
 pub(crate) struct Running {
     _watcher: RecommendedWatcher,
 }
 
+/// What a rebuild was asked to do (`Rebuild`'s settings; `None`: the host's).
+pub(crate) struct Request {
+    pub(crate) package: String,
+    pub(crate) manifest_dir: PathBuf,
+    pub(crate) target_dir: Option<PathBuf>,
+    pub(crate) profile: Option<String>,
+}
+
 /// Everything one `cargo build` needs.
 struct Plan {
-    module: &'static Module,
+    module: Intake,
     package: String,
     manifest_dir: PathBuf,
     target_dir: PathBuf,
@@ -60,127 +55,92 @@ struct Plan {
     artifact: PathBuf,
 }
 
-impl Rebuild {
-    pub(crate) fn new(module: &'static Module, package: &str, manifest_dir: &Path) -> Rebuild {
-        Rebuild {
-            module,
-            package: package.to_owned(),
-            manifest_dir: manifest_dir.to_path_buf(),
-            target_dir: None,
-            profile: None,
-        }
-    }
-
-    /// Builds the crate whose `Cargo.toml` is in `dir` (its package name must stay the same).
-    pub fn manifest_dir(mut self, dir: impl Into<PathBuf>) -> Rebuild {
-        self.manifest_dir = dir.into();
-        self
-    }
-
-    /// Builds into this target directory instead of the host's.
-    pub fn target_dir(mut self, dir: impl Into<PathBuf>) -> Rebuild {
-        self.target_dir = Some(dir.into());
-        self
-    }
-
-    /// Builds with this cargo profile (`dev`, `release`, …) instead of the host's.
-    pub fn profile(mut self, profile: impl Into<String>) -> Rebuild {
-        self.profile = Some(profile.into());
-        self
-    }
-
-    /// Starts watching the sources; replaces a rebuild already running for the module. The
-    /// first build happens at the first change.
-    pub fn start(self) -> Result<(), Error> {
-        let module = self.module;
-        let plan = self.plan()?;
-        let failed = |path: &Path, message: String| Error::Watch {
-            module: module.name(),
-            path: path.to_path_buf(),
-            message,
-        };
-        let (sender, receiver) = mpsc::channel();
-        let mut watcher =
-            notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
-                if let Ok(event) = result {
-                    if is_source_change(&event) {
-                        let _ = sender.send(());
-                    }
-                }
-            })
-            .map_err(|e| failed(&plan.manifest_dir, e.to_string()))?;
-        let src = plan.manifest_dir.join("src");
-        watcher
-            .watch(&src, RecursiveMode::Recursive)
-            .map_err(|e| failed(&src, e.to_string()))?;
-        watcher
-            .watch(&plan.manifest_dir, RecursiveMode::NonRecursive)
-            .map_err(|e| failed(&plan.manifest_dir, e.to_string()))?;
-        let name = format!("hotmod rebuild {}", plan.package);
-        let manifest_dir = plan.manifest_dir.clone();
-        let started = format!(
-            "rebuilding {} on changes under {}",
-            plan.package,
-            src.display()
-        );
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(move || run(&plan, &receiver))
-            .map_err(|e| failed(&manifest_dir, format!("starting the rebuild thread: {e}")))?;
-        module.set_rebuild(Running { _watcher: watcher });
-        module.started(&started);
-        Ok(())
-    }
-
-    fn plan(self) -> Result<Plan, Error> {
-        let module = self.module;
-        let unknown = |reason: String| Error::UnknownPath {
-            module: module.name(),
-            reason,
-            env_var: module.env_var(),
-        };
-        let host = host_layout();
-        let target_dir = match (self.target_dir, &host) {
-            (Some(dir), _) => dir,
-            (None, Some(host)) => host.target_dir.clone(),
-            (None, None) => {
-                return Err(unknown(
-                    "the running executable is not in a cargo target directory; give the rebuild a target_dir(..)".into(),
-                ))
+/// Starts watching the module crate's sources for `request`; returns the running rebuild and
+/// the line that says so. The first build happens at the first change.
+pub(crate) fn start(module: Intake, request: Request) -> Result<(Running, String), Error> {
+    let plan = plan(module, request)?;
+    let failed = |path: &Path, message: String| Error::Watch {
+        module: module.name(),
+        path: path.to_path_buf(),
+        message,
+    };
+    let (sender, receiver) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+        if let Ok(event) = result {
+            if is_source_change(&event) {
+                let _ = sender.send(());
             }
-        };
-        let profile = match (self.profile, &host) {
-            (Some(profile), _) => profile,
-            (None, Some(host)) => host.profile.clone(),
-            (None, None) => "dev".to_owned(),
-        };
-        let target = host.and_then(|host| host.target);
-        let profile_dir = match profile.as_str() {
-            "dev" | "test" => "debug",
-            "release" | "bench" => "release",
-            other => other,
-        };
-        let mut out_dir = target_dir.clone();
-        if let Some(triple) = &target {
-            out_dir.push(triple);
         }
-        let file = format!(
-            "{}{}{}",
-            std::env::consts::DLL_PREFIX,
-            module.crate_name(),
-            std::env::consts::DLL_SUFFIX
-        );
-        let artifact = out_dir.join(profile_dir).join(file);
-        Ok(Plan {
-            module,
-            package: self.package,
-            manifest_dir: self.manifest_dir,
-            target_dir,
-            profile,
-            target,
-            artifact,
-        })
+    })
+    .map_err(|e| failed(&plan.manifest_dir, e.to_string()))?;
+    let src = plan.manifest_dir.join("src");
+    watcher
+        .watch(&src, RecursiveMode::Recursive)
+        .map_err(|e| failed(&src, e.to_string()))?;
+    watcher
+        .watch(&plan.manifest_dir, RecursiveMode::NonRecursive)
+        .map_err(|e| failed(&plan.manifest_dir, e.to_string()))?;
+    let name = format!("hotmod rebuild {}", plan.package);
+    let manifest_dir = plan.manifest_dir.clone();
+    let started = format!(
+        "rebuilding {} on changes under {}",
+        plan.package,
+        src.display()
+    );
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || run(&plan, &receiver))
+        .map_err(|e| failed(&manifest_dir, format!("starting the rebuild thread: {e}")))?;
+    Ok((Running { _watcher: watcher }, started))
+}
+
+fn plan(module: Intake, request: Request) -> Result<Plan, Error> {
+    let unknown = |reason: String| Error::UnknownPath {
+        module: module.name(),
+        reason,
+        env_var: module.env_var(),
+    };
+    let host = host_layout();
+    let target_dir = match (request.target_dir, &host) {
+        (Some(dir), _) => dir,
+        (None, Some(host)) => host.target_dir.clone(),
+        (None, None) => {
+            return Err(unknown(
+                "the running executable is not in a cargo target directory; give the rebuild a target_dir(..)".into(),
+            ))
+        }
+    };
+    let profile = match (request.profile, &host) {
+        (Some(profile), _) => profile,
+        (None, Some(host)) => host.profile.clone(),
+        (None, None) => "dev".to_owned(),
+    };
+    let target = host.and_then(|host| host.target);
+    let profile_dir = match profile.as_str() {
+        "dev" | "test" => "debug",
+        "release" | "bench" => "release",
+        other => other,
+    };
+    let mut out_dir = target_dir.clone();
+    if let Some(triple) = &target {
+        out_dir.push(triple);
     }
+    let file = format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        module.crate_name(),
+        std::env::consts::DLL_SUFFIX
+    );
+    let artifact = out_dir.join(profile_dir).join(file);
+    Ok(Plan {
+        module,
+        package: request.package,
+        manifest_dir: request.manifest_dir,
+        target_dir,
+        profile,
+        target,
+        artifact,
+    })
 }
 
 /// Where and how the running executable was built, read from its path:
@@ -265,7 +225,7 @@ fn build_and_load(plan: &Plan) {
     ) {
         Ok(()) => {}
         Err(RebuildRefusal::Insecure(error)) => {
-            module.reject(&error);
+            module.report(&error);
             return;
         }
         Err(RebuildRefusal::Unchecked(message)) => {
@@ -323,8 +283,8 @@ fn build_and_load(plan: &Plan) {
         package: plan.package.clone(),
         took: started.elapsed(),
     });
-    if let Err(error) = module.install(&plan.artifact, Instant::now(), true) {
-        module.reject(&error);
+    if let Err(error) = module.offer(&plan.artifact, Instant::now()) {
+        module.report(&error);
     }
 }
 

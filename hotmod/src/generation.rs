@@ -1,13 +1,13 @@
 //! One loaded version of a hot module.
 //!
-//! A `Generation` is created by the loader after verification and owned by its `Module`'s list
+//! A `Generation` is created by the loader after verification and owned by its runtime's list
 //! of live generations until it retires. Generation 0 is the code compiled into the host; it has
-//! no library and lives in the `Module` static forever.
+//! no library and lives in the module's static forever.
 //!
 //! Invariants:
 //! - `table[i]` is the library's trampoline for the host's function `i`; it stays callable while
 //!   `library` is loaded, which is until the `Generation` is dropped.
-//! - A generation is dropped only by `Module::collect`, when it is not current, `pins` is 0 and
+//! - A generation is dropped only by `Runtime::collect`, when it is not current, `pins` is 0 and
 //!   no hazard slot holds it (see `pin.rs`).
 
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering}
 
 use crate::abi::{ModuleDescriptor, Trampoline};
 use crate::loader::LoadedLibrary;
-use crate::pin::CachePadded;
+use crate::rollback::Rollback;
 
 pub(crate) struct Generation {
     /// 0 for the built-in code, then 1, 2, … in load order.
@@ -53,16 +53,6 @@ impl Generation {
             library: None,
         }
     }
-}
-
-/// Opt-in rollback: a generation whose calls panic `panics_in_a_row` times in a row within its
-/// first `within_first_calls` calls is replaced by the generation that was current before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rollback {
-    /// Consecutive panicking calls that trigger the rollback.
-    pub panics_in_a_row: u32,
-    /// How many calls the new generation is watched for; after that it is trusted.
-    pub within_first_calls: u32,
 }
 
 /// A new generation's first calls, counted while a rollback policy watches it.
@@ -113,14 +103,14 @@ impl Probation {
         self.active.store(true, Ordering::Relaxed);
     }
 
-    /// Stops watching; returns the fallback whose pin the caller must release (null if the
+    /// Stops watching; returns the fallback whose count the caller must release (`None` if the
     /// probation was not active or already ended).
-    pub(crate) fn end(&self) -> *const Generation {
-        if self.active.swap(false, Ordering::AcqRel) {
-            self.fallback.swap(std::ptr::null_mut(), Ordering::AcqRel)
-        } else {
-            std::ptr::null()
+    pub(crate) fn end(&self) -> Option<*const Generation> {
+        if !self.active.swap(false, Ordering::AcqRel) {
+            return None;
         }
+        let fallback = self.fallback.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        (!fallback.is_null()).then_some(fallback.cast_const())
     }
 
     /// Counts one call.
@@ -139,5 +129,20 @@ impl Probation {
         } else {
             Verdict::Watching
         }
+    }
+}
+
+/// A value alone in its cache lines (two: adjacent-line prefetch pairs them), for data that some
+/// threads write while others read their neighbours on every call.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
     }
 }

@@ -7,11 +7,14 @@
 //! many reloads happen meanwhile. `#[hot_module]` refuses, at compile time, return types that
 //! point into the library without this wrapper.
 
+//!
+//! Written once for both builds: without reloading there is one generation, the compiled-in
+//! code, and `generation()` is always `Some(0)`.
+
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use crate::module::Module;
-use crate::pin::PinnedGeneration;
+use crate::imp;
 
 /// A value returned by a hot function that keeps the generation that made it loaded while it
 /// lives: return `hotmod::Pinned<Box<dyn Shape>>` instead of `Box<dyn Shape>`.
@@ -38,7 +41,7 @@ use crate::pin::PinnedGeneration;
 pub struct Pinned<T> {
     // Declared first, so it is dropped first: its drop code lives in the pinned library.
     value: T,
-    generation: Option<PinnedGeneration>,
+    generation: Option<imp::PinnedGeneration>,
 }
 
 impl<T> Pinned<T> {
@@ -50,12 +53,15 @@ impl<T> Pinned<T> {
         }
     }
 
-    /// The generation that made the value (`None` until it crossed back to the host).
+    /// The generation that made the value (`None` until it crossed back to the host; always
+    /// `Some(0)` when reloading is compiled out).
     pub fn generation(&self) -> Option<u64> {
-        self.generation.as_ref().map(PinnedGeneration::generation)
+        imp::made_by(self.generation.as_ref())
     }
 
-    fn attach(mut self, pin: PinnedGeneration) -> Pinned<T> {
+    /// Ties the value to the generation that made it, as it reaches the host.
+    #[cfg_attr(not(feature = "reload"), allow(dead_code))]
+    pub(crate) fn attach(mut self, pin: imp::PinnedGeneration) -> Pinned<T> {
         self.generation = Some(pin);
         self
     }
@@ -82,28 +88,4 @@ impl<T: fmt::Debug> fmt::Debug for Pinned<T> {
             .field("generation", &self.generation())
             .finish()
     }
-}
-
-/// A plain call of a function returning `Pinned`: pins the current generation for the call and
-/// hands that pin to the value.
-pub fn call_pinned<A, T, F: FnOnce(A) -> Pinned<T>>(
-    module: &'static Module,
-    index: usize,
-    args: A,
-    builtin: F,
-) -> Pinned<T> {
-    let pin = PinnedGeneration::current(module);
-    let value = pin.call(index, args, builtin);
-    value.attach(pin)
-}
-
-/// A handle's call of a function returning `Pinned`: the value keeps the handle's generation.
-pub fn call_pinned_on<A, T, F: FnOnce(A) -> Pinned<T>>(
-    pin: &PinnedGeneration,
-    index: usize,
-    args: A,
-    builtin: F,
-) -> Pinned<T> {
-    let value = pin.call(index, args, builtin);
-    value.attach(pin.clone())
 }

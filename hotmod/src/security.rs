@@ -25,11 +25,8 @@ use crate::os;
 
 static ALLOW_INSECURE: AtomicBool = AtomicBool::new(false);
 
-/// Lets every hot module of this process load libraries that other users could have written
-/// (see [`Error::InsecurePath`]), and lets the built-in rebuild build crates whose sources or
-/// configuration they could have written (see [`Error::InsecureBuildInput`]): for shared build
-/// directories you trust. Off by default.
-pub fn allow_insecure_paths(allow: bool) {
+/// The public `allow_insecure_paths` (lib.rs).
+pub(crate) fn allow_insecure_paths(allow: bool) {
     ALLOW_INSECURE.store(allow, Ordering::Relaxed);
 }
 

@@ -83,7 +83,7 @@ use crate::abi::{ModuleDescriptor, StateEntry, StateExport, StateImport, StateMa
 #[cfg(feature = "reload")]
 use crate::error::Error;
 #[cfg(feature = "reload")]
-use crate::pin;
+use crate::invocation::invoke;
 
 /// How long an access waits for a value on its way (a pending copy) before it gives up with a
 /// panic. A swap moves the value within the drain's bound (2 s) plus the import, so only a
@@ -453,7 +453,7 @@ impl Handoff {
 
     /// After a successful seal: the new copies become ready (their waiting accesses run). The
     /// old copies, moved since the seal, keep their values: a loaded generation's are dropped
-    /// when it retires, with no lock held (`Module::retire`), generation 0's by
+    /// when it retires, with no lock held (`Runtime::retire`), generation 0's by
     /// [`drop_old`](Self::drop_old).
     ///
     /// # Safety
@@ -520,7 +520,7 @@ impl Handoff {
         let name = unsafe { old.name.as_str() };
         // SAFETY: export trampolines take `()` and return `StateExport` (ABI contract); the
         // library is loaded (this function's contract).
-        let data = match unsafe { pin::invoke::<(), StateExport>(old.export, ()) } {
+        let data = match unsafe { invoke::<(), StateExport>(old.export, ()) } {
             Ok(Ok(data)) => data,
             Ok(Err(e)) => return Err(self.failed(format!("state `{name}`: {e}"))),
             Err(panic) => {
@@ -541,7 +541,7 @@ impl Handoff {
         let args: StateImport = (old.version, data);
         // SAFETY: import trampolines take `StateImport` and return `Result<(), String>` (ABI
         // contract); the library is loaded (this function's contract).
-        match unsafe { pin::invoke::<StateImport, Result<(), String>>(new.import, args) } {
+        match unsafe { invoke::<StateImport, Result<(), String>>(new.import, args) } {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("state `{name}` {e}")),
             Err(panic) => Err(format!("state `{name}`: import panicked: {panic}")),
@@ -554,7 +554,7 @@ impl Handoff {
         let name = unsafe { old.name.as_str() };
         // SAFETY: take trampolines take `StateTake` and return `StateExport` (ABI contract); the
         // library is loaded (callers' contract).
-        match unsafe { pin::invoke::<StateTake, StateExport>(old.take, to) } {
+        match unsafe { invoke::<StateTake, StateExport>(old.take, to) } {
             Ok(Ok(data)) => Ok(data),
             Ok(Err(e)) => Err(self.failed(format!("state `{name}` at the swap: {e}"))),
             Err(panic) => Err(self.failed(format!("state `{name}`: take panicked: {panic}"))),
@@ -571,7 +571,7 @@ impl Handoff {
         let entry = unsafe { &*entry };
         // SAFETY: mark trampolines take `StateMark` and return `()` (ABI contract); the library
         // is loaded (this function's contract).
-        if let Err(panic) = unsafe { pin::invoke::<StateMark, ()>(entry.mark, mark) } {
+        if let Err(panic) = unsafe { invoke::<StateMark, ()>(entry.mark, mark) } {
             // SAFETY: as above.
             let name = unsafe { entry.name.as_str() };
             tracing::warn!(

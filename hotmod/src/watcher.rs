@@ -65,8 +65,8 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::error::Error;
 use crate::events::Event;
-use crate::module::Module;
 use crate::os;
+use crate::transaction::Intake;
 
 /// How long an incomplete file may stay without further changes before it is reported, and how
 /// often a file open for writing is looked at again.
@@ -117,7 +117,7 @@ enum Signal {
 
 impl Watcher {
     /// Starts watching `path` for `module`.
-    pub(crate) fn start(module: &'static Module, path: PathBuf) -> Result<Watcher, Error> {
+    pub(crate) fn start(module: Intake, path: PathBuf) -> Result<Watcher, Error> {
         let failed = |message: String| Error::Watch {
             module: module.name(),
             path: path.clone(),
@@ -185,7 +185,7 @@ fn trigger(event: &notify::Event, name: &OsStr) -> Option<Trigger> {
 }
 
 /// The watcher thread: one look per batch of changes.
-fn run(module: &'static Module, path: &Path, signals: &Receiver<Signal>) {
+fn run(module: Intake, path: &Path, signals: &Receiver<Signal>) {
     // Set while changes have not led to a load: when the first of them happened, and what they
     // were (the file was incomplete, or open for writing).
     let mut pending: Option<(Instant, Trigger)> = None;
@@ -231,7 +231,7 @@ fn run(module: &'static Module, path: &Path, signals: &Receiver<Signal>) {
     }
 }
 
-fn watch_failed(module: &'static Module, path: &Path, message: &str) {
+fn watch_failed(module: Intake, path: &Path, message: &str) {
     module.emit(Event::WatchFailed {
         module: module.name(),
         message: format!("watching {}: {message}", path.display()),
@@ -242,7 +242,7 @@ fn watch_failed(module: &'static Module, path: &Path, message: &str) {
 /// file is open for writing, or (unless `report_incomplete`) not yet a complete library or
 /// being created in place; true when this change is dealt with (loaded, unchanged, reported).
 fn look(
-    module: &'static Module,
+    module: Intake,
     path: &Path,
     since: Instant,
     trigger: Trigger,
@@ -260,13 +260,13 @@ fn look(
     };
     // Under the lease (where there is one): no one can open the file for writing until the load
     // has read it.
-    let result = module.install(path, since, true);
+    let result = module.offer(path, since);
     drop(lease);
     match result {
         Ok(_) => true,
         Err(Error::NotALibrary { .. } | Error::NotFound { .. }) if !report_incomplete => false,
         Err(error) => {
-            module.reject(&error);
+            module.report(&error);
             true
         }
     }

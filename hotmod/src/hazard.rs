@@ -1,0 +1,183 @@
+//! Hazard slots: where each thread publishes the generation its plain call runs in, and where
+//! the collector looks before it unloads anything (the protocol is described in `pin.rs`).
+//!
+//! Each thread has two call slots. The fast one, `CALL_SLOT`, is a constant-initialised
+//! thread-local in the thread's own TLS block; the collector reaches it through the pointer the
+//! thread registers in its heap `HazardSlot` (under the `SLOTS` lock, and removed under it at
+//! thread exit, before the TLS block goes). Heap slots are 128-byte aligned: two threads' slots
+//! never share a cache line.
+
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::generation::Generation;
+use crate::os;
+
+/// One thread's published generations (null when unused). Aligned so that no two threads' slots
+/// share a cache line (or an adjacent-line prefetch pair): a plain call writes its slot twice.
+#[repr(align(128))]
+pub(crate) struct HazardSlot {
+    /// Held for the duration of a plain call.
+    pub(crate) call: AtomicPtr<Generation>,
+    /// Held while `PinnedGeneration::current` raises a count.
+    pub(crate) pin: AtomicPtr<Generation>,
+    /// The owning thread's `CALL_SLOT` once registered, else null. Set and cleared under the
+    /// `SLOTS` lock, which `hazards` holds while it reads through it: the thread clears it before
+    /// its thread-locals are freed.
+    fast: AtomicPtr<AtomicPtr<Generation>>,
+    owned: AtomicBool,
+}
+
+/// Every slot ever created; slots of exited threads are reused. Slots are leaked: there are as
+/// many as the peak number of threads that made plain calls.
+static SLOTS: Mutex<Vec<&'static HazardSlot>> = Mutex::new(Vec::new());
+
+/// Gives the slot back when the thread exits.
+struct SlotOwner(&'static HazardSlot);
+
+impl SlotOwner {
+    fn acquire() -> SlotOwner {
+        let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+        let free = slots.iter().find(|slot| {
+            slot.owned
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        });
+        let slot = match free {
+            Some(slot) => *slot,
+            None => {
+                let slot: &'static HazardSlot = Box::leak(Box::new(HazardSlot {
+                    call: AtomicPtr::new(ptr::null_mut()),
+                    pin: AtomicPtr::new(ptr::null_mut()),
+                    fast: AtomicPtr::new(ptr::null_mut()),
+                    owned: AtomicBool::new(true),
+                }));
+                slots.push(slot);
+                slot
+            }
+        };
+        SlotOwner(slot)
+    }
+}
+
+impl Drop for SlotOwner {
+    fn drop(&mut self) {
+        // Unregister the thread-local call slot before the thread's thread-locals go away; from
+        // now on this thread's plain calls take the slow path (and pin by count).
+        {
+            let _slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+            self.0.fast.store(ptr::null_mut(), Ordering::Release);
+        }
+        CALL_SLOT.with(|slot| slot.store(UNREGISTERED, Ordering::Relaxed));
+        self.0.call.store(ptr::null_mut(), Ordering::Release);
+        self.0.pin.store(ptr::null_mut(), Ordering::Release);
+        self.0.owned.store(false, Ordering::Release);
+    }
+}
+
+/// `CALL_SLOT` of a thread that has not registered it (or has unregistered it at exit). Not null,
+/// so the fast path's single check sends such calls to the slow path; never a generation's
+/// address (`Generation` is 8-aligned and heap-allocated, so never at address 8).
+pub(crate) const UNREGISTERED: *mut Generation = NonNull::<Generation>::dangling().as_ptr();
+
+thread_local! {
+    static SLOT: SlotOwner = SlotOwner::acquire();
+    /// The plain-call fast path's hazard slot. It lives in the thread's own static TLS block:
+    /// one `%fs`-relative load and two stores per call, no lazy-initialisation check, no pointer
+    /// to chase, and no cache line shared with another thread. The collector finds it through
+    /// the thread's `HazardSlot::fast`.
+    static CALL_SLOT: AtomicPtr<Generation> = const { AtomicPtr::new(UNREGISTERED) };
+}
+
+/// This thread's slot, acquiring one on first use; `None` during thread teardown. Also
+/// registers the thread's `CALL_SLOT` once the process barrier is expedited.
+#[inline]
+pub(crate) fn thread_slot() -> Option<&'static HazardSlot> {
+    let slot = SLOT.try_with(|owner| owner.0).ok()?;
+    if os::barrier_registered() && slot.fast.load(Ordering::Relaxed).is_null() {
+        register_call_slot(slot);
+    }
+    Some(slot)
+}
+
+/// Makes this thread's `CALL_SLOT` visible to the collector, then opens it to the fast path.
+#[cold]
+fn register_call_slot(slot: &'static HazardSlot) {
+    let call_slot = CALL_SLOT.with(ptr::from_ref).cast_mut();
+    {
+        // Under the lock `hazards` scans with: a scan either sees the registration, or runs
+        // before it — and then before any generation this thread publishes in `CALL_SLOT`, whose
+        // re-check of `current` therefore sees the swap that scan belonged to.
+        let _slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.fast.store(call_slot, Ordering::Release);
+    }
+    // Only `UNREGISTERED` is replaced: a value that is a generation belongs to a call running.
+    CALL_SLOT.with(|call| {
+        let _ = call.compare_exchange(
+            UNREGISTERED,
+            ptr::null_mut(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    });
+}
+
+/// The generations currently published in any thread's slot. Call after `os::process_barrier`.
+pub(crate) fn hazards() -> Vec<*const Generation> {
+    let slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+    slots
+        .iter()
+        .flat_map(|slot| {
+            [
+                slot.call.load(Ordering::SeqCst),
+                slot.pin.load(Ordering::SeqCst),
+                fast_slot(slot, &slots),
+            ]
+        })
+        .filter(|p| !p.is_null() && *p != UNREGISTERED)
+        .map(|p| p.cast_const())
+        .collect()
+}
+
+/// Whether a plain call of another thread may still run in `generation`: that thread's call
+/// slots (the fast one or the heap one; not the `pin` slot, held only while a count is raised)
+/// hold it. The calling thread's own slots are left out: a swap made from inside a call of
+/// `generation` (a rollback is decided in the call that panicked) must not wait for itself.
+///
+/// Used by a swap that moves state (`Runtime::drain`): after the swap that made `generation` not
+/// current and a successful `os::process_barrier`, a `false` stays `false` — a new plain call
+/// re-reads `current` after publishing and goes to the new generation. Not seen: plain calls
+/// pinned by count (nested more than two deep, or during thread teardown), and calls of
+/// generation 0, which take no pin.
+pub(crate) fn running_elsewhere(generation: *const Generation) -> bool {
+    let own = SLOT.try_with(|owner| ptr::from_ref(owner.0)).ok();
+    let slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+    slots
+        .iter()
+        .filter(|slot| own != Some(ptr::from_ref::<HazardSlot>(slot)))
+        .any(|slot| {
+            ptr::eq(fast_slot(slot, &slots), generation)
+                || ptr::eq(slot.call.load(Ordering::SeqCst), generation)
+        })
+}
+
+/// What the thread owning `slot` has published in its registered fast `CALL_SLOT` (null if it
+/// has none). The `SLOTS` guard is the proof that the registration cannot go away meanwhile.
+fn fast_slot(
+    slot: &HazardSlot,
+    _registrations: &MutexGuard<'_, Vec<&'static HazardSlot>>,
+) -> *mut Generation {
+    let fast = slot.fast.load(Ordering::Acquire);
+    // SAFETY: a registered `CALL_SLOT` stays allocated until its thread clears `fast`, which it
+    // does under the `SLOTS` lock, held by our caller (`_registrations`).
+    unsafe { fast.as_ref() }.map_or(ptr::null_mut(), |fast| fast.load(Ordering::SeqCst))
+}
+
+/// This thread's fast call slot (`CALL_SLOT`): null when registered and free, `UNREGISTERED`
+/// before registration and after thread exit began, else the generation of a plain call running
+/// on this thread. Valid for as long as the thread runs.
+#[inline(always)]
+pub(crate) fn fast_call_slot() -> *const AtomicPtr<Generation> {
+    CALL_SLOT.with(ptr::from_ref)
+}

@@ -1,0 +1,774 @@
+//! The owner of one hot module's generations: which one is current, which are alive, the locks,
+//! and the one place that makes a generation current.
+//!
+//! Invariants:
+//! - `current` is null while generation 0 (the compiled-in code) is current, else it points to
+//!   a generation in `Registry::live`. It is only stored by [`Runtime::make_current`], under the
+//!   registry lock, with the loading lock held (`&mut Loading`) inside `snapshot::publish`
+//!   (`&Publishing`): the types of its arguments are those three preconditions.
+//! - `Registry::live` owns every loaded generation that has not retired, current and staged
+//!   included.
+//! - A generation leaves `live` only in [`Runtime::collect`], under the registry lock, when it is
+//!   neither current nor staged, its pin count is 0, and no thread's hazard slot holds it after a
+//!   process-wide barrier (the protocol is described in `pin.rs`). It is unloaded afterwards by a
+//!   thread that holds no lock of hotmod's (`hold.rs`, which also gives the lock order).
+//!
+//! The load pipeline that drives these steps is `transaction.rs`; the call paths are `pin.rs`.
+
+use std::path::{Path, PathBuf};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::abi::{ModuleDescriptor, StateMark, HOSTED};
+use crate::artifact_path;
+use crate::error::Error;
+use crate::events::{Event, Events, Hub};
+use crate::generation::Generation;
+use crate::hazard;
+use crate::hold::Hold;
+use crate::invocation::invoke;
+use crate::loader::LoadedLibrary;
+use crate::rollback::Rollback;
+use crate::snapshot::Publishing;
+
+/// What the generated code knows about its module at compile time.
+#[doc(hidden)]
+pub struct ModuleInfo {
+    /// `module_path!()` of the hot module.
+    pub name: &'static str,
+    /// The exported descriptor's symbol name.
+    pub symbol: &'static str,
+    /// The module crate's cargo package name.
+    pub package: &'static str,
+    /// The module crate's manifest directory.
+    pub manifest_dir: &'static str,
+    /// `#[hot_module(path = "…")]`.
+    pub default_path: Option<&'static str>,
+    /// `#[hot_module(watch)]`: watch the artifact from first use.
+    pub watch: bool,
+    /// `#[hot_module(rebuild)]`: rebuild on save from first use.
+    pub rebuild: bool,
+}
+
+/// One hot module's generations and the locks over them.
+pub(crate) struct Runtime {
+    info: ModuleInfo,
+    descriptor: &'static ModuleDescriptor,
+    current: AtomicPtr<Generation>,
+    /// Whether the first-use check of `watch`/`rebuild` (attribute or environment) ran.
+    started: AtomicBool,
+    /// Starts what the attribute or the environment asks for (the façade's services).
+    autostart: fn(&'static Runtime),
+    builtin: Generation,
+    registry: Mutex<Registry>,
+    /// Signalled whenever the current or staged generation changes.
+    changed: Condvar,
+    /// Held for a whole load, so loads from the caller, the watcher and the rebuild take turns.
+    loading: Mutex<()>,
+    events: Hub,
+    services: Mutex<Services>,
+}
+
+struct Registry {
+    /// Loaded generations that have not retired, in load order (staged one included).
+    live: Vec<NonNull<Generation>>,
+    /// The number the next loaded generation gets.
+    next: u64,
+    /// Set by `set_path`.
+    path: Option<PathBuf>,
+    /// Retired generations whose library the platform refused to unmap.
+    unload_blocked: Vec<u64>,
+    /// Staged mode: new generations wait in `staged` for `apply_staged`.
+    staging: bool,
+    /// A verified generation waiting to become current.
+    staged: Option<NonNull<Generation>>,
+    /// The opt-in rollback policy new generations are watched with.
+    rollback: Option<Rollback>,
+}
+
+/// Background work started for the module (the watcher, the rebuild); dropping one stops it.
+/// The runtime only keeps them: what they are is the services' business.
+#[derive(Default)]
+pub(crate) struct Services {
+    pub(crate) watcher: Option<Box<dyn Send>>,
+    pub(crate) rebuild: Option<Box<dyn Send>>,
+}
+
+/// A module's loading lock, held (from [`Runtime::lock_loading`]): the proof the pipeline's
+/// steps ask for. Dropping it releases the lock, then unloads what this thread retired meanwhile
+/// if it holds no other loading lock (`hold.rs`).
+pub(crate) struct Loading<'a> {
+    runtime: &'a Runtime,
+    // Fields drop in order: the lock is released before `_hold` unloads anything.
+    _lock: MutexGuard<'a, ()>,
+    _hold: Hold,
+}
+
+impl Loading<'_> {
+    /// The current generation, which cannot be replaced while this guard is only borrowed
+    /// (replacing it takes `&mut Loading`) and is never retired while current.
+    pub(crate) fn current(&self) -> &Generation {
+        // SAFETY: see above: `make_current` needs `&mut self`, so for as long as the returned
+        // borrow lives the current generation stays current, and `collect` never frees it.
+        unsafe { &*self.runtime.current_ptr() }
+    }
+
+    /// The staged generation, if any: alive while staged, and only this guard's holder can
+    /// unstage it (`take_staged` needs `&mut self`).
+    pub(crate) fn staged(&self) -> Option<&Generation> {
+        let staged = self.runtime.registry().staged;
+        // SAFETY: see above: `collect` never frees the staged generation.
+        staged.map(|g| unsafe { &*g.as_ptr() })
+    }
+
+    pub(crate) fn runtime(&self) -> &Runtime {
+        self.runtime
+    }
+}
+
+/// A generation pinned by count: alive and loaded while this exists. Dropping it releases the
+/// count, and retires the generation if that was its last user and it is no longer current.
+pub(crate) struct CountPin {
+    runtime: &'static Runtime,
+    generation: NonNull<Generation>,
+}
+
+// SAFETY: a `CountPin` only reads its generation (immutable apart from atomics) and releases the
+// count with an atomic decrement; the runtime is a `Sync` static.
+unsafe impl Send for CountPin {}
+// SAFETY: as above; `&CountPin` allows only reads.
+unsafe impl Sync for CountPin {}
+
+impl CountPin {
+    /// Takes over a count someone raised on `generation`.
+    ///
+    /// # Safety
+    /// The caller owns one count of `generation` (raised and not yet released), which this pin
+    /// releases when dropped.
+    pub(crate) unsafe fn adopt(runtime: &'static Runtime, generation: *const Generation) -> Self {
+        CountPin {
+            runtime,
+            // SAFETY: a counted generation is a live one, never null (the caller's contract).
+            generation: unsafe { NonNull::new_unchecked(generation.cast_mut()) },
+        }
+    }
+
+    pub(crate) fn get(&self) -> &Generation {
+        // SAFETY: the count keeps the generation alive while `self` exists.
+        unsafe { self.generation.as_ref() }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const Generation {
+        self.generation.as_ptr()
+    }
+
+    pub(crate) fn runtime(&self) -> &'static Runtime {
+        self.runtime
+    }
+}
+
+impl Clone for CountPin {
+    fn clone(&self) -> Self {
+        // Relaxed: `self` holds a count, so it cannot reach 0 concurrently.
+        self.get().pins.fetch_add(1, Ordering::Relaxed);
+        CountPin {
+            runtime: self.runtime,
+            generation: self.generation,
+        }
+    }
+}
+
+impl Drop for CountPin {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns one count of the generation.
+        unsafe { self.runtime.unpin(self.generation.as_ptr()) };
+    }
+}
+
+/// How long a swap that moves state waits for plain calls still running in the outgoing
+/// generation before it seals the outgoing copies (see `state.rs`); an access to the state a
+/// longer call makes afterwards is refused with a panic.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+// SAFETY: the raw generation pointers in `Registry` are owned by the runtime and only
+// dereferenced under the pinning protocol; everything else is `Sync` or behind a mutex.
+unsafe impl Sync for Runtime {}
+// SAFETY: as above.
+unsafe impl Send for Runtime {}
+
+impl Runtime {
+    pub(crate) const fn new(
+        descriptor: &'static ModuleDescriptor,
+        info: ModuleInfo,
+        autostart: fn(&'static Runtime),
+    ) -> Runtime {
+        Runtime {
+            info,
+            descriptor,
+            current: AtomicPtr::new(ptr::null_mut()),
+            started: AtomicBool::new(false),
+            autostart,
+            builtin: Generation::builtin(),
+            registry: Mutex::new(Registry {
+                live: Vec::new(),
+                next: 1,
+                path: None,
+                unload_blocked: Vec::new(),
+                staging: false,
+                staged: None,
+                rollback: None,
+            }),
+            changed: Condvar::new(),
+            loading: Mutex::new(()),
+            events: Hub::new(),
+            services: Mutex::new(Services {
+                watcher: None,
+                rebuild: None,
+            }),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.info.name
+    }
+
+    pub(crate) fn info(&self) -> &ModuleInfo {
+        &self.info
+    }
+
+    /// The host's own descriptor: what every library is verified against.
+    pub(crate) fn host_descriptor(&self) -> &'static ModuleDescriptor {
+        self.descriptor
+    }
+
+    /// The descriptor `generation` was built with (the host's own for generation 0).
+    pub(crate) fn descriptor_of<'g>(&self, generation: &'g Generation) -> &'g ModuleDescriptor {
+        if generation.descriptor.is_null() {
+            self.descriptor
+        } else {
+            // SAFETY: a loaded generation's descriptor lives in its library, loaded while the
+            // generation is; the caller borrows the generation.
+            unsafe { &*generation.descriptor }
+        }
+    }
+
+    pub(crate) fn is_builtin(&self, generation: *const Generation) -> bool {
+        ptr::eq(generation, &self.builtin)
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Serialises loads of this module (from callers, the watcher, the rebuild, `load_all`).
+    /// Generations retired meanwhile are unloaded once this thread holds no loading lock.
+    pub(crate) fn lock_loading(&self) -> Loading<'_> {
+        Loading {
+            runtime: self,
+            _lock: self.loading.lock().unwrap_or_else(PoisonError::into_inner),
+            _hold: Hold::new(),
+        }
+    }
+
+    /// As `lock_loading`, unless a load is in progress.
+    pub(crate) fn try_lock_loading(&self) -> Option<Loading<'_>> {
+        let lock = self.loading.try_lock().ok()?;
+        Some(Loading {
+            runtime: self,
+            _lock: lock,
+            _hold: Hold::new(),
+        })
+    }
+
+    // ---- The current generation (read by the call paths) ----
+
+    /// The current generation, generation 0 included (never null).
+    #[inline]
+    pub(crate) fn current_ptr(&self) -> *const Generation {
+        // Acquire: pairs with the SeqCst stores that publish a generation, so its fields are
+        // visible.
+        self.or_builtin(self.current.load(Ordering::Acquire))
+    }
+
+    /// As `current_ptr`, for the count-pin protocol that needs a total order with the store.
+    #[inline]
+    pub(crate) fn current_ptr_seqcst(&self) -> *const Generation {
+        self.or_builtin(self.current.load(Ordering::SeqCst))
+    }
+
+    /// `current` as stored (null for generation 0) to a generation pointer.
+    #[inline]
+    fn or_builtin(&self, current: *const Generation) -> *const Generation {
+        if current.is_null() {
+            &self.builtin
+        } else {
+            current
+        }
+    }
+
+    /// The current loaded generation, or null while generation 0 is current.
+    #[inline]
+    pub(crate) fn current_loaded(&self) -> *const Generation {
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// Pins the current generation by count, under the registry lock (for threads without a
+    /// hazard slot, and for the loading thread).
+    pub(crate) fn pin_locked(&'static self) -> CountPin {
+        let _registry = self.registry();
+        let generation = self.current_ptr();
+        // SAFETY: under the lock the collector cannot run, and the current generation is alive.
+        unsafe { &*generation }.pins.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: we just raised the count this pin releases.
+        unsafe { CountPin::adopt(self, generation) }
+    }
+
+    /// Releases one count pin; collects if that was the last pin of a generation that is no
+    /// longer current.
+    ///
+    /// # Safety
+    /// The caller owns one count of `generation`, which it gives up here.
+    pub(crate) unsafe fn unpin(&'static self, generation: *const Generation) {
+        // SAFETY: the caller holds a pin on `generation`, so it is alive until this decrement.
+        let previous = unsafe { &*generation }.pins.fetch_sub(1, Ordering::SeqCst);
+        // Nothing below dereferences `generation`: it may be freed as soon as the count is 0.
+        if previous == 1 && !ptr::eq(self.current_ptr_seqcst(), generation) {
+            self.collect();
+        }
+    }
+
+    // ---- Making a generation current: the one place ----
+
+    /// Numbers a generation that passed verification and on_load and adds it to the live ones.
+    /// Under the registry lock, with the loading lock held (which orders numbers with loads).
+    fn admit(registry: &mut Registry, generation: Box<Generation>) -> NonNull<Generation> {
+        let mut generation = generation;
+        generation.number = registry.next;
+        registry.next += 1;
+        let generation = NonNull::from(Box::leak(generation));
+        registry.live.push(generation);
+        generation
+    }
+
+    /// Makes `to` current: a prepared generation (numbered and added to the live ones in the same
+    /// step, so the collector never sees it idle), or one already live (staged, or a rollback's
+    /// fallback, or generation 0). With `watch`, the
+    /// outgoing generation's probation ends and, if a rollback policy is set, `to` starts one
+    /// with the outgoing generation as its fallback (pinned). Clears `to` from staging if it was
+    /// staged. Returns the fallback pin a probation that ended held, to release.
+    ///
+    /// The three preconditions are its arguments: the loading lock (`&mut Loading`, so no
+    /// borrow of the outgoing generation taken from the guard survives the swap), the snapshot
+    /// writer (`&Publishing`), and the registry lock, taken here.
+    pub(crate) fn make_current(
+        &'static self,
+        loading: &mut Loading,
+        _publishing: &Publishing,
+        to: To,
+        watch: bool,
+    ) -> (*const Generation, Option<CountPin>) {
+        debug_assert!(ptr::eq(loading.runtime, self));
+        let mut registry = self.registry();
+        let to = match to {
+            To::Fresh(generation) => Self::admit(&mut registry, generation).as_ptr().cast_const(),
+            To::Live(generation) => generation,
+        };
+        let outgoing = self.current_ptr();
+        // SAFETY: the current generation is alive under the registry lock.
+        let ended = unsafe { &*outgoing }.probation.end();
+        // SAFETY: `to` is live (admitted above, or `To::Live`'s contract) and the registry lock
+        // keeps it so.
+        let incoming = unsafe { &*to };
+        if watch {
+            if let Some(policy) = registry.rollback {
+                // SAFETY: as above; the count keeps it alive as the fallback from here on.
+                unsafe { &*outgoing }.pins.fetch_add(1, Ordering::SeqCst);
+                incoming.probation.start(policy, outgoing);
+            }
+        }
+        if registry.staged.is_some_and(|s| ptr::eq(s.as_ptr(), to)) {
+            registry.staged = None;
+        }
+        let stored = if self.is_builtin(to) {
+            ptr::null_mut()
+        } else {
+            to.cast_mut()
+        };
+        // SeqCst: the collector and `PinnedGeneration::current` order their pin-count accesses
+        // against this store (see pin.rs).
+        self.current.store(stored, Ordering::SeqCst);
+        drop(registry);
+        // SAFETY: a probation's fallback holds one count, which `end` handed to us.
+        let ended = ended.map(|fallback| unsafe { CountPin::adopt(self, fallback) });
+        (to, ended)
+    }
+
+    /// Wakes `wait_for_generation`: the current (or staged) generation changed.
+    pub(crate) fn notify_changed(&self) {
+        self.changed.notify_all();
+    }
+
+    /// Ends `generation`'s probation, if it has one; returns the fallback it pinned.
+    pub(crate) fn end_probation(&'static self, generation: &Generation) -> Option<CountPin> {
+        let fallback = generation.probation.end()?;
+        // SAFETY: a probation's fallback holds one count, which `end` handed to us.
+        Some(unsafe { CountPin::adopt(self, fallback) })
+    }
+
+    /// Keeps a prepared generation as the staged one; returns its number and whether it replaced
+    /// a staged generation that was never applied (which retires now).
+    pub(crate) fn stage(&'static self, _loading: &mut Loading, generation: Box<Generation>) -> u64 {
+        let path = generation.origin.clone().unwrap_or_default();
+        let mut registry = self.registry();
+        let generation = Self::admit(&mut registry, generation);
+        // SAFETY: just admitted; we hold the lock.
+        let number = unsafe { generation.as_ref() }.number;
+        let replaced = registry.staged.replace(generation).is_some();
+        drop(registry);
+        self.changed.notify_all();
+        self.events.emit(Event::Staged {
+            module: self.name(),
+            generation: number,
+            path,
+        });
+        if replaced {
+            // The generation it replaced was never current; it retires now.
+            self.collect();
+        }
+        number
+    }
+
+    /// Drops the staged generation (its hand-over was refused); it retires.
+    pub(crate) fn unstage(&'static self, _loading: &mut Loading) {
+        self.registry().staged = None;
+        self.collect();
+    }
+
+    /// Waits (at most `DRAIN_LIMIT`) until no other thread runs a plain call in `outgoing`, which
+    /// is no longer current. Plain calls of generation 0 take no pin, so there is nothing to see.
+    pub(crate) fn drain(&self, outgoing: &Generation) {
+        if self.is_builtin(outgoing) {
+            return;
+        }
+        // After the swap and this barrier, a plain call either shows `outgoing` in its hazard
+        // slot or re-reads `current` and goes to the new generation (pin.rs).
+        if !crate::os::process_barrier() {
+            return;
+        }
+        let deadline = Instant::now() + DRAIN_LIMIT;
+        let mut pause = Duration::from_micros(20);
+        while hazard::running_elsewhere(outgoing) {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    target: "hotmod",
+                    "{}: a plain call still runs in generation {} after {} s; its state moves \
+                     now, and that call's accesses to it will be refused",
+                    self.name(),
+                    outgoing.number,
+                    DRAIN_LIMIT.as_secs()
+                );
+                return;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+
+    // ---- Retiring ----
+
+    /// Unloads every generation that is not current or staged and that nothing uses any more.
+    pub(crate) fn collect(&'static self) {
+        let mut registry = self.registry();
+        let current = self.current_ptr_seqcst();
+        let staged = registry.staged;
+        let idle = |g: &NonNull<Generation>| {
+            if staged == Some(*g) {
+                return false;
+            }
+            // SAFETY: generations in `live` are alive while we hold the lock.
+            let pins = unsafe { g.as_ref() }.pins.load(Ordering::SeqCst);
+            !ptr::eq(g.as_ptr(), current) && pins == 0
+        };
+        if !registry.live.iter().any(idle) {
+            return;
+        }
+        if !crate::os::process_barrier() {
+            // Without the barrier a reader's hazard may be invisible: retire nothing now; the
+            // next collect (the next unpin or load) tries again.
+            tracing::warn!(
+                target: "hotmod",
+                "{}: the process-wide barrier failed; retired generations stay loaded for now",
+                self.name()
+            );
+            return;
+        }
+        let hazards = hazard::hazards();
+        let (retiring, live): (Vec<_>, Vec<_>) = registry
+            .live
+            .iter()
+            .copied()
+            .partition(|g| idle(g) && !hazards.contains(&g.as_ptr().cast_const()));
+        if retiring.is_empty() {
+            return;
+        }
+        registry.live = live;
+        // Unload outside the registry lock, and outside any loading lock this thread holds:
+        // module code runs while a library unloads, and may call back into hotmod (hold.rs).
+        drop(registry);
+        let hold = Hold::new();
+        for generation in retiring {
+            let generation = Retiring(generation);
+            hold.defer(Box::new(move || self.retire(generation)));
+        }
+        drop(hold);
+    }
+
+    /// Unloads a generation `collect` took out of `live`, and says so. Module code runs here:
+    /// called only through a `Hold`, with no lock held.
+    fn retire(&'static self, generation: Retiring) {
+        // SAFETY: `collect` took the generation out of `live` when it was not current or staged,
+        // had no pins and no hazard: nothing can reach it any more. We own the allocation made
+        // in `admit`, handed to exactly one `retire` (through one `Retiring`).
+        let generation = unsafe { Box::from_raw(generation.0.as_ptr()) };
+        self.drop_state_values(&generation);
+        let Generation {
+            number, library, ..
+        } = *generation;
+        let module = self.name();
+        match library.map_or(Ok(()), LoadedLibrary::unload_or_reason) {
+            Ok(()) => self.events.emit(Event::Retired {
+                module,
+                generation: number,
+            }),
+            Err(reason) => {
+                // Listed first: a subscriber that sees the event finds it in `unload_blocked()`.
+                self.registry().unload_blocked.push(number);
+                self.events.emit(Event::RetireBlocked {
+                    module,
+                    generation: number,
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Drops the values a retiring generation's `#[hotmod::state]` copies still hold (a copy
+    /// keeps its value after it moved, see `transaction::Swap::commit`), before its library
+    /// unloads. Their `Drop` is module code, run here with no lock held.
+    fn drop_state_values(&self, generation: &Generation) {
+        if generation.descriptor.is_null() {
+            return;
+        }
+        // SAFETY: a loaded generation's descriptor lives in its library, which is still loaded
+        // (the caller unloads it afterwards); verified, so its states slice is whole.
+        let states = unsafe { (*generation.descriptor).states.as_slice() };
+        if states.is_empty() {
+            return;
+        }
+        // Named in the message of an access to a moved copy; none can come any more.
+        let to = self.generation();
+        for entry in states {
+            // SAFETY: mark trampolines take `StateMark` and return `()` (ABI contract); the
+            // library is loaded (above).
+            let marked = unsafe { invoke::<StateMark, ()>(entry.mark, StateMark::Moved { to }) };
+            if let Err(panic) = marked {
+                // SAFETY: as above.
+                let name = unsafe { entry.name.as_str() };
+                tracing::warn!(
+                    target: "hotmod",
+                    "{}: state `{name}`: dropping its value as generation {} retired panicked: {panic}",
+                    self.name(),
+                    generation.number
+                );
+            }
+        }
+    }
+
+    // ---- Events ----
+
+    /// Tells waiters and subscribers that generation `number` (from `path`) is current, and
+    /// retires what that freed.
+    pub(crate) fn announce(&'static self, number: u64, path: &Path, started: Instant) -> u64 {
+        self.events.emit(Event::Loaded {
+            module: self.name(),
+            generation: number,
+            path: path.to_path_buf(),
+            took: started.elapsed(),
+        });
+        self.collect();
+        number
+    }
+
+    pub(crate) fn reject(&self, error: &Error) {
+        self.events.emit(Event::Rejected {
+            module: self.name(),
+            error: error.clone(),
+        });
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        self.events.emit(event);
+    }
+
+    /// Says that watching or rebuilding started (`what`); see `progress.rs`.
+    pub(crate) fn started(&self, what: &str) {
+        self.events.started(self.name(), what);
+    }
+
+    pub(crate) fn subscribe(&self) -> Events {
+        self.events.subscribe()
+    }
+
+    // ---- Services ----
+
+    pub(crate) fn services(&self) -> MutexGuard<'_, Services> {
+        self.services.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops watching and rebuilding, and printing progress.
+    pub(crate) fn stop_services(&self) {
+        let mut services = self.services();
+        services.watcher = None;
+        services.rebuild = None;
+        self.events.stopped();
+    }
+
+    /// Starts what `#[hot_module(watch)]`, `#[hot_module(rebuild)]`, `HOTMOD_WATCH=1` or
+    /// `HOTMOD_REBUILD=1` ask for, once, at the module's first use in the host.
+    #[inline]
+    pub(crate) fn first_use(&'static self) {
+        if !self.started.load(Ordering::Relaxed) {
+            self.first_use_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn first_use_slow(&'static self) {
+        if self.started.swap(true, Ordering::AcqRel) || HOSTED.load(Ordering::Relaxed) {
+            // Already done, or this is a module static inside a loaded generation: only the
+            // host's statics may start background work.
+            return;
+        }
+        (self.autostart)(self);
+    }
+
+    // ---- Queries and settings ----
+
+    /// The current generation's number.
+    pub(crate) fn generation(&self) -> u64 {
+        let _registry = self.registry();
+        // SAFETY: under the lock the collector cannot free the current generation (it never
+        // frees the current one anyway).
+        unsafe { &*self.current_ptr() }.number
+    }
+
+    /// The newest generation's number and digest: the staged one if any, else the current one.
+    pub(crate) fn newest(&self) -> (u64, Option<u64>) {
+        let registry = self.registry();
+        let newest = match registry.staged {
+            // SAFETY: the staged generation is alive while it is staged; we hold the lock.
+            Some(staged) => unsafe { staged.as_ref() },
+            // SAFETY: under the lock the current generation cannot be freed.
+            None => unsafe { &*self.current_ptr() },
+        };
+        (newest.number, newest.digest)
+    }
+
+    pub(crate) fn staged_generation(&self) -> Option<u64> {
+        // SAFETY: the staged generation is alive while it is staged; we hold the lock.
+        self.registry()
+            .staged
+            .map(|staged| unsafe { staged.as_ref() }.number)
+    }
+
+    pub(crate) fn staging(&self) -> bool {
+        self.registry().staging
+    }
+
+    pub(crate) fn set_staging(&self, on: bool) {
+        self.registry().staging = on;
+    }
+
+    pub(crate) fn set_rollback(&self, policy: Option<Rollback>) {
+        self.registry().rollback = policy;
+    }
+
+    pub(crate) fn wait_for_generation(
+        &self,
+        generation: u64,
+        timeout: Duration,
+    ) -> Result<u64, Error> {
+        let deadline = Instant::now() + timeout;
+        let mut registry = self.registry();
+        loop {
+            // SAFETY: under the lock the current generation cannot be freed.
+            let current = unsafe { &*self.current_ptr() }.number;
+            if current >= generation {
+                return Ok(current);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    module: self.name(),
+                    what: format!("generation {generation} (current: {current})"),
+                    after: timeout,
+                });
+            }
+            registry = self
+                .changed
+                .wait_timeout(registry, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    pub(crate) fn path(&self) -> PathBuf {
+        let set = self.registry().path.clone();
+        artifact_path::resolve(self.name(), set, self.info.default_path)
+    }
+
+    pub(crate) fn set_path(&self, path: PathBuf) {
+        self.registry().path = Some(path);
+    }
+
+    pub(crate) fn env_var(&self) -> String {
+        artifact_path::env_var(self.name())
+    }
+
+    pub(crate) fn crate_name(&self) -> &'static str {
+        artifact_path::crate_name(self.name())
+    }
+
+    pub(crate) fn live_generations(&self) -> Vec<u64> {
+        let registry = self.registry();
+        // SAFETY: generations in `live` are only freed under the lock we hold.
+        std::iter::once(0)
+            .chain(registry.live.iter().map(|g| unsafe { g.as_ref() }.number))
+            .collect()
+    }
+
+    pub(crate) fn unload_blocked(&self) -> Vec<u64> {
+        self.registry().unload_blocked.clone()
+    }
+}
+
+/// What [`Runtime::make_current`] makes current.
+pub(crate) enum To {
+    /// A prepared generation, not yet numbered.
+    Fresh(Box<Generation>),
+    /// A live generation of this runtime (in the registry, or generation 0), which the caller
+    /// keeps alive (it is staged, pinned, or the builtin).
+    Live(*const Generation),
+}
+
+/// A generation `collect` took out of the registry, on its way to `retire`.
+struct Retiring(NonNull<Generation>);
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
