@@ -77,6 +77,22 @@ pub struct StateStatic<'a> {
 }
 
 impl<'a> HotModule<'a> {
+    /// The module's outer attributes (`#[doc]`, `#[cfg]`, …), for the generated `mod`.
+    pub fn outer_attrs(&self) -> impl Iterator<Item = &'a Attribute> {
+        self.module
+            .attrs
+            .iter()
+            .filter(|a| matches!(a.style, AttrStyle::Outer))
+    }
+
+    /// The module's inner attributes (`#![allow(…)]`), which go inside the generated `mod`.
+    pub fn inner_attrs(&self) -> impl Iterator<Item = &'a Attribute> {
+        self.module
+            .attrs
+            .iter()
+            .filter(|a| matches!(a.style, AttrStyle::Inner(_)))
+    }
+
     /// The hot functions, in source order.
     pub fn functions(&self) -> impl Iterator<Item = &HotFn<'a>> {
         self.items.iter().filter_map(|item| match item {

@@ -23,7 +23,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let krate = &args.krate;
     let private = quote!(#krate::__private);
     let module = hot.module;
-    let attrs = &module.attrs;
+    let (outer_attrs, inner_attrs) = (hot.outer_attrs(), hot.inner_attrs());
     let vis = &module.vis;
     let ident = &module.ident;
     let functions: Vec<&HotFn> = hot.functions().collect();
@@ -52,8 +52,9 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     );
 
     quote! {
-        #(#attrs)*
+        #(#outer_attrs)*
         #vis mod #ident {
+            #(#inner_attrs)*
             #(#items)*
 
             /// The functions as written; every generation runs its own copy of these.

@@ -19,7 +19,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let krate = &args.krate;
     let private = quote!(#krate::__private);
     let module = hot.module;
-    let attrs = &module.attrs;
+    let (outer_attrs, inner_attrs) = (hot.outer_attrs(), hot.inner_attrs());
     let vis = &module.vis;
     let ident = &module.ident;
     // The module's items exactly as written, in their order (`macro_rules!` cares), but for
@@ -47,8 +47,9 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     );
 
     quote! {
-        #(#attrs)*
+        #(#outer_attrs)*
         #vis mod #ident {
+            #(#inner_attrs)*
             #(#items)*
 
             #(#on_load)*
