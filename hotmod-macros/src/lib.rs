@@ -86,7 +86,8 @@ use proc_macro::TokenStream;
 ///
 /// # Refused at compile time
 ///
-/// Each of these is a compile error on the offending token that says what to write instead:
+/// Each of these is a compile error on the offending token that says what to write instead, and
+/// a module with several mistakes gets all of them in one compile:
 ///
 /// - the attribute on anything but a module, or on a module whose body is in another file
 ///   (`mod name;`): the attribute must see the functions;
