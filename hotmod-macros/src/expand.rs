@@ -1,13 +1,14 @@
-//! Code generation. The expansion keeps the user's module and adds, inside it:
+//! Code generation. The expansion keeps the user's module, its items in their order, with each
+//! `pub fn` replaced by a wrapper of the same name and signature that calls the current
+//! generation through `__private::call`; after them it adds:
 //!
 //! - `__hotmod_impl`: the `pub fn`s as written (what every generation runs);
-//! - one wrapper per `pub fn` with the original name and signature, calling the current
-//!   generation through `__private::call`;
 //! - `Handle` (a pinned generation with one method per `pub fn`) and `module()`;
 //! - `__hotmod_trampolines`: one `extern "C"` trampoline per function;
 //! - `__HOTMOD_DESCRIPTOR`, the exported descriptor the loader verifies.
 //!
-//! All logic lives in the runtime; the expansion only names things and calls `__private`.
+//! All logic lives in the runtime; the expansion only names things and calls `__private`. The
+//! module reaching it has been validated: nothing here checks or reports anything.
 
 use std::collections::BTreeSet;
 
@@ -15,24 +16,28 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 use syn::{Fields, Item, Type};
 
-use crate::ast::{Args, HotFn, HotModule, StateStatic};
+use crate::ast::{collect_idents, Args, HotFn, HotModule, ModItem, StateStatic};
 use crate::text;
 
 pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let krate = &args.krate;
     let private = quote!(#krate::__private);
-    let module = &hot.module;
-    let attrs = &module.attrs;
+    let module = hot.module;
+    let (outer_attrs, inner_attrs) = (hot.outer_attrs(), hot.inner_attrs());
     let vis = &module.vis;
     let ident = &module.ident;
-    let others = &hot.others;
+    let functions: Vec<&HotFn> = hot.functions().collect();
 
-    let impl_fns = hot.functions.iter().map(|f| &f.item);
-    let wrappers = hot.functions.iter().map(|f| wrapper(&private, f));
-    let indices = indices(hot);
-    let methods = hot.functions.iter().map(|f| method(&private, f));
-    let trampolines = hot.functions.iter().map(|f| trampoline(&private, f));
-    let descriptor = descriptor(&private, hot);
+    // The user's items in their order, each hot function's wrapper where the function was.
+    let items = hot.items.iter().map(|item| match item {
+        ModItem::Hot(f) => wrapper(&private, f),
+        other => quote!(#other),
+    });
+    let impl_fns = functions.iter().map(|f| f.item);
+    let indices = indices(&functions);
+    let methods = functions.iter().map(|f| method(&private, f));
+    let trampolines = functions.iter().map(|f| trampoline(&private, f));
+    let descriptor = descriptor(&private, hot, &functions);
     let symbol = symbol_name(ident);
     let default_path = match &args.path {
         Some(path) => quote!(#private::Some(#path)),
@@ -40,16 +45,17 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     };
     let (watch, rebuild) = (args.watch, args.rebuild);
     let on_load = on_load(&private, hot);
-    let state_trampolines = hot.states.iter().map(|st| state_trampolines(&private, st));
+    let state_trampolines = hot.states().map(|st| state_trampolines(&private, st));
     let handle_doc = format!(
         "A pinned generation of `{ident}`: every call through it runs the generation it captured, \
          however many reloads happen, until the handle and its clones are dropped."
     );
 
     quote! {
-        #(#attrs)*
+        #(#outer_attrs)*
         #vis mod #ident {
-            #(#others)*
+            #(#inner_attrs)*
+            #(#items)*
 
             /// The functions as written; every generation runs its own copy of these.
             #[doc(hidden)]
@@ -58,8 +64,6 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
                 use super::*;
                 #(#impl_fns)*
             }
-
-            #(#wrappers)*
 
             #indices
 
@@ -151,7 +155,7 @@ fn arg_names(f: &HotFn) -> TokenStream {
 }
 
 /// `name: &str, times: u32`: the parameters with the names the generated code uses.
-fn params(f: &HotFn) -> impl Iterator<Item = TokenStream> + '_ {
+fn params<'f>(f: &'f HotFn) -> impl Iterator<Item = TokenStream> + 'f {
     f.params.iter().map(|p| {
         let (ident, ty) = (&p.ident, &p.ty);
         quote!(#ident: #ty)
@@ -159,7 +163,7 @@ fn params(f: &HotFn) -> impl Iterator<Item = TokenStream> + '_ {
 }
 
 /// Attributes that must follow the function onto everything generated for it.
-fn carried_attrs(f: &HotFn) -> impl Iterator<Item = &syn::Attribute> {
+fn carried_attrs<'a>(f: &HotFn<'a>) -> impl Iterator<Item = &'a syn::Attribute> {
     f.item
         .attrs
         .iter()
@@ -241,10 +245,10 @@ fn cfgs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
 
 /// `mod __hotmod_index`: each function's position in the descriptor's table, counting only
 /// the functions whose `#[cfg]` holds.
-fn indices(hot: &HotModule) -> TokenStream {
-    let consts = hot.functions.iter().enumerate().map(|(k, f)| {
+fn indices(functions: &[&HotFn]) -> TokenStream {
+    let consts = functions.iter().enumerate().map(|(k, f)| {
         let name = &f.item.sig.ident;
-        let earlier = hot.functions[..k].iter().map(|g| {
+        let earlier = functions[..k].iter().map(|g| {
             let cfgs = cfgs(&g.item.attrs);
             quote!(#(#cfgs)* let n = n + 1;)
         });
@@ -267,15 +271,15 @@ fn indices(hot: &HotModule) -> TokenStream {
     }
 }
 
-fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
-    let states = hot.states.iter().map(|st| {
+fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> TokenStream {
+    let states = hot.states().map(|st| {
         let StateNames {
             export,
             import,
             take,
             mark,
         } = state_names(st);
-        let (name, version, cfgs) = (st.ident.to_string(), st.version, &st.cfgs);
+        let (name, version, cfgs) = (st.item.ident.to_string(), st.version, cfgs(&st.item.attrs));
         quote! {
             #(#cfgs)*
             #private::StateEntry {
@@ -288,20 +292,20 @@ fn descriptor(private: &TokenStream, hot: &HotModule) -> TokenStream {
             }
         }
     });
-    let on_load_entry = match &hot.on_load {
+    let on_load_entry = match hot.on_load() {
         Some(_) => quote!(#private::Some(__hotmod_trampolines::__hotmod_on_load)),
         None => quote!(#private::None),
     };
     let mut statics = Vec::new();
     let mut entries = Vec::new();
-    for (index, f) in hot.functions.iter().enumerate() {
+    for (index, f) in functions.iter().enumerate() {
         let cfgs = cfgs(&f.item.attrs);
         let name = f.item.sig.ident.to_string();
         let params_static = format_ident!("PARAMS_{}", index);
         let layouts: Vec<_> = f
             .params
             .iter()
-            .map(|p| value_layout(private, &p.ty))
+            .map(|p| value_layout(private, p.ty))
             .collect();
         let count = layouts.len();
         let ret = value_layout(private, &f.output);
@@ -431,10 +435,10 @@ struct StateNames {
 
 fn state_names(st: &StateStatic) -> StateNames {
     StateNames {
-        export: format_ident!("__hotmod_state_export_{}", st.ident),
-        import: format_ident!("__hotmod_state_import_{}", st.ident),
-        take: format_ident!("__hotmod_state_take_{}", st.ident),
-        mark: format_ident!("__hotmod_state_mark_{}", st.ident),
+        export: format_ident!("__hotmod_state_export_{}", st.item.ident),
+        import: format_ident!("__hotmod_state_import_{}", st.item.ident),
+        take: format_ident!("__hotmod_state_take_{}", st.item.ident),
+        mark: format_ident!("__hotmod_state_mark_{}", st.item.ident),
     }
 }
 
@@ -447,8 +451,8 @@ fn state_trampolines(private: &TokenStream, st: &StateStatic) -> TokenStream {
         take,
         mark,
     } = state_names(st);
-    let (ident, version, cfgs) = (&st.ident, st.version, &st.cfgs);
-    let name = st.ident.to_string();
+    let (ident, version, cfgs) = (&st.item.ident, st.version, cfgs(&st.item.attrs));
+    let name = ident.to_string();
     let migrate = match &st.migrate {
         Some(path) => quote!(#private::Some(super::#path as #private::state_glue::Migrate<_>)),
         None => quote!(#private::None),
@@ -496,7 +500,7 @@ fn state_trampolines(private: &TokenStream, st: &StateStatic) -> TokenStream {
 
 /// The trampoline of the `#[on_load]` function: `()` in, `Result<(), String>` out.
 fn on_load(private: &TokenStream, hot: &HotModule) -> TokenStream {
-    let Some(name) = &hot.on_load else {
+    let Some(name) = hot.on_load() else {
         return TokenStream::new();
     };
     quote! {
@@ -618,10 +622,9 @@ fn definition_pieces(item: &Item) -> Vec<(Vec<&syn::Attribute>, String)> {
 
 /// Structs and enums of the module that appear in a hot function's signature, directly or
 /// through the fields of another such type.
-fn boundary_types(hot: &HotModule) -> Vec<&Item> {
+fn boundary_types<'a>(hot: &HotModule<'a>) -> Vec<&'a Item> {
     let defined: Vec<(&Ident, &Item)> = hot
-        .others
-        .iter()
+        .others()
         .filter_map(|item| match item {
             Item::Struct(s) => Some((&s.ident, item)),
             Item::Enum(e) => Some((&e.ident, item)),
@@ -631,9 +634,9 @@ fn boundary_types(hot: &HotModule) -> Vec<&Item> {
         })
         .collect();
     let mut names = BTreeSet::new();
-    for f in &hot.functions {
+    for f in hot.functions() {
         for p in &f.params {
-            collect_idents(&p.ty, &mut names);
+            collect_idents(p.ty, &mut names);
         }
         collect_idents(&f.output, &mut names);
     }
@@ -684,15 +687,4 @@ fn trait_methods(t: &syn::ItemTrait) -> impl Iterator<Item = &syn::Signature> {
         syn::TraitItem::Fn(f) => Some(&f.sig),
         _ => None,
     })
-}
-
-pub(crate) fn collect_idents(ty: &Type, names: &mut BTreeSet<String>) {
-    struct Collector<'a>(&'a mut BTreeSet<String>);
-    impl<'ast> syn::visit::Visit<'ast> for Collector<'_> {
-        fn visit_path_segment(&mut self, segment: &'ast syn::PathSegment) {
-            self.0.insert(segment.ident.to_string());
-            syn::visit::visit_path_segment(self, segment);
-        }
-    }
-    syn::visit::Visit::visit_type(&mut Collector(names), ty);
 }

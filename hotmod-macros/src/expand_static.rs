@@ -12,47 +12,31 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::Item;
 
 use crate::ast::{Args, HotFn, HotModule};
 
 pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let krate = &args.krate;
     let private = quote!(#krate::__private);
-    let module = &hot.module;
-    let attrs = &module.attrs;
+    let module = hot.module;
+    let (outer_attrs, inner_attrs) = (hot.outer_attrs(), hot.inner_attrs());
     let vis = &module.vis;
     let ident = &module.ident;
     // The module's items exactly as written, in their order (`macro_rules!` cares), but for
     // the `#[on_load]` and `#[state]` attributes, which mean nothing without reloading.
-    let items = module
-        .content
-        .iter()
-        .flat_map(|(_, items)| items)
-        .map(|item| match item {
-            Item::Fn(f) if hot.on_load.as_ref() == Some(&f.sig.ident) => {
-                let mut f = f.clone();
-                f.attrs.retain(|attr| !last_segment_is(attr, "on_load"));
-                Item::Fn(f)
-            }
-            Item::Static(st) if hot.states.iter().any(|state| state.ident == st.ident) => {
-                let mut st = st.clone();
-                st.attrs.retain(|attr| !last_segment_is(attr, "state"));
-                Item::Static(st)
-            }
-            other => other.clone(),
-        });
+    let items = &hot.items;
     // Nothing calls the on_load function or the states' migrate functions in this build; keep
     // them from being dead code.
     let on_load = hot
-        .on_load
-        .iter()
+        .on_load()
+        .into_iter()
         .map(|name| quote!(const _: () = { let _ = #name; };));
-    let migrate = hot.states.iter().filter_map(|state| {
-        let (cfgs, path) = (&state.cfgs, state.migrate.as_ref()?);
+    let migrate = hot.states().filter_map(|state| {
+        let path = state.migrate.as_ref()?;
+        let cfgs = state.item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
         Some(quote!(#(#cfgs)* const _: () = { let _ = #path; };))
     });
-    let methods = hot.functions.iter().map(method);
+    let methods = hot.functions().map(method);
     let default_path = match &args.path {
         Some(path) => quote!(#private::Some(#path)),
         None => quote!(#private::None),
@@ -63,8 +47,9 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     );
 
     quote! {
-        #(#attrs)*
+        #(#outer_attrs)*
         #vis mod #ident {
+            #(#inner_attrs)*
             #(#items)*
 
             #(#on_load)*
@@ -115,14 +100,6 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
             }
         }
     }
-}
-
-/// `#[on_load]`, `#[hotmod::state(…)]`, … (any path ending in `name`).
-fn last_segment_is(attr: &syn::Attribute, name: &str) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|segment| segment.ident == name)
 }
 
 /// `pub fn greet(&self, name: &str) -> String { self::greet(name) }`

@@ -2,10 +2,18 @@
 //! through `hotmod` (`#[hotmod::hot_module]`), which re-exports them: everything they generate
 //! calls hotmod's runtime, and hotmod's `reload` feature decides which form they generate.
 
+// `#[hot_module]` runs in three passes, each in files of its own: `parse` borrows the input into
+// an `ast::HotModule` that keeps every item in source order, `validate` checks every rule and
+// collects every mistake in a `ctxt::Ctxt`, and only a module without mistakes reaches `expand`
+// (or `expand_static`), which generate code and check nothing.
+
 mod ast;
+mod ctxt;
 mod expand;
 mod expand_static;
+mod parse;
 mod text;
+mod validate;
 
 use proc_macro::TokenStream;
 
@@ -78,7 +86,8 @@ use proc_macro::TokenStream;
 ///
 /// # Refused at compile time
 ///
-/// Each of these is a compile error on the offending token that says what to write instead:
+/// Each of these is a compile error on the offending token that says what to write instead, and
+/// a module with several mistakes gets all of them in one compile:
 ///
 /// - the attribute on anything but a module, or on a module whose body is in another file
 ///   (`mod name;`): the attribute must see the functions;
@@ -118,23 +127,40 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn hot_module(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);
-    let args = match ast::Args::parse(args.into()) {
-        Ok(args) => args,
-        Err(e) => return fallback(vec![e], item),
-    };
-    match ast::HotModule::parse(item.clone()) {
-        // hotmod's `reload` feature turns this crate's `reload` on (see hotmod's crate docs).
-        Ok(module) if cfg!(feature = "reload") => expand::expand(&args, &module).into(),
-        Ok(module) => expand_static::expand(&args, &module).into(),
+    match hot_module_tokens(args.into(), &item) {
+        Ok(expanded) => expanded.into(),
         Err(errors) => fallback(errors, item),
     }
 }
 
+/// Parse, validate, expand.
+fn hot_module_tokens(
+    args: proc_macro2::TokenStream,
+    item: &proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let item: syn::Item = syn::parse2(item.clone())?;
+    let cx = ctxt::Ctxt::new();
+    let args = parse::args(&cx, args);
+    let Some(module) = parse::module(&cx, &item) else {
+        return Err(cx
+            .check()
+            .expect_err("parse::module reports why it has no module"));
+    };
+    validate::check(&cx, &module);
+    cx.check()?;
+    // hotmod's `reload` feature turns this crate's `reload` on (see hotmod's crate docs).
+    Ok(if cfg!(feature = "reload") {
+        expand::expand(&args, &module)
+    } else {
+        expand_static::expand(&args, &module)
+    })
+}
+
 /// The errors plus the untouched input, so the user sees our message and not a cascade of
 /// unresolved names.
-fn fallback(errors: Vec<syn::Error>, item: proc_macro2::TokenStream) -> TokenStream {
-    let errors = errors.into_iter().map(syn::Error::into_compile_error);
-    quote::quote!(#(#errors)* #item).into()
+fn fallback(errors: syn::Error, item: proc_macro2::TokenStream) -> TokenStream {
+    let errors = errors.into_compile_error();
+    quote::quote!(#errors #item).into()
 }
 
 /// Marks the function a new generation runs before it may become current:
@@ -163,5 +189,5 @@ pub fn state(_args: TokenStream, item: TokenStream) -> TokenStream {
 fn outside_hot_module(what: &str, item: TokenStream) -> TokenStream {
     let message = format!("{what} inside a #[hotmod::hot_module] module");
     let error = syn::Error::new(proc_macro2::Span::call_site(), message);
-    fallback(vec![error], item.into())
+    fallback(error, item.into())
 }
