@@ -4,7 +4,7 @@
 # only the tests that guard it. Not part of CI: a full run takes about an hour on 2 cores.
 #
 #   scripts/mutants.sh                 # every area
-#   scripts/mutants.sh verify watcher  # some areas: verify | pin | collect | watcher
+#   scripts/mutants.sh verify watcher  # some areas: verify | pin | hazard | collect | watcher
 #
 # Extra arguments for cargo-mutants go in MUTANTS_ARGS, e.g. MUTANTS_ARGS=--in-place to mutate
 # this tree itself (faster: no copy, the warm target directory; only in a checkout nobody else
@@ -31,12 +31,13 @@ run() {
 }
 
 areas=("$@")
-[ ${#areas[@]} -eq 0 ] && areas=(verify collect pin watcher)
+[ ${#areas[@]} -eq 0 ] && areas=(verify collect pin hazard watcher)
 for area in "${areas[@]}"; do
     case $area in
     verify) run verify hotmod/src/verify.rs "" bad_input pinned ;;
-    collect) run collect hotmod/src/module.rs "collect" core generations pinned retire_blocked retire_reentry ;;
+    collect) run collect hotmod/src/runtime.rs "collect" core generations pinned retire_blocked retire_reentry ;;
     pin) run pin hotmod/src/pin.rs "" core generations pinned pinning rollback call_slots state_conservation ;;
+    hazard) run hazard hotmod/src/hazard.rs "" core generations pinning call_slots state_conservation ;;
     watcher) run watcher hotmod/src/watcher.rs "" live_reload autostart partial_writes ;;
     *) echo "unknown area $area" >&2; exit 2 ;;
     esac
