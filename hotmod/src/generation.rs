@@ -40,6 +40,14 @@ pub(crate) struct Generation {
 }
 
 impl Generation {
+    /// The library's verified descriptor; `None` for generation 0 (whose descriptor is the
+    /// host's own).
+    pub(crate) fn descriptor(&self) -> Option<&ModuleDescriptor> {
+        // SAFETY: a loaded generation's descriptor was verified when it was loaded and lives in
+        // `library`, which stays loaded for as long as `self` exists.
+        unsafe { self.descriptor.as_ref() }
+    }
+
     /// Generation 0: the built-in code.
     pub(crate) const fn builtin() -> Self {
         Generation {

@@ -119,7 +119,8 @@ impl Loading<'_> {
     /// unstage it (`take_staged` needs `&mut self`).
     pub(crate) fn staged(&self) -> Option<&Generation> {
         let staged = self.runtime.registry().staged;
-        // SAFETY: see above: `collect` never frees the staged generation.
+        // SAFETY: see above: `collect` never frees the staged generation, and only this guard's
+        // holder can unstage it.
         staged.map(|g| unsafe { &*g.as_ptr() })
     }
 
@@ -245,21 +246,18 @@ impl Runtime {
 
     /// The descriptor `generation` was built with (the host's own for generation 0).
     pub(crate) fn descriptor_of<'g>(&self, generation: &'g Generation) -> &'g ModuleDescriptor {
-        if generation.descriptor.is_null() {
-            self.descriptor
-        } else {
-            // SAFETY: a loaded generation's descriptor lives in its library, loaded while the
-            // generation is; the caller borrows the generation.
-            unsafe { &*generation.descriptor }
-        }
+        generation.descriptor().unwrap_or(self.descriptor)
     }
 
     pub(crate) fn is_builtin(&self, generation: *const Generation) -> bool {
         ptr::eq(generation, &self.builtin)
     }
 
-    fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    fn registry(&self) -> Locked<'_> {
+        Locked {
+            runtime: self,
+            registry: self.registry.lock().unwrap_or_else(PoisonError::into_inner),
+        }
     }
 
     /// Serialises loads of this module (from callers, the watcher, the rebuild, `load_all`).
@@ -317,10 +315,9 @@ impl Runtime {
     /// Pins the current generation by count, under the registry lock (for threads without a
     /// hazard slot, and for the loading thread).
     pub(crate) fn pin_locked(&'static self) -> CountPin {
-        let _registry = self.registry();
-        let generation = self.current_ptr();
-        // SAFETY: under the lock the collector cannot run, and the current generation is alive.
-        unsafe { &*generation }.pins.fetch_add(1, Ordering::SeqCst);
+        let registry = self.registry();
+        let generation = registry.current();
+        generation.pins.fetch_add(1, Ordering::SeqCst);
         // SAFETY: we just raised the count this pin releases.
         unsafe { CountPin::adopt(self, generation) }
     }
@@ -375,16 +372,15 @@ impl Runtime {
             To::Fresh(generation) => Self::admit(&mut registry, generation).as_ptr().cast_const(),
             To::Live(generation) => generation,
         };
-        let outgoing = self.current_ptr();
-        // SAFETY: the current generation is alive under the registry lock.
-        let ended = unsafe { &*outgoing }.probation.end();
-        // SAFETY: `to` is live (admitted above, or `To::Live`'s contract) and the registry lock
-        // keeps it so.
-        let incoming = unsafe { &*to };
+        let outgoing = registry.current();
+        let ended = outgoing.probation.end();
         if watch {
             if let Some(policy) = registry.rollback {
-                // SAFETY: as above; the count keeps it alive as the fallback from here on.
-                unsafe { &*outgoing }.pins.fetch_add(1, Ordering::SeqCst);
+                // SAFETY: `to` is live (admitted above, or `To::Live`'s contract) and the
+                // registry lock keeps it so.
+                let incoming = unsafe { &*to };
+                // The count keeps the outgoing generation alive as the fallback from here on.
+                outgoing.pins.fetch_add(1, Ordering::SeqCst);
                 incoming.probation.start(policy, outgoing);
             }
         }
@@ -440,10 +436,10 @@ impl Runtime {
         number
     }
 
-    /// Drops the staged generation (its hand-over was refused); it retires.
+    /// Drops the staged generation (its hand-over was refused); it retires at the next
+    /// `collect`, which the caller runs once it has reported why.
     pub(crate) fn unstage(&'static self, _loading: &mut Loading) {
         self.registry().staged = None;
-        self.collect();
     }
 
     /// Waits (at most `DRAIN_LIMIT`) until no other thread runs a plain call in `outgoing`, which
@@ -558,12 +554,12 @@ impl Runtime {
     /// keeps its value after it moved, see `transaction::Swap::commit`), before its library
     /// unloads. Their `Drop` is module code, run here with no lock held.
     fn drop_state_values(&self, generation: &Generation) {
-        if generation.descriptor.is_null() {
+        let Some(descriptor) = generation.descriptor() else {
             return;
-        }
-        // SAFETY: a loaded generation's descriptor lives in its library, which is still loaded
-        // (the caller unloads it afterwards); verified, so its states slice is whole.
-        let states = unsafe { (*generation.descriptor).states.as_slice() };
+        };
+        // SAFETY: the descriptor is verified, so its states slice is whole, and it lives in the
+        // generation's library, loaded while we borrow the generation.
+        let states = unsafe { descriptor.states.as_slice() };
         if states.is_empty() {
             return;
         }
@@ -659,29 +655,18 @@ impl Runtime {
 
     /// The current generation's number.
     pub(crate) fn generation(&self) -> u64 {
-        let _registry = self.registry();
-        // SAFETY: under the lock the collector cannot free the current generation (it never
-        // frees the current one anyway).
-        unsafe { &*self.current_ptr() }.number
+        self.registry().current().number
     }
 
     /// The newest generation's number and digest: the staged one if any, else the current one.
     pub(crate) fn newest(&self) -> (u64, Option<u64>) {
         let registry = self.registry();
-        let newest = match registry.staged {
-            // SAFETY: the staged generation is alive while it is staged; we hold the lock.
-            Some(staged) => unsafe { staged.as_ref() },
-            // SAFETY: under the lock the current generation cannot be freed.
-            None => unsafe { &*self.current_ptr() },
-        };
+        let newest = registry.staged().unwrap_or_else(|| registry.current());
         (newest.number, newest.digest)
     }
 
     pub(crate) fn staged_generation(&self) -> Option<u64> {
-        // SAFETY: the staged generation is alive while it is staged; we hold the lock.
-        self.registry()
-            .staged
-            .map(|staged| unsafe { staged.as_ref() }.number)
+        self.registry().staged().map(|staged| staged.number)
     }
 
     pub(crate) fn staging(&self) -> bool {
@@ -704,8 +689,7 @@ impl Runtime {
         let deadline = Instant::now() + timeout;
         let mut registry = self.registry();
         loop {
-            // SAFETY: under the lock the current generation cannot be freed.
-            let current = unsafe { &*self.current_ptr() }.number;
+            let current = registry.current().number;
             if current >= generation {
                 return Ok(current);
             }
@@ -717,9 +701,9 @@ impl Runtime {
                     after: timeout,
                 });
             }
-            registry = self
+            registry.registry = self
                 .changed
-                .wait_timeout(registry, left)
+                .wait_timeout(registry.registry, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
@@ -744,14 +728,57 @@ impl Runtime {
 
     pub(crate) fn live_generations(&self) -> Vec<u64> {
         let registry = self.registry();
-        // SAFETY: generations in `live` are only freed under the lock we hold.
         std::iter::once(0)
-            .chain(registry.live.iter().map(|g| unsafe { g.as_ref() }.number))
+            .chain(registry.live().map(|g| g.number))
             .collect()
     }
 
     pub(crate) fn unload_blocked(&self) -> Vec<u64> {
         self.registry().unload_blocked.clone()
+    }
+}
+
+/// The registry, locked: generations borrowed from it stay alive (the collector takes the same
+/// lock) and the current one stays current (`make_current` stores under it) while it is held.
+struct Locked<'a> {
+    runtime: &'a Runtime,
+    registry: MutexGuard<'a, Registry>,
+}
+
+impl Locked<'_> {
+    /// The current generation, generation 0 included.
+    fn current(&self) -> &Generation {
+        // SAFETY: see the type: under the registry lock the current generation can be neither
+        // replaced nor freed, and generation 0 lives in the runtime.
+        unsafe { &*self.runtime.current_ptr() }
+    }
+
+    /// The staged generation, if any.
+    fn staged(&self) -> Option<&Generation> {
+        // SAFETY: see the type: the staged generation is in `live`, and the collector never
+        // frees a staged one.
+        self.registry.staged.map(|g| unsafe { &*g.as_ptr() })
+    }
+
+    /// Every loaded generation that has not retired, in load order.
+    fn live(&self) -> impl Iterator<Item = &Generation> {
+        // SAFETY: see the type: generations in `live` are freed only after the collector took
+        // them out of it, under this lock.
+        self.registry.live.iter().map(|g| unsafe { &*g.as_ptr() })
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Registry;
+
+    fn deref(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 }
 

@@ -388,6 +388,8 @@ pub(crate) fn apply_staged(runtime: &'static Runtime) -> Option<u64> {
         Ok(numbers) => numbers.first().copied(),
         Err((runtime, error)) => {
             runtime.reject(&error);
+            // The staged generation, dropped, retires now.
+            runtime.collect();
             None
         }
     }
