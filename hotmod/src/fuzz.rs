@@ -58,7 +58,8 @@ pub fn relocations(bytes: &[u8], names: &[&str]) -> Result<Vec<Slot>, String> {
     // Both only answer; neither may panic, whatever the headers say.
     let _ = image.check_segments(bytes.len() as u64);
     let _ = image.span();
-    let slots = image.symbol_slots(bytes, names, elf::host_relocation_kind)?;
+    let symbols: Vec<(usize, &[u8])> = names.iter().map(|n| n.as_bytes()).enumerate().collect();
+    let slots = image.symbol_slots(bytes, &symbols, elf::host_relocation_kind)?;
     Ok(slots
         .into_iter()
         .map(|slot| Slot {

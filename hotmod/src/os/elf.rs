@@ -76,9 +76,9 @@ pub(crate) enum SlotKind {
 
 /// A dynamic relocation against one of the symbols asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SymbolSlot {
-    /// Index of the symbol in the list passed to [`Image::symbol_slots`].
-    pub(crate) symbol: usize,
+pub(crate) struct SymbolSlot<S> {
+    /// The symbol, as the caller of [`Image::symbol_slots`] named it.
+    pub(crate) symbol: S,
     /// The slot's address relative to the load base (`r_offset`).
     pub(crate) offset: u64,
     /// How the slot is filled.
@@ -200,15 +200,16 @@ impl Image {
         segment.offset.checked_add(vaddr - segment.vaddr)
     }
 
-    /// Every dynamic relocation (`DT_RELA` and `DT_JMPREL`) whose symbol is one of `names`.
+    /// Every dynamic relocation (`DT_RELA` and `DT_JMPREL`) whose symbol is named in `symbols`,
+    /// a list of `(symbol, name)` pairs: each slot carries the `symbol` of its name.
     ///
     /// `relocation_kind` maps the architecture's relocation types to [`SlotKind`]s.
-    pub(crate) fn symbol_slots(
+    pub(crate) fn symbol_slots<S: Copy>(
         &self,
         bytes: &[u8],
-        names: &[&str],
+        symbols: &[(S, &[u8])],
         relocation_kind: fn(u32) -> SlotKind,
-    ) -> Result<Vec<SymbolSlot>, String> {
+    ) -> Result<Vec<SymbolSlot<S>>, String> {
         let Some((_, dyn_offset, dyn_size)) = self.dynamic else {
             return Err("it has no dynamic section".into());
         };
@@ -301,7 +302,7 @@ impl Image {
                     continue;
                 }
                 let name = name_of(symbol_index)?;
-                if let Some(symbol) = names.iter().position(|n| n.as_bytes() == name) {
+                if let Some(&(symbol, _)) = symbols.iter().find(|(_, n)| *n == name) {
                     slots.push(SymbolSlot {
                         symbol,
                         offset: word(entry, 0),
@@ -355,15 +356,18 @@ mod tests {
         let (start, end) = image.span().expect("span");
         assert!(start < end);
         // Every Rust program on Linux links `malloc`; it must be found as a relocation.
+        let symbols: [(_, &[u8]); 2] = [("malloc", b"malloc"), ("none", b"no-such-symbol")];
         let slots = image
-            .symbol_slots(&bytes, &["malloc", "no-such-symbol"], host_relocation_kind)
+            .symbol_slots(&bytes, &symbols, host_relocation_kind)
             .expect("relocations");
-        assert!(slots.iter().any(|s| s.symbol == 0), "{slots:?}");
-        assert!(slots.iter().all(|s| s.symbol == 0));
+        assert!(slots.iter().any(|s| s.symbol == "malloc"), "{slots:?}");
+        assert!(slots.iter().all(|s| s.symbol == "malloc"));
         for slot in slots {
             assert!(image.segment_at(slot.offset, 8).is_some(), "{slot:?}");
         }
     }
+
+    const MALLOC: &[((), &[u8])] = &[((), b"malloc")];
 
     #[test]
     fn malformed_bytes_are_errors_not_panics() {
@@ -375,7 +379,7 @@ mod tests {
             let short = &bytes[..cut.min(bytes.len())];
             if let Ok(image) = Image::parse(short) {
                 let _ = image.check_segments(short.len() as u64);
-                let _ = image.symbol_slots(short, &["malloc"], host_relocation_kind);
+                let _ = image.symbol_slots(short, MALLOC, host_relocation_kind);
             }
         }
         let mut scrambled = bytes.clone();
@@ -383,7 +387,7 @@ mod tests {
             *b = (i as u8).wrapping_mul(31);
         }
         if let Ok(image) = Image::parse(&scrambled) {
-            let _ = image.symbol_slots(&scrambled, &["malloc"], host_relocation_kind);
+            let _ = image.symbol_slots(&scrambled, MALLOC, host_relocation_kind);
         }
     }
 
