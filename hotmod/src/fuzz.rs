@@ -54,12 +54,14 @@ pub struct Slot {
 /// span, and the relocations against `names`.
 #[cfg(all(target_os = "linux", not(test)))]
 pub fn relocations(bytes: &[u8], names: &[&str]) -> Result<Vec<Slot>, String> {
-    let image = elf::Image::parse(bytes)?;
+    let image = elf::Image::parse(bytes).map_err(|error| error.to_string())?;
     // Both only answer; neither may panic, whatever the headers say.
     let _ = image.check_segments(bytes.len() as u64);
     let _ = image.span();
     let symbols: Vec<(usize, &[u8])> = names.iter().map(|n| n.as_bytes()).enumerate().collect();
-    let slots = image.symbol_slots(bytes, &symbols, elf::host_relocation_kind)?;
+    let slots = image
+        .symbol_slots(bytes, &symbols, elf::host_relocation_kind)
+        .map_err(|error| error.to_string())?;
     Ok(slots
         .into_iter()
         .map(|slot| Slot {

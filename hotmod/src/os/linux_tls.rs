@@ -753,32 +753,32 @@ pub(crate) unsafe fn open_library(
 /// `handle` must be a live `dlopen` handle of the library loaded from `bytes`, none of whose code
 /// may run concurrently (it is not published yet).
 unsafe fn redirect(handle: *mut c_void, bytes: &[u8]) -> ThreadExit {
-    let cannot = |why: String| {
+    let cannot = |why: &dyn std::fmt::Display| {
         ThreadExit::kept(format!(
             "hotmod could not redirect its thread-exit callbacks ({why})"
         ))
     };
     let image = match elf::Image::parse(bytes) {
         Ok(image) => image,
-        Err(why) => return cannot(why),
+        Err(why) => return cannot(&why),
     };
     let symbols = Redirect::ALL.map(|redirect| (redirect, redirect.name().to_bytes()));
     let slots = match image.symbol_slots(bytes, &symbols, elf::host_relocation_kind) {
         Ok(slots) => slots,
-        Err(why) => return cannot(why),
+        Err(why) => return cannot(&why),
     };
     let mut map: *mut LinkMap = ptr::null_mut();
     // SAFETY: RTLD_DI_LINKMAP writes one `struct link_map *` to the pointer we pass.
     let status =
         unsafe { libc::dlinfo(handle, libc::RTLD_DI_LINKMAP, ptr::addr_of_mut!(map).cast()) };
     if status != 0 || map.is_null() {
-        return cannot("dlinfo(RTLD_DI_LINKMAP) failed".into());
+        return cannot(&"dlinfo(RTLD_DI_LINKMAP) failed");
     }
     // SAFETY: glibc returned a pointer to the library's live link map, whose public prefix
     // `LinkMap` mirrors; the library stays loaded while we hold `handle`.
     let (bias, dynamic) = unsafe { ((*map).l_addr, (*map).l_ld as usize) };
     let (Some((dyn_vaddr, _, _)), Some((start, end))) = (image.dynamic, image.span()) else {
-        return cannot("it has no dynamic section".into());
+        return cannot(&elf::ElfError::NoDynamicSection);
     };
     let at = |vaddr: u64| {
         usize::try_from(vaddr)
@@ -787,10 +787,10 @@ unsafe fn redirect(handle: *mut c_void, bytes: &[u8]) -> ThreadExit {
     };
     if at(dyn_vaddr) != Some(dynamic) {
         // The file we parsed is not what is mapped: trust neither.
-        return cannot("the mapped dynamic section is not where the file says".into());
+        return cannot(&"the mapped dynamic section is not where the file says");
     }
     let (Some(start), Some(end)) = (at(start), at(end)) else {
-        return cannot("its segments overflow the address space".into());
+        return cannot(&"its segments overflow the address space");
     };
     let tracked = Arc::new(Tracked {
         start,
