@@ -17,22 +17,17 @@ pub fn check_library(bytes: &[u8]) -> Result<(), String> {
     crate::os::check_library(bytes)
 }
 
-/// The ELF reader, compiled here a second time from the same source: the loader's copy is
-/// private to `os`. Its unit tests stay with the loader's copy.
-#[cfg(all(target_os = "linux", not(test)))]
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "os/elf.rs"]
-mod elf;
+#[cfg(target_os = "linux")]
+use crate::os::elf;
 
-/// The symbols whose relocations the loader looks for (`os/linux_tls.rs`, `REDIRECTED`).
-pub const REDIRECTED: [&str; 6] = [
-    "__cxa_thread_atexit_impl",
-    "pthread_key_create",
-    "pthread_key_delete",
-    "pthread_getspecific",
-    "pthread_setspecific",
-    "tss_create",
-];
+/// The symbols whose relocations the loader looks for (`os/linux_tls.rs`, `Redirect`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn redirected() -> Vec<&'static str> {
+    crate::os::Redirect::ALL
+        .iter()
+        .map(|redirect| redirect.name().to_str().unwrap_or_default())
+        .collect()
+}
 
 /// One relocation the walker found, with what the loader derives from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +47,16 @@ pub struct Slot {
 /// What the program-header reader and the relocation walker make of `bytes`, the way the loader
 /// reads a library it is about to redirect: the segments (and whether the file holds them), their
 /// span, and the relocations against `names`.
-#[cfg(all(target_os = "linux", not(test)))]
+#[cfg(target_os = "linux")]
 pub fn relocations(bytes: &[u8], names: &[&str]) -> Result<Vec<Slot>, String> {
-    let image = elf::Image::parse(bytes)?;
+    let image = elf::Image::parse(bytes).map_err(|error| error.to_string())?;
     // Both only answer; neither may panic, whatever the headers say.
     let _ = image.check_segments(bytes.len() as u64);
     let _ = image.span();
-    let slots = image.symbol_slots(bytes, names, elf::host_relocation_kind)?;
+    let symbols: Vec<(usize, &[u8])> = names.iter().map(|n| n.as_bytes()).enumerate().collect();
+    let slots = image
+        .symbol_slots(bytes, &symbols, elf::host_relocation_kind)
+        .map_err(|error| error.to_string())?;
     Ok(slots
         .into_iter()
         .map(|slot| Slot {

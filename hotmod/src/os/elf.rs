@@ -1,12 +1,22 @@
 //! Reading the few parts of an ELF shared object that hotmod needs, from the file's bytes:
-//! the loadable segments, the RELRO range, and the dynamic relocations that name a symbol.
+//! the file header ([`ElfHeader`], the one place that parses it), the loadable segments, the
+//! RELRO range, and the dynamic relocations that name a symbol.
 //!
 //! Everything is read from the bytes hotmod copied and handed to `dlopen`, never from the mapped
 //! image: glibc rewrites parts of the mapped dynamic section in place (on some architectures
 //! and not others), while the file's view is fixed. Every read is bounds-checked; a malformed
-//! file yields an `Err` naming what is wrong, never a panic.
+//! file yields an [`ElfError`] naming what is wrong, never a panic.
 //!
-//! Only 64-bit ELF of the host's byte order is read (the loader refuses anything else first).
+//! Only 64-bit ELF of the host's byte order is read past its file header.
+
+/// The size of the 64-bit file header (`Elf64_Ehdr`); no ELF file is shorter.
+const EHDR_SIZE: usize = 64;
+/// `e_ident[EI_CLASS]` of a 64-bit file.
+const ELFCLASS64: u8 = 2;
+/// `e_ident[EI_DATA]` of a little-endian file.
+const ELFDATA2LSB: u8 = 1;
+/// `e_type` of a shared object.
+const ET_DYN: u16 = 3;
 
 /// `PT_LOAD`: a segment mapped from the file.
 const PT_LOAD: u32 = 1;
@@ -34,6 +44,161 @@ const PHDR_SIZE: u64 = 56;
 const DYN_SIZE: u64 = 16;
 const RELA_SIZE: u64 = 24;
 const SYM_SIZE: u64 = 24;
+
+/// Why hotmod refuses or cannot read an ELF file. Each reads as a clause about the file: the
+/// loader shows it after "it is not a shared library", the thread-exit redirection after "hotmod
+/// could not redirect its thread-exit callbacks".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ElfError {
+    /// Shorter than a file header, or without the `\x7fELF` magic.
+    #[error("it does not start with an ELF header")]
+    NotElf,
+    /// `e_ident[EI_CLASS]` is not the host's.
+    #[error("it is an ELF file for another word size")]
+    OtherWordSize,
+    /// `e_ident[EI_DATA]` is not the host's.
+    #[error("it is an ELF file for another byte order")]
+    OtherByteOrder,
+    /// `e_type` is not `ET_DYN`.
+    #[error("it is an ELF file but not a shared library (build the crate as a cdylib)")]
+    NotShared,
+    /// A 32-bit file (on a 32-bit host): hotmod reads no further than its file header.
+    #[error("it is not a 64-bit ELF file")]
+    Not64Bit,
+    /// The program or section header table reaches past the end of the file.
+    #[error("it is truncated ({len} bytes, its headers reach {end})")]
+    HeadersPastEnd {
+        /// The file's length.
+        len: u64,
+        /// Where the farther table ends.
+        end: u64,
+    },
+    /// A loadable segment's file bytes reach past the end of the file.
+    #[error(
+        "it is truncated ({len} bytes, a loadable segment reaches {})",
+        end.map_or_else(|| "past 2^64".into(), |end| end.to_string())
+    )]
+    SegmentPastEnd {
+        /// The file's length.
+        len: u64,
+        /// Where the segment's file bytes end (`None`: past 2^64).
+        end: Option<u64>,
+    },
+    /// `e_phentsize` is less than a 64-bit program header.
+    #[error("its program headers are {0} bytes long")]
+    ProgramHeaderSize(u16),
+    /// A program header lies outside the file.
+    #[error("its program headers lie outside the file")]
+    ProgramHeadersOutside,
+    /// No `PT_DYNAMIC`.
+    #[error("it has no dynamic section")]
+    NoDynamicSection,
+    /// `DT_REL` relocations.
+    #[error("it uses REL relocations, which hotmod does not read")]
+    RelRelocations,
+    /// `DT_PLTREL` other than `DT_RELA`.
+    #[error("its PLT uses REL relocations, which hotmod does not read")]
+    PltRelRelocations,
+    /// The dynamic section, or a table it points to, says what cannot be (what, in brackets).
+    #[error("its dynamic section is malformed ({0})")]
+    MalformedDynamic(&'static str),
+}
+
+/// The ELF file header, as far as hotmod reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ElfHeader {
+    /// `e_type`.
+    pub(crate) kind: u16,
+    /// The header tables; `None` for a 32-bit file (which only a 32-bit host accepts): hotmod
+    /// reads no further than the file header of those.
+    pub(crate) tables: Option<HeaderTables>,
+}
+
+/// Where a 64-bit file's header tables are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderTables {
+    /// `e_phoff`, `e_phentsize`, `e_phnum`.
+    pub(crate) program: Table,
+    /// `e_shoff`, `e_shentsize`, `e_shnum`.
+    pub(crate) section: Table,
+}
+
+/// A table of equal-sized entries in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Table {
+    /// Where it starts in the file.
+    pub(crate) offset: u64,
+    /// The size of one entry.
+    pub(crate) entry_size: u16,
+    /// How many entries.
+    pub(crate) count: u16,
+}
+
+impl Table {
+    /// Where the table ends in the file (`u64::MAX` if past 2^64).
+    fn end(&self) -> u64 {
+        let size = u64::from(self.entry_size) * u64::from(self.count);
+        self.offset.saturating_add(size)
+    }
+}
+
+impl ElfHeader {
+    /// Reads the file header of an ELF file for this machine: its word size and byte order must
+    /// be the host's (every later field is read in the host's byte order).
+    pub(crate) fn parse(bytes: &[u8]) -> Result<ElfHeader, ElfError> {
+        let header: &[u8; EHDR_SIZE] = bytes
+            .get(..EHDR_SIZE)
+            .and_then(|header| header.try_into().ok())
+            .ok_or(ElfError::NotElf)?;
+        if &header[..4] != b"\x7fELF" {
+            return Err(ElfError::NotElf);
+        }
+        let class64 = header[4] == ELFCLASS64;
+        if class64 != cfg!(target_pointer_width = "64") {
+            return Err(ElfError::OtherWordSize);
+        }
+        if (header[5] == ELFDATA2LSB) != cfg!(target_endian = "little") {
+            return Err(ElfError::OtherByteOrder);
+        }
+        /// The `N` bytes at `at`, which the caller keeps within the header.
+        fn field<const N: usize>(header: &[u8; EHDR_SIZE], at: usize) -> [u8; N] {
+            std::array::from_fn(|i| header[at + i])
+        }
+        let u16_at = |at: usize| u16::from_ne_bytes(field(header, at));
+        let table = |offset: usize, entry_size: usize| Table {
+            offset: u64::from_ne_bytes(field(header, offset)),
+            entry_size: u16_at(entry_size),
+            count: u16_at(entry_size + 2),
+        };
+        Ok(ElfHeader {
+            kind: u16_at(16),
+            tables: class64.then(|| HeaderTables {
+                program: table(32, 54),
+                section: table(40, 58),
+            }),
+        })
+    }
+}
+
+/// Checks that `bytes` are a whole ELF shared object for this machine: its file header (magic,
+/// word size, byte order, type), then, for a 64-bit file, that the program and section header
+/// tables and every loadable segment's bytes lie inside the file (a truncated or half-written
+/// library fails those).
+pub(crate) fn check_shared_object(bytes: &[u8]) -> Result<(), ElfError> {
+    let header = ElfHeader::parse(bytes)?;
+    if header.kind != ET_DYN {
+        return Err(ElfError::NotShared);
+    }
+    let Some(tables) = header.tables else {
+        return Ok(());
+    };
+    let len = bytes.len() as u64;
+    let end = tables.program.end().max(tables.section.end());
+    if end > len {
+        return Err(ElfError::HeadersPastEnd { len, end });
+    }
+    Image::read(bytes, &header)?.check_segments(len)
+}
 
 /// One `PT_LOAD` segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +241,9 @@ pub(crate) enum SlotKind {
 
 /// A dynamic relocation against one of the symbols asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SymbolSlot {
-    /// Index of the symbol in the list passed to [`Image::symbol_slots`].
-    pub(crate) symbol: usize,
+pub(crate) struct SymbolSlot<S> {
+    /// The symbol, as the caller of [`Image::symbol_slots`] named it.
+    pub(crate) symbol: S,
     /// The slot's address relative to the load base (`r_offset`).
     pub(crate) offset: u64,
     /// How the slot is filled.
@@ -93,10 +258,6 @@ fn read<const N: usize>(bytes: &[u8], at: u64) -> Option<[u8; N]> {
     bytes.get(start..end)?.try_into().ok()
 }
 
-fn u16_at(bytes: &[u8], at: u64) -> Option<u16> {
-    read(bytes, at).map(u16::from_ne_bytes)
-}
-
 fn u32_at(bytes: &[u8], at: u64) -> Option<u32> {
     read(bytes, at).map(u32::from_ne_bytes)
 }
@@ -107,29 +268,26 @@ fn u64_at(bytes: &[u8], at: u64) -> Option<u64> {
 
 impl Image {
     /// Reads the program headers of a 64-bit ELF file of the host's byte order.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Image, String> {
-        if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
-            return Err("it does not start with an ELF header".into());
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Image, ElfError> {
+        Image::read(bytes, &ElfHeader::parse(bytes)?)
+    }
+
+    /// Reads the program headers `header` (the header of `bytes`) points to.
+    fn read(bytes: &[u8], header: &ElfHeader) -> Result<Image, ElfError> {
+        let program = header.tables.ok_or(ElfError::Not64Bit)?.program;
+        if u64::from(program.entry_size) < PHDR_SIZE && program.count > 0 {
+            return Err(ElfError::ProgramHeaderSize(program.entry_size));
         }
-        if bytes[4] != 2 {
-            return Err("it is not a 64-bit ELF file".into());
-        }
-        let truncated = || "its program headers lie outside the file".to_string();
-        let phoff = u64_at(bytes, 32).ok_or_else(truncated)?;
-        let phentsize = u16_at(bytes, 54).ok_or_else(truncated)?;
-        let phnum = u16_at(bytes, 56).ok_or_else(truncated)?;
-        if u64::from(phentsize) < PHDR_SIZE && phnum > 0 {
-            return Err(format!("its program headers are {phentsize} bytes long"));
-        }
+        let truncated = || ElfError::ProgramHeadersOutside;
         let mut image = Image {
             loads: Vec::new(),
             relro: None,
             dynamic: None,
         };
-        for i in 0..u64::from(phnum) {
+        for i in 0..u64::from(program.count) {
             let at = i
-                .checked_mul(u64::from(phentsize))
-                .and_then(|n| n.checked_add(phoff))
+                .checked_mul(u64::from(program.entry_size))
+                .and_then(|n| n.checked_add(program.offset))
                 .ok_or_else(truncated)?;
             let field =
                 |offset: u64| u64_at(bytes, at.saturating_add(offset)).ok_or_else(truncated);
@@ -155,14 +313,11 @@ impl Image {
     /// Checks that every loadable segment's file bytes lie inside the file: a library cut short
     /// after its headers would otherwise be mapped past the end of the file, and touching those
     /// pages raises `SIGBUS`.
-    pub(crate) fn check_segments(&self, file_len: u64) -> Result<(), String> {
+    pub(crate) fn check_segments(&self, file_len: u64) -> Result<(), ElfError> {
         for segment in &self.loads {
             let end = segment.offset.checked_add(segment.filesz);
             if end.is_none_or(|end| end > file_len) {
-                return Err(format!(
-                    "it is truncated ({file_len} bytes, a loadable segment reaches {})",
-                    end.map_or_else(|| "past 2^64".into(), |e| e.to_string())
-                ));
+                return Err(ElfError::SegmentPastEnd { len: file_len, end });
             }
         }
         Ok(())
@@ -200,19 +355,20 @@ impl Image {
         segment.offset.checked_add(vaddr - segment.vaddr)
     }
 
-    /// Every dynamic relocation (`DT_RELA` and `DT_JMPREL`) whose symbol is one of `names`.
+    /// Every dynamic relocation (`DT_RELA` and `DT_JMPREL`) whose symbol is named in `symbols`,
+    /// a list of `(symbol, name)` pairs: each slot carries the `symbol` of its name.
     ///
     /// `relocation_kind` maps the architecture's relocation types to [`SlotKind`]s.
-    pub(crate) fn symbol_slots(
+    pub(crate) fn symbol_slots<S: Copy>(
         &self,
         bytes: &[u8],
-        names: &[&str],
+        symbols: &[(S, &[u8])],
         relocation_kind: fn(u32) -> SlotKind,
-    ) -> Result<Vec<SymbolSlot>, String> {
+    ) -> Result<Vec<SymbolSlot<S>>, ElfError> {
         let Some((_, dyn_offset, dyn_size)) = self.dynamic else {
-            return Err("it has no dynamic section".into());
+            return Err(ElfError::NoDynamicSection);
         };
-        let bad = |what: &str| format!("its dynamic section is malformed ({what})");
+        let bad = ElfError::MalformedDynamic;
         let mut tags = std::collections::HashMap::new();
         let mut at = dyn_offset;
         let end = dyn_offset
@@ -229,10 +385,10 @@ impl Image {
             at += DYN_SIZE;
         }
         if tags.contains_key(&DT_REL) {
-            return Err("it uses REL relocations, which hotmod does not read".into());
+            return Err(ElfError::RelRelocations);
         }
         if tags.get(&DT_PLTREL).is_some_and(|kind| *kind != DT_RELA) {
-            return Err("its PLT uses REL relocations, which hotmod does not read".into());
+            return Err(ElfError::PltRelRelocations);
         }
         let (Some(&symtab), Some(&strtab), Some(&strsz)) = (
             tags.get(&DT_SYMTAB),
@@ -255,7 +411,7 @@ impl Image {
             .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?))
             .ok_or_else(|| bad("string table outside the file"))?;
 
-        let name_of = |index: u64| -> Result<&[u8], String> {
+        let name_of = |index: u64| -> Result<&[u8], ElfError> {
             let entry = index
                 .checked_mul(syment)
                 .and_then(|n| n.checked_add(symtab))
@@ -301,7 +457,7 @@ impl Image {
                     continue;
                 }
                 let name = name_of(symbol_index)?;
-                if let Some(symbol) = names.iter().position(|n| n.as_bytes() == name) {
+                if let Some(&(symbol, _)) = symbols.iter().find(|(_, n)| *n == name) {
                     slots.push(SymbolSlot {
                         symbol,
                         offset: word(entry, 0),
@@ -355,15 +511,18 @@ mod tests {
         let (start, end) = image.span().expect("span");
         assert!(start < end);
         // Every Rust program on Linux links `malloc`; it must be found as a relocation.
+        let symbols: [(_, &[u8]); 2] = [("malloc", b"malloc"), ("none", b"no-such-symbol")];
         let slots = image
-            .symbol_slots(&bytes, &["malloc", "no-such-symbol"], host_relocation_kind)
+            .symbol_slots(&bytes, &symbols, host_relocation_kind)
             .expect("relocations");
-        assert!(slots.iter().any(|s| s.symbol == 0), "{slots:?}");
-        assert!(slots.iter().all(|s| s.symbol == 0));
+        assert!(slots.iter().any(|s| s.symbol == "malloc"), "{slots:?}");
+        assert!(slots.iter().all(|s| s.symbol == "malloc"));
         for slot in slots {
             assert!(image.segment_at(slot.offset, 8).is_some(), "{slot:?}");
         }
     }
+
+    const MALLOC: &[((), &[u8])] = &[((), b"malloc")];
 
     #[test]
     fn malformed_bytes_are_errors_not_panics() {
@@ -375,7 +534,7 @@ mod tests {
             let short = &bytes[..cut.min(bytes.len())];
             if let Ok(image) = Image::parse(short) {
                 let _ = image.check_segments(short.len() as u64);
-                let _ = image.symbol_slots(short, &["malloc"], host_relocation_kind);
+                let _ = image.symbol_slots(short, MALLOC, host_relocation_kind);
             }
         }
         let mut scrambled = bytes.clone();
@@ -383,7 +542,7 @@ mod tests {
             *b = (i as u8).wrapping_mul(31);
         }
         if let Ok(image) = Image::parse(&scrambled) {
-            let _ = image.symbol_slots(&scrambled, &["malloc"], host_relocation_kind);
+            let _ = image.symbol_slots(&scrambled, MALLOC, host_relocation_kind);
         }
     }
 
@@ -409,6 +568,52 @@ mod tests {
             .max()
             .expect("a segment");
         let error = image.check_segments(last - 1).expect_err("cut");
-        assert!(error.contains("truncated"), "{error}");
+        assert_eq!(
+            error,
+            ElfError::SegmentPastEnd {
+                len: last - 1,
+                end: Some(last)
+            }
+        );
+        assert!(error.to_string().contains("truncated"), "{error}");
+    }
+
+    #[test]
+    fn the_header_is_read_once_and_checked_against_the_host() {
+        let bytes = own_bytes();
+        let header = ElfHeader::parse(&bytes).expect("header");
+        assert_eq!(header.kind, ET_DYN);
+        let tables = header.tables.expect("a 64-bit file");
+        assert!(tables.program.count > 0 && u64::from(tables.program.entry_size) >= PHDR_SIZE);
+        assert!(tables.program.end() <= bytes.len() as u64);
+        check_shared_object(&bytes).expect("a shared object");
+
+        let with = |at: usize, value: u8| {
+            let mut bytes = bytes.clone();
+            bytes[at] = value;
+            bytes
+        };
+        let refused = [
+            (with(0, b'E'), ElfError::NotElf),
+            (with(4, 1), ElfError::OtherWordSize),
+            (
+                with(5, if cfg!(target_endian = "little") { 2 } else { 1 }),
+                ElfError::OtherByteOrder,
+            ),
+            (with(16, 2), ElfError::NotShared), // ET_EXEC
+        ];
+        for (bytes, error) in refused {
+            assert_eq!(check_shared_object(&bytes), Err(error));
+        }
+        assert_eq!(ElfHeader::parse(&bytes[..63]), Err(ElfError::NotElf));
+        let end = bytes.len() as u64 + 1;
+        let mut far = bytes.clone();
+        far[40..48].copy_from_slice(&(end - u64::from(tables.section.entry_size)).to_ne_bytes());
+        far[60..62].copy_from_slice(&1u16.to_ne_bytes()); // e_shnum
+        let len = bytes.len() as u64;
+        assert_eq!(
+            check_shared_object(&far),
+            Err(ElfError::HeadersPastEnd { len, end })
+        );
     }
 }

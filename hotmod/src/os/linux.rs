@@ -4,63 +4,13 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{compiler_fence, fence, AtomicU8, Ordering};
 
-/// Checks that `bytes` are a whole ELF shared object for this machine: header, class, byte
-/// order, type, and that the program and section header tables lie inside the file (a truncated
-/// or half-written library fails the last check).
+/// Checks that `bytes` are a whole ELF shared object for this machine (not empty, then
+/// [`check_shared_object`](super::elf::check_shared_object)).
 pub(crate) fn check_library(bytes: &[u8]) -> Result<(), String> {
     if bytes.is_empty() {
         return Err("the file is empty".into());
     }
-    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
-        return Err("it does not start with an ELF header".into());
-    }
-    let class64 = bytes[4] == 2;
-    if class64 != cfg!(target_pointer_width = "64") {
-        return Err("it is an ELF file for another word size".into());
-    }
-    let little = bytes[5] == 1;
-    if little != cfg!(target_endian = "little") {
-        return Err("it is an ELF file for another byte order".into());
-    }
-    let u16_at = |at: usize| {
-        let b = [bytes[at], bytes[at + 1]];
-        if little {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        }
-    };
-    let u64_at = |at: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&bytes[at..at + 8]);
-        if little {
-            u64::from_le_bytes(b)
-        } else {
-            u64::from_be_bytes(b)
-        }
-    };
-    const ET_DYN: u16 = 3;
-    if u16_at(16) != ET_DYN {
-        return Err(
-            "it is an ELF file but not a shared library (build the crate as a cdylib)".into(),
-        );
-    }
-    if class64 {
-        let end = |offset: u64, size: u16, count: u16| {
-            offset.saturating_add(u64::from(size) * u64::from(count))
-        };
-        let program_end = end(u64_at(32), u16_at(54), u16_at(56));
-        let section_end = end(u64_at(40), u16_at(58), u16_at(60));
-        let len = bytes.len() as u64;
-        if program_end > len || section_end > len {
-            return Err(format!(
-                "it is truncated ({len} bytes, its headers reach {})",
-                program_end.max(section_end)
-            ));
-        }
-        super::elf::Image::parse(bytes)?.check_segments(len)?;
-    }
-    Ok(())
+    super::elf::check_shared_object(bytes).map_err(|error| error.to_string())
 }
 
 const MEMBARRIER_CMD_QUERY: libc::c_int = 0;

@@ -119,50 +119,118 @@ type GetSpecific = unsafe extern "C" fn(libc::pthread_key_t) -> *mut c_void;
 /// `pthread_setspecific`.
 type SetSpecific = unsafe extern "C" fn(libc::pthread_key_t, *const c_void) -> c_int;
 
-/// The symbols whose slots are rewritten (see [`hook_address`]).
-const REDIRECTED: [&CStr; 6] = [
-    c"__cxa_thread_atexit_impl",
-    c"pthread_key_create",
-    c"pthread_key_delete",
-    c"pthread_getspecific",
-    c"pthread_setspecific",
-    c"tss_create",
-];
-const THREAD_ATEXIT: usize = 0;
+// The prototypes above are `libc`'s declarations of the functions they name (which `libc` does
+// not declare, `__cxa_thread_atexit_impl`, is glibc's in stdlib/cxa_thread_atexit_impl.c).
+const _: KeyCreate = libc::pthread_key_create;
+const _: KeyDelete = libc::pthread_key_delete;
+const _: GetSpecific = libc::pthread_getspecific;
+const _: SetSpecific = libc::pthread_setspecific;
 
-/// The hook for `REDIRECTED[symbol]`, or `None` for a symbol whose use makes hotmod keep the
-/// library mapped.
-fn hook_address(symbol: usize) -> Option<usize> {
-    match symbol {
-        0 => Some(thread_atexit_hook as ThreadAtexit as usize),
-        1 => Some(key_create_hook as KeyCreate as usize),
-        2 => Some(key_delete_hook as KeyDelete as usize),
-        3 => Some(getspecific_hook as GetSpecific as usize),
-        4 => Some(setspecific_hook as SetSpecific as usize),
-        _ => None,
-    }
+/// Declares [`Redirect`] and `Redirect::ALL` from one list, so that no symbol can be left out of
+/// `ALL` (a symbol missing there would never be looked for, and its slots never rewritten).
+macro_rules! redirects {
+    ($($(#[$doc:meta])* $symbol:ident,)*) => {
+        /// A symbol whose slots in a module library hotmod looks for (see [`Redirect::hook`]).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Redirect {
+            $($(#[$doc])* $symbol,)*
+        }
+
+        impl Redirect {
+            /// Every symbol, each once.
+            pub(crate) const ALL: [Redirect; [$(Redirect::$symbol),*].len()] =
+                [$(Redirect::$symbol),*];
+        }
+    };
 }
 
-/// Where the host's global scope resolves each of [`REDIRECTED`]: what a library's bound slot
-/// holds.
-fn glibc_addresses() -> &'static [Option<usize>; REDIRECTED.len()] {
-    static ADDRESSES: OnceLock<[Option<usize>; REDIRECTED.len()]> = OnceLock::new();
-    ADDRESSES.get_or_init(|| {
-        REDIRECTED.map(|name| {
-            // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks a symbol up.
-            let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-            (!address.is_null()).then_some(address as usize)
-        })
-    })
+redirects! {
+    /// `__cxa_thread_atexit_impl`: a thread-local's destructor.
+    CxaThreadAtexitImpl,
+    /// `pthread_key_create`.
+    PthreadKeyCreate,
+    /// `pthread_key_delete`.
+    PthreadKeyDelete,
+    /// `pthread_getspecific`.
+    PthreadGetspecific,
+    /// `pthread_setspecific`.
+    PthreadSetspecific,
+    /// `tss_create`: C11 keys, not redirected (a library that uses it is kept mapped).
+    TssCreate,
+}
+
+impl Redirect {
+    /// The symbol's name and the address of its hook, or `None` for a symbol whose use makes
+    /// hotmod keep the library mapped.
+    ///
+    /// Name and hook stand in one arm, and each hook is cast to the prototype of the function
+    /// it replaces (checked against `libc`'s declaration above): a hook of another prototype
+    /// does not compile.
+    fn entry(self) -> (&'static CStr, Option<usize>) {
+        match self {
+            Redirect::CxaThreadAtexitImpl => (
+                c"__cxa_thread_atexit_impl",
+                Some(thread_atexit_hook as ThreadAtexit as usize),
+            ),
+            Redirect::PthreadKeyCreate => (
+                c"pthread_key_create",
+                Some(key_create_hook as KeyCreate as usize),
+            ),
+            Redirect::PthreadKeyDelete => (
+                c"pthread_key_delete",
+                Some(key_delete_hook as KeyDelete as usize),
+            ),
+            Redirect::PthreadGetspecific => (
+                c"pthread_getspecific",
+                Some(getspecific_hook as GetSpecific as usize),
+            ),
+            Redirect::PthreadSetspecific => (
+                c"pthread_setspecific",
+                Some(setspecific_hook as SetSpecific as usize),
+            ),
+            Redirect::TssCreate => (c"tss_create", None),
+        }
+    }
+
+    /// The symbol's name.
+    pub(crate) fn name(self) -> &'static CStr {
+        self.entry().0
+    }
+
+    /// The address of the hook a slot for this symbol is rewritten to, or `None`: a library
+    /// that uses the symbol is kept mapped.
+    fn hook(self) -> Option<usize> {
+        self.entry().1
+    }
+
+    /// Where the host's global scope resolves the symbol: what a library's bound slot holds.
+    fn glibc_address(self) -> Option<usize> {
+        static ADDRESSES: OnceLock<[(Redirect, Option<usize>); Redirect::ALL.len()]> =
+            OnceLock::new();
+        let addresses = ADDRESSES.get_or_init(|| {
+            Redirect::ALL.map(|redirect| {
+                // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks a symbol
+                // up.
+                let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, redirect.name().as_ptr()) };
+                (redirect, (!address.is_null()).then_some(address as usize))
+            })
+        });
+        addresses
+            .iter()
+            .find(|(redirect, _)| *redirect == self)
+            .and_then(|(_, address)| *address)
+    }
 }
 
 /// glibc's `__cxa_thread_atexit_impl`.
 fn glibc_thread_atexit() -> Option<ThreadAtexit> {
-    glibc_addresses()[THREAD_ATEXIT].map(|address| {
-        // SAFETY: glibc's `__cxa_thread_atexit_impl` has exactly this prototype
-        // (stdlib/cxa_thread_atexit_impl.c: `int (dtor_func, void *, void *)`).
-        unsafe { std::mem::transmute::<usize, ThreadAtexit>(address) }
-    })
+    Redirect::CxaThreadAtexitImpl
+        .glibc_address()
+        .map(|address| {
+            // SAFETY: glibc's `__cxa_thread_atexit_impl` has exactly this prototype
+            // (stdlib/cxa_thread_atexit_impl.c: `int (dtor_func, void *, void *)`).
+            unsafe { std::mem::transmute::<usize, ThreadAtexit>(address) }
+        })
 }
 
 /// An address inside the image that contains this code: the `dso_symbol` hotmod passes to glibc,
@@ -679,39 +747,38 @@ pub(crate) unsafe fn open_library(
     Ok((library.into(), thread_exit))
 }
 
-/// Rewrites the library's slots for [`REDIRECTED`].
+/// Rewrites the library's slots for every [`Redirect`].
 ///
 /// # Safety
 /// `handle` must be a live `dlopen` handle of the library loaded from `bytes`, none of whose code
 /// may run concurrently (it is not published yet).
 unsafe fn redirect(handle: *mut c_void, bytes: &[u8]) -> ThreadExit {
-    let cannot = |why: String| {
+    let cannot = |why: &dyn std::fmt::Display| {
         ThreadExit::kept(format!(
             "hotmod could not redirect its thread-exit callbacks ({why})"
         ))
     };
-    let glibc = glibc_addresses();
     let image = match elf::Image::parse(bytes) {
         Ok(image) => image,
-        Err(why) => return cannot(why),
+        Err(why) => return cannot(&why),
     };
-    let names = REDIRECTED.map(|name| name.to_str().unwrap_or_default());
-    let slots = match image.symbol_slots(bytes, &names, elf::host_relocation_kind) {
+    let symbols = Redirect::ALL.map(|redirect| (redirect, redirect.name().to_bytes()));
+    let slots = match image.symbol_slots(bytes, &symbols, elf::host_relocation_kind) {
         Ok(slots) => slots,
-        Err(why) => return cannot(why),
+        Err(why) => return cannot(&why),
     };
     let mut map: *mut LinkMap = ptr::null_mut();
     // SAFETY: RTLD_DI_LINKMAP writes one `struct link_map *` to the pointer we pass.
     let status =
         unsafe { libc::dlinfo(handle, libc::RTLD_DI_LINKMAP, ptr::addr_of_mut!(map).cast()) };
     if status != 0 || map.is_null() {
-        return cannot("dlinfo(RTLD_DI_LINKMAP) failed".into());
+        return cannot(&"dlinfo(RTLD_DI_LINKMAP) failed");
     }
     // SAFETY: glibc returned a pointer to the library's live link map, whose public prefix
     // `LinkMap` mirrors; the library stays loaded while we hold `handle`.
     let (bias, dynamic) = unsafe { ((*map).l_addr, (*map).l_ld as usize) };
     let (Some((dyn_vaddr, _, _)), Some((start, end))) = (image.dynamic, image.span()) else {
-        return cannot("it has no dynamic section".into());
+        return cannot(&elf::ElfError::NoDynamicSection);
     };
     let at = |vaddr: u64| {
         usize::try_from(vaddr)
@@ -720,10 +787,10 @@ unsafe fn redirect(handle: *mut c_void, bytes: &[u8]) -> ThreadExit {
     };
     if at(dyn_vaddr) != Some(dynamic) {
         // The file we parsed is not what is mapped: trust neither.
-        return cannot("the mapped dynamic section is not where the file says".into());
+        return cannot(&"the mapped dynamic section is not where the file says");
     }
     let (Some(start), Some(end)) = (at(start), at(end)) else {
-        return cannot("its segments overflow the address space".into());
+        return cannot(&"its segments overflow the address space");
     };
     let tracked = Arc::new(Tracked {
         start,
@@ -745,7 +812,7 @@ unsafe fn redirect(handle: *mut c_void, bytes: &[u8]) -> ThreadExit {
     };
 
     for slot in slots {
-        let name = REDIRECTED[slot.symbol].to_string_lossy();
+        let name = slot.symbol.name().to_string_lossy();
         let width = std::mem::size_of::<usize>();
         let address = at(slot.offset).filter(|a| a % width == 0);
         let segment = image.segment_at(slot.offset, width as u64);
@@ -757,8 +824,8 @@ unsafe fn redirect(handle: *mut c_void, bytes: &[u8]) -> ThreadExit {
         };
         // SAFETY: `address` is an aligned word inside a mapped segment of the library.
         let current = unsafe { ptr::read_volatile(address as *const usize) };
-        let real = glibc[slot.symbol];
-        let Some(hook) = hook_address(slot.symbol) else {
+        let real = slot.symbol.glibc_address();
+        let Some(hook) = slot.symbol.hook() else {
             thread_exit
                 .tracked
                 .keep_mapped(|| format!("it uses {name}, which hotmod does not redirect"));
@@ -860,9 +927,78 @@ mod tests {
     use super::*;
 
     #[test]
-    fn glibc_functions_are_found() {
+    fn every_redirected_symbol_is_glibc_s_and_named_once() {
         assert!(glibc_thread_atexit().is_some());
-        // Everything but tss_create (glibc >= 2.28 has it too, but hotmod never calls it).
-        assert!(glibc_addresses()[..5].iter().all(Option::is_some));
+        for (i, redirect) in Redirect::ALL.iter().enumerate() {
+            let name = redirect.name();
+            assert!(
+                Redirect::ALL[..i].iter().all(|other| other.name() != name),
+                "{name:?} twice"
+            );
+            // Everything hooked resolves in the host (tss_create too on glibc >= 2.28, but
+            // hotmod never calls it), and to glibc's function, not to the hook.
+            if let Some(hook) = redirect.hook() {
+                let real = redirect.glibc_address();
+                assert!(real.is_some_and(|real| real != hook), "{name:?}");
+            }
+        }
+    }
+
+    /// The hooks, called through the addresses a library's slots get, as its code calls them:
+    /// each behaves as the function its symbol names. (The prototypes are tied to the names at
+    /// compile time; this catches a hook that has the right prototype but another meaning.)
+    #[test]
+    fn each_hook_does_what_its_symbol_names() {
+        fn hook<F>(redirect: Redirect) -> F {
+            let address = redirect.hook().expect("a hook");
+            // SAFETY: `F` is the prototype `Redirect::entry` cast this symbol's hook to (each
+            // call below names the alias of its symbol), and the address is that hook's.
+            unsafe { std::mem::transmute_copy::<usize, F>(&address) }
+        }
+        let create: KeyCreate = hook(Redirect::PthreadKeyCreate);
+        let delete: KeyDelete = hook(Redirect::PthreadKeyDelete);
+        let get: GetSpecific = hook(Redirect::PthreadGetspecific);
+        let set: SetSpecific = hook(Redirect::PthreadSetspecific);
+        let value = ptr::addr_of!(HOST_ANCHOR).cast::<c_void>();
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: each hook with its function's contract: `key` is valid for writing, and every
+        // key passed was created by `create` (or deleted by `delete`, which makes it invalid).
+        unsafe {
+            assert_eq!(create(&mut key, None), 0);
+            assert!(key >= VIRTUAL_BASE, "{key}");
+            assert!(get(key).is_null());
+            assert_eq!(set(key, value), 0);
+            assert_eq!(get(key), value.cast_mut());
+            assert_eq!(set(key, ptr::null()), 0);
+            assert_eq!(delete(key), 0);
+            assert_eq!(delete(key), libc::EINVAL);
+            assert_eq!(set(key, value), libc::EINVAL);
+        }
+
+        // `__cxa_thread_atexit_impl`: a destructor registered outside every module library runs
+        // at the thread's exit, as glibc's would.
+        static RAN: AtomicBool = AtomicBool::new(false);
+        unsafe extern "C" fn mark(flag: *mut c_void) {
+            // SAFETY: `flag` is `&RAN`, a static.
+            unsafe { (*flag.cast::<AtomicBool>()).store(true, Ordering::SeqCst) };
+        }
+        let atexit: ThreadAtexit = hook(Redirect::CxaThreadAtexitImpl);
+        std::thread::spawn(move || {
+            // SAFETY: `mark(&RAN)` is sound at any time; the `dso` is this test binary's, which
+            // stays loaded.
+            let status = unsafe {
+                atexit(
+                    mark,
+                    ptr::addr_of!(RAN).cast_mut().cast(),
+                    ptr::addr_of!(HOST_ANCHOR).cast_mut().cast(),
+                )
+            };
+            assert_eq!(status, 0);
+            assert!(!RAN.load(Ordering::SeqCst));
+        })
+        .join()
+        .expect("the thread");
+        assert!(RAN.load(Ordering::SeqCst));
+        assert!(Redirect::TssCreate.hook().is_none());
     }
 }

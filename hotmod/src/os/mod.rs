@@ -16,7 +16,7 @@
 //!   is gone (`unix_reclaim.rs`; elsewhere no lock, nothing reclaimed).
 
 #[cfg(target_os = "linux")]
-mod elf;
+pub(crate) mod elf;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
@@ -33,6 +33,9 @@ mod linux_tls;
 pub use linux_tls::set_thread_exit_redirect;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) use linux_tls::{open_library, ThreadExit};
+// The redirected symbols' names, for the ELF fuzz target (`fuzz.rs`).
+#[cfg(all(target_os = "linux", target_env = "gnu", feature = "fuzz"))]
+pub(crate) use linux_tls::Redirect;
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod thread_exit_none;
