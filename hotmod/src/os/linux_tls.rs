@@ -69,7 +69,7 @@
 //!    with destructors running keeps that library mapped instead. So waiting threads never
 //!    block destructors, and destructors (whose threads never wait) always make progress
 //!    unless the destructor itself blocks forever. Nor do a waiting thread's locks: it holds none
-//!    of hotmod's (`Hold` in `module.rs`), and a destructor runs with none of them held either,
+//!    of hotmod's (`Hold`, `hold.rs`), and a destructor runs with none of them held either,
 //!    so one that calls back into hotmod (loads, reloads, applies a staged generation, lists
 //!    generations) finishes, and the unload goes on.
 //! 6. *A retired library's keys are forgotten, never reused.* Its virtual keys are removed on
