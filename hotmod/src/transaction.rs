@@ -243,16 +243,13 @@ impl<'l> Step<'l> {
 /// if any cannot, every module goes back, state and all. The error names the module it is
 /// about; the caller reports it.
 fn commit(mut steps: Vec<Step<'_>>, kind: &Kind) -> Result<Vec<u64>, (&'static Runtime, Error)> {
-    let trials: Vec<Result<(), Error>> = steps.iter_mut().map(Step::trial).collect();
-    if let Some(failed) = trials.iter().position(Result::is_err) {
-        let runtime = steps[failed].runtime;
-        let error = trials.into_iter().nth(failed).and_then(Result::err);
+    let refused = steps
+        .iter_mut()
+        .find_map(|step| step.trial().err().map(|error| (step.runtime, error)));
+    if let Some((runtime, error)) = refused {
         for step in steps {
             step.abandon();
         }
-        let error = error.unwrap_or(Error::DuplicateModule {
-            module: runtime.name(),
-        });
         return Err((runtime, error));
     }
     // Every outgoing generation stays loaded until its swap is done: its state sealed, or it
@@ -296,6 +293,7 @@ fn commit(mut steps: Vec<Step<'_>>, kind: &Kind) -> Result<Vec<u64>, (&'static R
         let released = snapshot::publish(|publishing| {
             steps
                 .iter_mut()
+                .filter(|step| step.made.is_some())
                 .filter_map(|step| {
                     let outgoing = step.outgoing.as_ref()?.as_ptr();
                     let (_, ended) = step.runtime.make_current(
