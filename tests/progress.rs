@@ -270,9 +270,7 @@ fn the_environment_variable_says_so_at_first_use() {
 /// `crate_copy::copy_crate` on why).
 fn rebuild_copy() -> PathBuf {
     let copy = support::workspace().join("target/hotmod-progress-copy/hello_fixture");
-    support::crate_copy::copy_crate(&support::workspace().join("fixtures/hello_fixture"), &copy)
-        .unwrap_or_else(|e| panic!("copying the fixture: {e}"));
-    copy
+    support::copy_fixture("hello_fixture", &copy)
 }
 
 #[test]

@@ -66,11 +66,7 @@ impl Drop for Scratch {
 /// The crate copy in `scratch/hello_fixture` (every directory 0755, every file 0644), whose
 /// build script writes `scratch/cargo-ran` first. Returns the copy and the marker's path.
 fn crate_copy(scratch: &Scratch) -> (PathBuf, PathBuf) {
-    let copy = support::crate_copy::copy_crate(
-        &support::workspace().join("fixtures/hello_fixture"),
-        &scratch.0.join("hello_fixture"),
-    )
-    .expect("copy the fixture crate");
+    let copy = support::copy_fixture("hello_fixture", &scratch.0.join("hello_fixture"));
     let marker = scratch.0.join("cargo-ran");
     support::crate_copy::edit(
         &copy.join("build.rs"),

@@ -119,11 +119,7 @@ fn a_library_the_rebuild_builds_is_staged_until_applied() {
         return;
     }
     let dir = support::TempDir::in_target("staging-rebuild");
-    let copy = support::crate_copy::copy_crate(
-        &support::workspace().join("fixtures/hello_fixture"),
-        &dir.path().join("hello_fixture"),
-    )
-    .expect("copy the fixture crate");
+    let copy = support::copy_fixture("hello_fixture", &dir.path().join("hello_fixture"));
     let target_dir = support::workspace().join("target/hotmod-rebuild");
     let events = module.subscribe();
     module.set_staged(true);

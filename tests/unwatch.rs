@@ -17,11 +17,7 @@ fn unwatch_stops_the_watcher_and_the_rebuild() {
     let module = hello::module();
     let dir = support::TempDir::new("unwatch");
     let artifact = dir.path().join("libhello_fixture.so");
-    let copy = support::crate_copy::copy_crate(
-        &support::workspace().join("fixtures/hello_fixture"),
-        &dir.path().join("hello_fixture"),
-    )
-    .expect("copy the fixture crate");
+    let copy = support::copy_fixture("hello_fixture", &dir.path().join("hello_fixture"));
     let baseline = support::inotify_instances();
 
     module.set_path(&artifact);

@@ -15,33 +15,26 @@ use std::time::{Duration, Instant};
 /// fails the test.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The variants of `fixtures/state_fixture` (see its build.rs).
-pub const STATE_VARIANTS: &[&str] = &["s1", "s2", "s2nomigrate", "s2badmigrate"];
-
-/// The variants of `fixtures/counter_fixture` (see its build.rs).
-pub const COUNTER_VARIANTS: &[&str] = &["c1", "c2", "c1bad", "c2bad", "c2flaky", "c1nodown"];
-
 /// Copying, editing and building module crates, shared with the examples.
 #[path = "../../examples/shared/crate_copy.rs"]
 pub mod crate_copy;
 
-/// The variants of `fixtures/hello_fixture` (see its build.rs).
-pub const VARIANTS: &[&str] = &[
-    "v1",
-    "v2",
-    "sig",
-    "removed",
-    "added",
-    "layout",
-    "reorder",
-    "trait",
-    "badinit",
-    "panicinit",
-    "retype",
-    "initpanic",
-    "shifted",
-    "grown",
-];
+/// The fixtures built in variants and their variants, shared with the fixtures' build scripts.
+#[path = "../../fixtures/variants.rs"]
+pub mod variants;
+
+/// The fixture package that has variant `name` (variant names are unique across fixtures).
+fn package_with_variant(name: &str) -> Option<&'static str> {
+    let mut owners = variants::FIXTURES
+        .iter()
+        .filter(|fixture| fixture.variants.contains(&name));
+    let owner = owners.next()?;
+    assert!(
+        owners.next().is_none(),
+        "fixtures/variants.rs lists variant {name} for more than one fixture"
+    );
+    Some(owner.package)
+}
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -111,39 +104,26 @@ fn build_fixture(name: &str) -> PathBuf {
     std::fs::create_dir_all(fixtures_dir()).expect("create fixture dir");
     let lock = File::create(fixtures_dir().join(".lock")).expect("create lock file");
     lock.lock().expect("lock fixture dir");
-    let path = match name {
-        variant if VARIANTS.contains(&variant) => build(
-            "hello_fixture",
-            "hello_fixture",
-            variant,
-            &[("HOTMOD_FIXTURE", variant)],
-        ),
-        "greeter" => build("greeter", "greeter", "greeter", &[]),
-        "plain" => build("plain_cdylib", "plain_cdylib", "plain", &[]),
-        "tls" => build("tls_fixture", "tls_fixture", "tls", &[]),
-        "pin" => build("pin_fixture", "pin_fixture", "pin", &[]),
-        "on_load" => build("on_load_fixture", "on_load_fixture", "on_load", &[]),
-        "tss" => build("tss_fixture", "tss_fixture", "tss", &[]),
-        "reentry" => build("reentry_fixture", "reentry_fixture", "reentry", &[]),
-        variant if STATE_VARIANTS.contains(&variant) => build(
-            "state_fixture",
-            "state_fixture",
-            variant,
-            &[("HOTMOD_FIXTURE", variant)],
-        ),
-        variant if COUNTER_VARIANTS.contains(&variant) => build(
-            "counter_fixture",
-            "counter_fixture",
-            variant,
-            &[("HOTMOD_FIXTURE", variant)],
-        ),
-        other => panic!("no fixture named {other}"),
+    let path = if let Some(package) = package_with_variant(name) {
+        build(package, package, name, &[("HOTMOD_FIXTURE", name)])
+    } else {
+        match name {
+            "greeter" => build("greeter", "greeter", "greeter", &[]),
+            "plain" => build("plain_cdylib", "plain_cdylib", "plain", &[]),
+            "tls" => build("tls_fixture", "tls_fixture", "tls", &[]),
+            "pin" => build("pin_fixture", "pin_fixture", "pin", &[]),
+            "on_load" => build("on_load_fixture", "on_load_fixture", "on_load", &[]),
+            "tss" => build("tss_fixture", "tss_fixture", "tss", &[]),
+            "reentry" => build("reentry_fixture", "reentry_fixture", "reentry", &[]),
+            other => panic!("no fixture named {other}"),
+        }
     };
     drop(lock);
     path
 }
 
-/// The path of a built fixture: a `hello_fixture` variant, `greeter` (another hot module's
+/// The path of a built fixture: a variant listed in fixtures/variants.rs (`v1`, `s2`, `c1bad`,
+/// …), `greeter` (another hot module's
 /// library), `plain` (a cdylib without hotmod), `tls` (`tls_fixture`), `pin` (`pin_fixture`),
 /// `on_load` (`on_load_fixture`), `tss` (`tss_fixture`) or `reentry` (`reentry_fixture`). Each is
 /// built the first time a test of this process asks for it.
@@ -310,6 +290,24 @@ pub fn edited_library(
         .get_or_insert_with(HashMap::new)
         .insert(label.to_owned(), dest.clone());
     dest
+}
+
+/// Copies the fixture crate `fixtures/<name>` to `dest` (see [`crate_copy::copy_crate`]) for a
+/// test that builds it elsewhere; returns `dest`. Its build script's fixtures/variants.rs is
+/// named by absolute path in the copy, as its manifest's path dependencies are.
+pub fn copy_fixture(name: &str, dest: &Path) -> PathBuf {
+    let copy = crate_copy::copy_crate(&workspace().join("fixtures").join(name), dest)
+        .unwrap_or_else(|e| panic!("copying the fixture crate {name}: {e}"));
+    let variants = workspace().join("fixtures/variants.rs");
+    crate_copy::edit(
+        &copy.join("build.rs"),
+        &[(
+            r#"#[path = "../variants.rs"]"#,
+            &format!("#[path = {:?}]", variants.display().to_string()),
+        )],
+    )
+    .unwrap_or_else(|e| panic!("pointing the copy of {name} at fixtures/variants.rs: {e}"));
+    copy
 }
 
 /// Tests in one binary share the fixture module's generations: take this first.
