@@ -316,12 +316,69 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Polls `condition` until it holds or a generous timeout passes.
-pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
+/// How often [`wait_for`] polls its condition.
+pub const POLL: Duration = Duration::from_millis(5);
+
+/// What a condition polled by [`wait_for`] returns: `true`, `Some(value)` or `Ok(value)` once it
+/// holds; until then `false`, `None`, or `Err(state)` with what the test sees now, which a
+/// timeout shows.
+pub trait Condition {
+    type Value;
+    fn holds(self) -> Result<Self::Value, Option<String>>;
+}
+
+impl Condition for bool {
+    type Value = ();
+    fn holds(self) -> Result<(), Option<String>> {
+        if self {
+            Ok(())
+        } else {
+            Err(None)
+        }
+    }
+}
+
+impl<T> Condition for Option<T> {
+    type Value = T;
+    fn holds(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T> Condition for Result<T, String> {
+    type Value = T;
+    fn holds(self) -> Result<T, Option<String>> {
+        self.map_err(Some)
+    }
+}
+
+/// Polls `condition` until it holds, or fails after a generous timeout ([`EVENT_TIMEOUT`]),
+/// naming `what` it waited for; returns the condition's value. The one way the tests wait for
+/// something that sends no event.
+pub fn wait_for<C: Condition>(what: &str, condition: impl FnMut() -> C) -> C::Value {
+    wait_for_within(what, EVENT_TIMEOUT, POLL, condition)
+}
+
+/// [`wait_for`] with another timeout and polling interval, for a wait that takes longer, or
+/// whose condition is costly to check.
+pub fn wait_for_within<C: Condition>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut condition: impl FnMut() -> C,
+) -> C::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match condition().holds() {
+            Ok(value) => return value,
+            Err(state) => assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} ({} s){}",
+                timeout.as_secs(),
+                state.map(|state| format!(": {state}")).unwrap_or_default()
+            ),
+        }
+        std::thread::sleep(every);
     }
 }
 
