@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -187,6 +189,86 @@ pub fn run_child(name: &str, env: &[(&str, &std::ffi::OsStr)]) -> std::process::
         command.env(key, value);
     }
     command.output().expect("run child test process")
+}
+
+/// The lines a child process writes on the streams given to [`OutputLines::read`], each read as
+/// it comes by a thread of its own, and kept for failure messages.
+pub struct OutputLines {
+    lines: Receiver<String>,
+    /// Every line taken so far, in the order they came.
+    pub seen: Vec<String>,
+}
+
+impl OutputLines {
+    /// Reads `streams` (a child's piped stdout or stderr), each line prefixed with its stream's
+    /// label.
+    pub fn read(streams: Vec<(&'static str, Box<dyn Read + Send>)>) -> OutputLines {
+        let (send, lines) = mpsc::channel();
+        for (label, stream) in streams {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if send.send(format!("{label}{line}")).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        OutputLines {
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Takes lines until one satisfies `wanted`, and returns it. Fails naming `what`, with every
+    /// line so far, if none comes within `timeout` or the streams end first.
+    pub fn wait_for_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut wanted: impl FnMut(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if wanted(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no {what} within {} s; the child wrote:\n{}",
+                    timeout.as_secs(),
+                    self.text()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("the child ended before {what}; it wrote:\n{}", self.text())
+                }
+            }
+        }
+    }
+
+    /// [`OutputLines::wait_for_line`] for a line that contains `text`, within [`EVENT_TIMEOUT`].
+    pub fn wait_for_text(&mut self, text: &str) -> String {
+        self.wait_for_line(&format!("line {text:?}"), EVENT_TIMEOUT, |line| {
+            line.contains(text)
+        })
+    }
+
+    /// Takes the lines left, until the streams end (each line within [`EVENT_TIMEOUT`]).
+    pub fn rest(&mut self) {
+        while let Ok(line) = self.lines.recv_timeout(EVENT_TIMEOUT) {
+            self.seen.push(line);
+        }
+    }
+
+    /// Every line so far, one after another.
+    pub fn text(&self) -> String {
+        self.seen.join("\n")
+    }
 }
 
 /// `VmRSS` and `VmSize` of this process in KiB, and the number of its mappings.
