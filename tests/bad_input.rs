@@ -570,22 +570,6 @@ fn the_macro_and_the_runtime_agree_on_the_symbol_prefix() {
     );
 }
 
-/// Switches the insecure-path override back off however the test ends.
-struct AllowInsecure;
-
-impl AllowInsecure {
-    fn on() -> AllowInsecure {
-        hotmod::allow_insecure_paths(true);
-        AllowInsecure
-    }
-}
-
-impl Drop for AllowInsecure {
-    fn drop(&mut self) {
-        hotmod::allow_insecure_paths(false);
-    }
-}
-
 /// A private directory (0755, ours) holding a copy of v2 (0644, ours).
 fn v2_copy(label: &str) -> (support::TempDir, PathBuf) {
     let dir = support::TempDir::new(label);
@@ -647,7 +631,7 @@ fn a_library_every_user_can_write() {
     );
 
     // The documented override lets it through.
-    let _allow = AllowInsecure::on();
+    let _allow = support::AllowInsecure::on();
     hello::module()
         .load(&path)
         .expect("loads with the override");

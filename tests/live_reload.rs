@@ -243,13 +243,7 @@ fn saving_a_source_file_rebuilds_and_loads_it() {
     let copy = support::copy_fixture("hello_fixture", &dir.path().join("hello_fixture"));
     let lib = copy.join("src/lib.rs");
     let events = module.subscribe();
-    module
-        .rebuild()
-        .manifest_dir(&copy)
-        .target_dir(support::workspace().join("target/hotmod-rebuild"))
-        .profile("dev")
-        .start()
-        .expect("rebuild starts");
+    support::start_hello_rebuild(&copy, &support::workspace().join("target/hotmod-rebuild"));
 
     // Rapid saves: at most one build for the burst, plus one for saves during that build.
     edit(&lib, "{ 2 } else { 1 }", "{ 2 } else { 7 }");

@@ -53,13 +53,7 @@ fn host() {
         }
         "rebuild" => {
             let var = |name| PathBuf::from(std::env::var_os(name).expect("the parent sets it"));
-            module
-                .rebuild()
-                .manifest_dir(var(COPY))
-                .target_dir(var(TARGET))
-                .profile("dev")
-                .start()
-                .expect("the rebuild starts");
+            support::start_hello_rebuild(&var(COPY), &var(TARGET));
         }
         other => panic!("unknown mode {other}"),
     }

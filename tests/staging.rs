@@ -123,13 +123,7 @@ fn a_library_the_rebuild_builds_is_staged_until_applied() {
     let target_dir = support::workspace().join("target/hotmod-rebuild");
     let events = module.subscribe();
     module.set_staged(true);
-    module
-        .rebuild()
-        .manifest_dir(&copy)
-        .target_dir(&target_dir)
-        .profile("dev")
-        .start()
-        .expect("rebuild starts");
+    support::start_hello_rebuild(&copy, &target_dir);
 
     support::crate_copy::edit(
         &copy.join("src/lib.rs"),

@@ -23,13 +23,7 @@ fn unwatch_stops_the_watcher_and_the_rebuild() {
     module.set_path(&artifact);
     let events = module.subscribe();
     module.watch().expect("watch starts");
-    module
-        .rebuild()
-        .manifest_dir(&copy)
-        .target_dir(support::workspace().join("target/hotmod-rebuild"))
-        .profile("dev")
-        .start()
-        .expect("rebuild starts");
+    support::start_hello_rebuild(&copy, &support::workspace().join("target/hotmod-rebuild"));
     assert_eq!(
         support::inotify_instances(),
         baseline + 2,

@@ -660,6 +660,34 @@ pub fn watch_hello_from_v1(dir: &Path) -> PathBuf {
     artifact
 }
 
+/// Starts `hello_fixture::hello`'s built-in rebuild of the crate at `manifest_dir` (a copy of
+/// the fixture, see [`copy_fixture`]) into `target_dir`, in the dev profile.
+pub fn start_hello_rebuild(manifest_dir: &Path, target_dir: &Path) {
+    hello_fixture::hello::module()
+        .rebuild()
+        .manifest_dir(manifest_dir)
+        .target_dir(target_dir)
+        .profile("dev")
+        .start()
+        .expect("the rebuild starts");
+}
+
+/// Switches hotmod's insecure-path override on until dropped: off again however the test ends.
+pub struct AllowInsecure;
+
+impl AllowInsecure {
+    pub fn on() -> AllowInsecure {
+        hotmod::allow_insecure_paths(true);
+        AllowInsecure
+    }
+}
+
+impl Drop for AllowInsecure {
+    fn drop(&mut self) {
+        hotmod::allow_insecure_paths(false);
+    }
+}
+
 /// Where the built-in rebuild puts `attr_fixture`'s cdylib: the host's target directory and
 /// profile (`target/<profile>/libattr_fixture.so`), read off this test binary's own path.
 pub fn attr_default_artifact() -> PathBuf {
