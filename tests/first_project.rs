@@ -241,17 +241,9 @@ impl Host {
     /// Ctrl-D: closes stdin and waits for the host to end.
     fn quit(mut self) -> std::process::ExitStatus {
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the host") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the host did not end after its stdin closed"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        support::wait_for("the host to end after its stdin closed", || {
+            self.child.try_wait().expect("wait for the host")
+        })
     }
 }
 
@@ -319,10 +311,10 @@ fn the_guide_followed_to_the_letter_reloads_an_edit() {
     // "Type `Ada` again: `Good morning, Ada! (generation 1)`." Asked again until the rebuilt
     // library answers; until then the old code does.
     let deadline = Instant::now() + RELOAD;
-    loop {
+    support::wait_for_within("the edit to be served", RELOAD, POLL, || {
         let answer = host.ask("Ada", deadline);
         if answer == "Good morning, Ada! (generation 1)" {
-            break;
+            return Ok(());
         }
         assert_eq!(
             answer,
@@ -330,13 +322,8 @@ fn the_guide_followed_to_the_letter_reloads_an_edit() {
             "stderr:\n{}",
             host.stderr()
         );
-        assert!(
-            Instant::now() < deadline,
-            "the edit was not served in time; stderr:\n{}",
-            host.stderr()
-        );
-        std::thread::sleep(POLL);
-    }
+        Err(format!("stderr:\n{}", host.stderr()))
+    });
     // "… and says so on stderr, ending with `hotmod: logic::greeting: generation 1 live in … ms`"
     support::wait_for("hotmod's progress line on stderr", || {
         host.stderr()

@@ -48,19 +48,18 @@ struct Tally {
 impl Tally {
     /// Waits until `condition` holds; on timeout, fails with the counts so far.
     fn wait(&self, what: &str, condition: impl Fn(&Tally) -> bool) {
-        let deadline = std::time::Instant::now() + TIMEOUT;
-        while !condition(self) {
+        support::wait_for_within(what, TIMEOUT, support::POLL, || {
+            if condition(self) {
+                return Ok(());
+            }
             let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}: {} old, {} new, failures {:?}",
+            Err(format!(
+                "{} old, {} new, failures {:?}",
                 self.old.load(Ordering::SeqCst),
                 self.new.load(Ordering::SeqCst),
                 &failures[..failures.len().min(5)]
-            );
-            drop(failures);
-            std::thread::sleep(Duration::from_millis(5));
-        }
+            ))
+        });
     }
 }
 

@@ -224,33 +224,6 @@ fn wait_for_generation_times_out_with_a_typed_error() {
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
 }
 
-/// A copy of the fixture crate outside the workspace, for the rebuild to edit and build.
-fn fixture_copy(dir: &Path) -> PathBuf {
-    let source = support::workspace().join("fixtures/hello_fixture");
-    let copy = dir.join("hello_fixture");
-    fs::create_dir_all(copy.join("src")).expect("create copy");
-    let manifest = fs::read_to_string(source.join("Cargo.toml")).expect("read manifest");
-    let hotmod = support::workspace().join("hotmod");
-    let manifest = manifest.replace(
-        "\"../../hotmod\"",
-        &format!("{:?}", hotmod.display().to_string()),
-    );
-    fs::write(
-        copy.join("Cargo.toml"),
-        format!("{manifest}\n[workspace]\n"),
-    )
-    .expect("manifest");
-    fs::copy(source.join("build.rs"), copy.join("build.rs")).expect("build.rs");
-    // The workspace's lock file: the same dependency versions, and no registry lookup.
-    fs::copy(
-        support::workspace().join("Cargo.lock"),
-        copy.join("Cargo.lock"),
-    )
-    .expect("lock");
-    fs::copy(source.join("src/lib.rs"), copy.join("src/lib.rs")).expect("lib.rs");
-    copy
-}
-
 fn edit(file: &Path, from: &str, to: &str) {
     let text = fs::read_to_string(file).expect("read source");
     assert!(text.contains(from), "{} lacks {from:?}", file.display());
@@ -267,16 +240,10 @@ fn saving_a_source_file_rebuilds_and_loads_it() {
         return;
     }
     let dir = support::TempDir::in_target("rebuild");
-    let copy = fixture_copy(dir.path());
+    let copy = support::copy_fixture("hello_fixture", &dir.path().join("hello_fixture"));
     let lib = copy.join("src/lib.rs");
     let events = module.subscribe();
-    module
-        .rebuild()
-        .manifest_dir(&copy)
-        .target_dir(support::workspace().join("target/hotmod-rebuild"))
-        .profile("dev")
-        .start()
-        .expect("rebuild starts");
+    support::start_hello_rebuild(&copy, &support::workspace().join("target/hotmod-rebuild"));
 
     // Rapid saves: at most one build for the burst, plus one for saves during that build.
     edit(&lib, "{ 2 } else { 1 }", "{ 2 } else { 7 }");

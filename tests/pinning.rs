@@ -21,15 +21,14 @@ fn load() -> u64 {
 fn assert_only_current_is_live() {
     let module = ops::module();
     let current = module.generation();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while module.live_generations() != [0, current] {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "replaced generations did not retire: live {:?}, current {current}",
-            module.live_generations()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    support::wait_for("the replaced generations to retire", || {
+        let live = module.live_generations();
+        if live == [0, current] {
+            Ok(())
+        } else {
+            Err(format!("live {live:?}, current {current}"))
+        }
+    });
     assert!(
         module.unload_blocked().is_empty(),
         "blocked: {:?}",

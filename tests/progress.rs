@@ -9,11 +9,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hello_fixture::hello;
 
@@ -54,13 +53,7 @@ fn host() {
         }
         "rebuild" => {
             let var = |name| PathBuf::from(std::env::var_os(name).expect("the parent sets it"));
-            module
-                .rebuild()
-                .manifest_dir(var(COPY))
-                .target_dir(var(TARGET))
-                .profile("dev")
-                .start()
-                .expect("the rebuild starts");
+            support::start_hello_rebuild(&var(COPY), &var(TARGET));
         }
         other => panic!("unknown mode {other}"),
     }
@@ -84,12 +77,11 @@ fn host() {
     std::mem::forget(subscriptions);
 }
 
-/// A running host and the stderr it wrote so far.
+/// A running host and its stderr, read as it comes.
 struct Host {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    stderr: Vec<String>,
+    stderr: support::OutputLines,
     _temp: support::TempDir,
 }
 
@@ -117,57 +109,12 @@ impl Host {
         let mut child = command.spawn().expect("start the host");
         let stdin = child.stdin.take();
         let stderr = child.stderr.take().expect("the host's stderr");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         Host {
             child,
             stdin,
-            lines,
-            stderr: Vec::new(),
+            stderr: support::OutputLines::read(vec![("", Box::new(stderr))]),
             _temp: temp,
         }
-    }
-
-    /// Waits up to `timeout` for a stderr line that satisfies `wanted`; returns it. Fails with
-    /// everything the host wrote if none comes, or if the host ends first.
-    fn wait_for_line(
-        &mut self,
-        what: &str,
-        timeout: Duration,
-        mut wanted: impl FnMut(&str) -> bool,
-    ) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.stderr.push(line.clone());
-                    if wanted(&line) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "no {what} within {timeout:?}; the host wrote:\n{}",
-                        self.text()
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("the host ended before {what}; it wrote:\n{}", self.text())
-                }
-            }
-        }
-    }
-
-    fn wait_for(&mut self, line: &str) -> String {
-        self.wait_for_line(line, support::EVENT_TIMEOUT, |l| l.contains(line))
     }
 
     /// Sends a command (see [`host`]).
@@ -180,7 +127,8 @@ impl Host {
     /// Has the host wait for generation `n`.
     fn wait_generation(&mut self, n: u64) {
         self.send(&format!("wait {n}"));
-        self.wait_for(&format!("host: generation {n} is current"));
+        self.stderr
+            .wait_for_text(&format!("host: generation {n} is current"));
     }
 
     /// Closes the host's stdin, waits for it to end and returns everything it wrote to stderr.
@@ -188,15 +136,9 @@ impl Host {
         drop(self.stdin.take());
         let status = self.child.wait().expect("wait for the host");
         // The reader thread ends at the end of the stream.
-        while let Ok(line) = self.lines.recv_timeout(support::EVENT_TIMEOUT) {
-            self.stderr.push(line);
-        }
-        assert!(status.success(), "the host failed:\n{}", self.text());
-        std::mem::take(&mut self.stderr)
-    }
-
-    fn text(&self) -> String {
-        self.stderr.join("\n")
+        self.stderr.rest();
+        assert!(status.success(), "the host failed:\n{}", self.stderr.text());
+        std::mem::take(&mut self.stderr.seen)
     }
 }
 
@@ -227,21 +169,23 @@ fn watching_says_so_and_prints_each_load() {
     let dir = support::TempDir::new("progress-watch");
     let artifact = artifact_in(dir.path());
     let mut host = Host::start("watch", &artifact, &[]);
-    host.wait_for("host: started");
+    host.stderr.wait_for_text("host: started");
     let start = format!(
         "hotmod: hello_fixture::hello: watching {}",
         artifact.display()
     );
     assert!(
-        host.stderr.contains(&start),
+        host.stderr.seen.contains(&start),
         "the start line {start:?} comes first; the host wrote:\n{}",
-        host.text()
+        host.stderr.text()
     );
 
     support::link_library(v2, &artifact);
-    host.wait_for("hotmod: hello_fixture::hello: generation 1 live in");
+    host.stderr
+        .wait_for_text("hotmod: hello_fixture::hello: generation 1 live in");
     support::link_library(v1, &artifact);
-    host.wait_for("hotmod: hello_fixture::hello: generation 2 live in");
+    host.stderr
+        .wait_for_text("hotmod: hello_fixture::hello: generation 2 live in");
     host.finish();
 }
 
@@ -255,14 +199,15 @@ fn the_environment_variable_says_so_at_first_use() {
         &artifact,
         &[("HOTMOD_WATCH", std::ffi::OsStr::new("1"))],
     );
-    host.wait_for("host: started");
+    host.stderr.wait_for_text("host: started");
     let start = format!(
         "hotmod: hello_fixture::hello: watching {}",
         artifact.display()
     );
-    assert!(host.stderr.contains(&start), "{}", host.text());
+    assert!(host.stderr.seen.contains(&start), "{}", host.stderr.text());
     support::link_library(v2, &artifact);
-    host.wait_for("hotmod: hello_fixture::hello: generation 1 live in");
+    host.stderr
+        .wait_for_text("hotmod: hello_fixture::hello: generation 1 live in");
     host.finish();
 }
 
@@ -270,9 +215,7 @@ fn the_environment_variable_says_so_at_first_use() {
 /// `crate_copy::copy_crate` on why).
 fn rebuild_copy() -> PathBuf {
     let copy = support::workspace().join("target/hotmod-progress-copy/hello_fixture");
-    support::crate_copy::copy_crate(&support::workspace().join("fixtures/hello_fixture"), &copy)
-        .unwrap_or_else(|e| panic!("copying the fixture: {e}"));
-    copy
+    support::copy_fixture("hello_fixture", &copy)
 }
 
 #[test]
@@ -291,25 +234,28 @@ fn a_failed_rebuild_shows_the_compiler_errors_in_full() {
         &artifact_in(dir.path()),
         &[(COPY, copy.as_os_str()), (TARGET, target.as_os_str())],
     );
-    host.wait_for("host: started");
+    host.stderr.wait_for_text("host: started");
     let start = format!(
         "hotmod: hello_fixture::hello: rebuilding hello_fixture on changes under {}",
         copy.join("src").display()
     );
-    assert!(host.stderr.contains(&start), "{}", host.text());
+    assert!(host.stderr.seen.contains(&start), "{}", host.stderr.text());
 
     // A syntax error: the build fails and its errors are shown as cargo shows them.
     support::crate_copy::edit(&lib, &[("{ 2 } else { 1 }", "{ 2 } else { 1 ")])
         .expect("break the copy");
-    host.wait_for("hotmod: building hello_fixture …");
-    host.wait_for_line("the failed build", BUILD_TIMEOUT, |l| {
-        l.starts_with(
-            "hotmod: building hello_fixture failed; the current generation keeps serving:",
-        )
-    });
-    let from = host.stderr.len();
-    host.wait_for("error: could not compile `hello_fixture`");
-    let errors = &host.stderr[from..];
+    host.stderr
+        .wait_for_text("hotmod: building hello_fixture …");
+    host.stderr
+        .wait_for_line("the failed build", BUILD_TIMEOUT, |l| {
+            l.starts_with(
+                "hotmod: building hello_fixture failed; the current generation keeps serving:",
+            )
+        });
+    let from = host.stderr.seen.len();
+    host.stderr
+        .wait_for_text("error: could not compile `hello_fixture`");
+    let errors = &host.stderr.seen[from..];
     let shown = errors.join("\n");
     assert!(
         errors[0].starts_with("error"),
@@ -337,15 +283,17 @@ fn a_failed_rebuild_shows_the_compiler_errors_in_full() {
     // Fixed: built and loaded, and said so.
     support::crate_copy::edit(&lib, &[("{ 2 } else { 1 ", "{ 2 } else { 5 }")])
         .expect("fix the copy");
-    host.wait_for_line("the new generation", BUILD_TIMEOUT, |l| {
-        l.contains("hotmod: hello_fixture::hello: generation 1 live in")
-    });
+    host.stderr
+        .wait_for_line("the new generation", BUILD_TIMEOUT, |l| {
+            l.contains("hotmod: hello_fixture::hello: generation 1 live in")
+        });
     assert!(
         host.stderr
+            .seen
             .iter()
             .any(|l| l.starts_with("hotmod: built hello_fixture in")),
         "{}",
-        host.text()
+        host.stderr.text()
     );
     host.finish();
 }
@@ -358,7 +306,7 @@ fn two_loads(mode: &str, env: &[(&str, &std::ffi::OsStr)]) -> Vec<String> {
     let dir = support::TempDir::new("progress-silent");
     let artifact = artifact_in(dir.path());
     let mut host = Host::start(mode, &artifact, env);
-    host.wait_for("host: started");
+    host.stderr.wait_for_text("host: started");
     support::link_library(v2, &artifact);
     host.wait_generation(1);
     support::link_library(v1, &artifact);
@@ -402,12 +350,13 @@ fn a_subscription_taken_later_stops_the_printing() {
     let dir = support::TempDir::new("progress-later");
     let artifact = artifact_in(dir.path());
     let mut host = Host::start("watch", &artifact, &[]);
-    host.wait_for("host: started");
+    host.stderr.wait_for_text("host: started");
     support::link_library(v2, &artifact);
-    host.wait_for("hotmod: hello_fixture::hello: generation 1 live in");
+    host.stderr
+        .wait_for_text("hotmod: hello_fixture::hello: generation 1 live in");
 
     host.send("subscribe");
-    host.wait_for("host: subscribed");
+    host.stderr.wait_for_text("host: subscribed");
     support::link_library(v1, &artifact);
     host.wait_generation(2);
     // Generation 3 comes only after generation 2's event is done.

@@ -66,11 +66,7 @@ impl Drop for Scratch {
 /// The crate copy in `scratch/hello_fixture` (every directory 0755, every file 0644), whose
 /// build script writes `scratch/cargo-ran` first. Returns the copy and the marker's path.
 fn crate_copy(scratch: &Scratch) -> (PathBuf, PathBuf) {
-    let copy = support::crate_copy::copy_crate(
-        &support::workspace().join("fixtures/hello_fixture"),
-        &scratch.0.join("hello_fixture"),
-    )
-    .expect("copy the fixture crate");
+    let copy = support::copy_fixture("hello_fixture", &scratch.0.join("hello_fixture"));
     let marker = scratch.0.join("cargo-ran");
     support::crate_copy::edit(
         &copy.join("build.rs"),
@@ -109,35 +105,13 @@ impl Drop for Unwatch {
     }
 }
 
-/// Switches the insecure-path override back off however the test ends.
-struct AllowInsecure;
-
-impl AllowInsecure {
-    fn on() -> AllowInsecure {
-        hotmod::allow_insecure_paths(true);
-        AllowInsecure
-    }
-}
-
-impl Drop for AllowInsecure {
-    fn drop(&mut self) {
-        hotmod::allow_insecure_paths(false);
-    }
-}
-
 /// From v1, subscribes and starts the rebuild of `copy`.
 fn start_rebuild(copy: &Path) -> (Events, Unwatch) {
     let module = hello::module();
     module.unwatch();
     module.load(support::library("v1")).expect("v1 loads");
     let events = module.subscribe();
-    module
-        .rebuild()
-        .manifest_dir(copy)
-        .target_dir(rebuild_root().join("target"))
-        .profile("dev")
-        .start()
-        .expect("the rebuild starts");
+    support::start_hello_rebuild(copy, &rebuild_root().join("target"));
     (events, Unwatch)
 }
 
@@ -296,7 +270,7 @@ fn a_cargo_config_another_user_owns_above_the_crate_is_refused() {
     );
 
     // The documented override lets the build run.
-    let _allow = AllowInsecure::on();
+    let _allow = support::AllowInsecure::on();
     built(&save(&copy, &events, 9), &marker, 9);
 }
 

@@ -139,6 +139,12 @@ fn on_a_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Rec
     receiver
 }
 
+/// Loads `library` on a thread of its own; the load's result arrives on the receiver.
+fn load_on_a_thread(library: &Path) -> Receiver<Result<u64, String>> {
+    let library = library.to_path_buf();
+    on_a_thread(move || reentry::module().load(&library).map_err(|e| e.to_string()))
+}
+
 /// Waits for module code to call back from `place`.
 fn called_back(calls: &Calls, place: &str) {
     calls
@@ -223,10 +229,7 @@ fn a_thread_exit_destructor_calls_back(arm: fn(fn(u64), u64) -> bool, place: &st
     called_back(&calls, place);
     // The destructor is running now, waiting for generation + 1. Load it: that load retires
     // `generation`, whose unload waits for the destructor, which calls back into hotmod.
-    let next = {
-        let library = library.clone();
-        on_a_thread(move || reentry::module().load(&library).map_err(|e| e.to_string()))
-    };
+    let next = load_on_a_thread(&library);
     every_call_returns(&calls, place);
     let loaded = next.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
         deadlocked(format!(
@@ -270,39 +273,15 @@ fn a_key_destructor_of_a_retiring_generation_calls_back_into_hotmod() {
 #[test]
 fn the_elf_finaliser_of_a_retiring_generation_calls_back_into_hotmod() {
     let _serial = support::serial();
-    let place = "an ELF finaliser";
-    let (library, generation) = fresh_generation();
-    let module = reentry::module();
-    let events = module.subscribe();
-    let calls = plan(&library, None);
-    reentry::call_at_unload(call_back, 2);
-
-    let next = {
-        let library = library.clone();
-        on_a_thread(move || reentry::module().load(&library).map_err(|e| e.to_string()))
-    };
-    called_back(&calls, place);
-    every_call_returns(&calls, place);
-    assert_eq!(
-        next.recv_timeout(TIMEOUT)
-            .unwrap_or_else(|_| deadlocked(format!("{place}: the load never returned"))),
-        Ok(generation + 1)
-    );
+    let generation = the_replaced_generation_calls_back("an ELF finaliser", || {
+        reentry::call_at_unload(call_back, 2)
+    });
     // The finaliser's own load (generation + 2) retired generation + 1, and its reload
-    // generation + 2: all three unload.
-    all_retire(
-        &events,
-        &[generation, generation + 1, generation + 2],
-        place,
-    );
+    // generation + 2: all three unloaded.
+    let module = reentry::module();
     let current = module.generation();
     assert_eq!(current, generation + 3);
     assert_eq!(module.live_generations(), vec![0, current]);
-    assert!(
-        module.unload_blocked().is_empty(),
-        "{place}: {:?}",
-        module.unload_blocked()
-    );
 }
 
 /// The state value of the generation being replaced: its copy keeps it after the value moved to
@@ -310,17 +289,23 @@ fn the_elf_finaliser_of_a_retiring_generation_calls_back_into_hotmod() {
 #[test]
 fn the_state_value_of_a_retiring_generation_calls_back_into_hotmod_when_dropped() {
     let _serial = support::serial();
-    let place = "a #[hotmod::state] value's drop";
+    the_replaced_generation_calls_back("a #[hotmod::state] value's drop", || {
+        assert!(reentry::call_when_state_dropped(call_back, 3) >= 1);
+    });
+}
+
+/// From a fresh generation g armed by `arm` to call back from `place` as it retires: a load on
+/// another thread replaces it (generation g + 1), the call back's four calls return, the load
+/// returns, and g, g + 1 and g + 2 (which the call back's load and reload retired) all unload.
+/// Returns g.
+fn the_replaced_generation_calls_back(place: &str, arm: impl FnOnce()) -> u64 {
     let (library, generation) = fresh_generation();
     let module = reentry::module();
     let events = module.subscribe();
     let calls = plan(&library, None);
-    assert!(reentry::call_when_state_dropped(call_back, 3) >= 1);
+    arm();
 
-    let next = {
-        let library = library.clone();
-        on_a_thread(move || reentry::module().load(&library).map_err(|e| e.to_string()))
-    };
+    let next = load_on_a_thread(&library);
     called_back(&calls, place);
     every_call_returns(&calls, place);
     assert_eq!(
@@ -338,6 +323,7 @@ fn the_state_value_of_a_retiring_generation_calls_back_into_hotmod_when_dropped(
         "{place}: {:?}",
         module.unload_blocked()
     );
+    generation
 }
 
 /// A `Pinned` value of an old generation, dropped by the host: its drop glue is that

@@ -119,21 +119,11 @@ fn a_library_the_rebuild_builds_is_staged_until_applied() {
         return;
     }
     let dir = support::TempDir::in_target("staging-rebuild");
-    let copy = support::crate_copy::copy_crate(
-        &support::workspace().join("fixtures/hello_fixture"),
-        &dir.path().join("hello_fixture"),
-    )
-    .expect("copy the fixture crate");
+    let copy = support::copy_fixture("hello_fixture", &dir.path().join("hello_fixture"));
     let target_dir = support::workspace().join("target/hotmod-rebuild");
     let events = module.subscribe();
     module.set_staged(true);
-    module
-        .rebuild()
-        .manifest_dir(&copy)
-        .target_dir(&target_dir)
-        .profile("dev")
-        .start()
-        .expect("rebuild starts");
+    support::start_hello_rebuild(&copy, &target_dir);
 
     support::crate_copy::edit(
         &copy.join("src/lib.rs"),

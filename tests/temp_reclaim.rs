@@ -15,12 +15,10 @@
 mod support;
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::time::Instant;
 
 use hello_fixture::hello;
 
@@ -163,9 +161,8 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 struct Host {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    /// Everything it printed so far, for failure messages.
-    seen: Vec<String>,
+    /// Its stdout and stderr.
+    output: support::OutputLines,
 }
 
 impl Host {
@@ -187,28 +184,15 @@ impl Host {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start a child process");
-        let (send, lines) = channel();
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        for (label, stream) in [
-            ("", Box::new(stdout) as Box<dyn Read + Send>),
-            ("stderr: ", Box::new(stderr)),
-        ] {
-            let send = send.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if send.send(format!("{label}{line}")).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
         Host {
             stdin: child.stdin.take(),
             child,
-            lines,
-            seen: Vec::new(),
+            output: support::OutputLines::read(vec![
+                ("", Box::new(stdout)),
+                ("stderr: ", Box::new(stderr)),
+            ]),
         }
     }
 
@@ -218,40 +202,17 @@ impl Host {
 
     /// Waits for a report `prefix…` of the child (see [`report`]); returns the rest of its line.
     fn line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + support::EVENT_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    let marker = format!("{REPORT}{prefix}");
-                    if let Some(at) = line.find(&marker) {
-                        return line[at + marker.len()..].to_owned();
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "no line {prefix:?} in time; so far:\n{}",
-                        self.seen.join("\n")
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => panic!(
-                    "the child ended without a line {prefix:?} ({:?}):\n{}",
-                    self.child.try_wait(),
-                    self.seen.join("\n")
-                ),
-            }
-        }
+        let marker = format!("{REPORT}{prefix}");
+        let line = self.output.wait_for_text(&marker);
+        let at = line.find(&marker).expect("the line has the marker");
+        line[at + marker.len()..].to_owned()
     }
 
     /// Waits for the process to end.
     fn wait(&mut self) -> ExitStatus {
-        let mut status = None;
         support::wait_for("the child process to end", || {
-            status = self.child.try_wait().expect("try_wait");
-            status.is_some()
-        });
-        status.expect("an exit status")
+            self.child.try_wait().expect("try_wait")
+        })
     }
 
     /// Sends `signal` and waits for the process to end; it must be the signal that ended it.
@@ -269,7 +230,7 @@ impl Host {
         drop(self.stdin.take());
         let status = self.wait();
         self.line("exiting normally");
-        assert!(status.success(), "{status:?}:\n{}", self.seen.join("\n"));
+        assert!(status.success(), "{status:?}:\n{}", self.output.text());
     }
 }
 
@@ -385,7 +346,7 @@ fn forked(mode: &str, label: &str) {
     let mut host = Host::start(mode, temp.path());
     host.line("fork ");
     let status = host.wait();
-    assert!(status.success(), "{status:?}:\n{}", host.seen.join("\n"));
+    assert!(status.success(), "{status:?}:\n{}", host.output.text());
     assert_empty(temp.path());
 }
 

@@ -17,23 +17,13 @@ fn unwatch_stops_the_watcher_and_the_rebuild() {
     let module = hello::module();
     let dir = support::TempDir::new("unwatch");
     let artifact = dir.path().join("libhello_fixture.so");
-    let copy = support::crate_copy::copy_crate(
-        &support::workspace().join("fixtures/hello_fixture"),
-        &dir.path().join("hello_fixture"),
-    )
-    .expect("copy the fixture crate");
+    let copy = support::copy_fixture("hello_fixture", &dir.path().join("hello_fixture"));
     let baseline = support::inotify_instances();
 
     module.set_path(&artifact);
     let events = module.subscribe();
     module.watch().expect("watch starts");
-    module
-        .rebuild()
-        .manifest_dir(&copy)
-        .target_dir(support::workspace().join("target/hotmod-rebuild"))
-        .profile("dev")
-        .start()
-        .expect("rebuild starts");
+    support::start_hello_rebuild(&copy, &support::workspace().join("target/hotmod-rebuild"));
     assert_eq!(
         support::inotify_instances(),
         baseline + 2,

@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,33 +17,26 @@ use std::time::{Duration, Instant};
 /// fails the test.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The variants of `fixtures/state_fixture` (see its build.rs).
-pub const STATE_VARIANTS: &[&str] = &["s1", "s2", "s2nomigrate", "s2badmigrate"];
-
-/// The variants of `fixtures/counter_fixture` (see its build.rs).
-pub const COUNTER_VARIANTS: &[&str] = &["c1", "c2", "c1bad", "c2bad", "c2flaky", "c1nodown"];
-
 /// Copying, editing and building module crates, shared with the examples.
 #[path = "../../examples/shared/crate_copy.rs"]
 pub mod crate_copy;
 
-/// The variants of `fixtures/hello_fixture` (see its build.rs).
-pub const VARIANTS: &[&str] = &[
-    "v1",
-    "v2",
-    "sig",
-    "removed",
-    "added",
-    "layout",
-    "reorder",
-    "trait",
-    "badinit",
-    "panicinit",
-    "retype",
-    "initpanic",
-    "shifted",
-    "grown",
-];
+/// The fixtures built in variants and their variants, shared with the fixtures' build scripts.
+#[path = "../../fixtures/variants.rs"]
+pub mod variants;
+
+/// The fixture package that has variant `name` (variant names are unique across fixtures).
+fn package_with_variant(name: &str) -> Option<&'static str> {
+    let mut owners = variants::FIXTURES
+        .iter()
+        .filter(|fixture| fixture.variants.contains(&name));
+    let owner = owners.next()?;
+    assert!(
+        owners.next().is_none(),
+        "fixtures/variants.rs lists variant {name} for more than one fixture"
+    );
+    Some(owner.package)
+}
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -111,39 +106,26 @@ fn build_fixture(name: &str) -> PathBuf {
     std::fs::create_dir_all(fixtures_dir()).expect("create fixture dir");
     let lock = File::create(fixtures_dir().join(".lock")).expect("create lock file");
     lock.lock().expect("lock fixture dir");
-    let path = match name {
-        variant if VARIANTS.contains(&variant) => build(
-            "hello_fixture",
-            "hello_fixture",
-            variant,
-            &[("HOTMOD_FIXTURE", variant)],
-        ),
-        "greeter" => build("greeter", "greeter", "greeter", &[]),
-        "plain" => build("plain_cdylib", "plain_cdylib", "plain", &[]),
-        "tls" => build("tls_fixture", "tls_fixture", "tls", &[]),
-        "pin" => build("pin_fixture", "pin_fixture", "pin", &[]),
-        "on_load" => build("on_load_fixture", "on_load_fixture", "on_load", &[]),
-        "tss" => build("tss_fixture", "tss_fixture", "tss", &[]),
-        "reentry" => build("reentry_fixture", "reentry_fixture", "reentry", &[]),
-        variant if STATE_VARIANTS.contains(&variant) => build(
-            "state_fixture",
-            "state_fixture",
-            variant,
-            &[("HOTMOD_FIXTURE", variant)],
-        ),
-        variant if COUNTER_VARIANTS.contains(&variant) => build(
-            "counter_fixture",
-            "counter_fixture",
-            variant,
-            &[("HOTMOD_FIXTURE", variant)],
-        ),
-        other => panic!("no fixture named {other}"),
+    let path = if let Some(package) = package_with_variant(name) {
+        build(package, package, name, &[("HOTMOD_FIXTURE", name)])
+    } else {
+        match name {
+            "greeter" => build("greeter", "greeter", "greeter", &[]),
+            "plain" => build("plain_cdylib", "plain_cdylib", "plain", &[]),
+            "tls" => build("tls_fixture", "tls_fixture", "tls", &[]),
+            "pin" => build("pin_fixture", "pin_fixture", "pin", &[]),
+            "on_load" => build("on_load_fixture", "on_load_fixture", "on_load", &[]),
+            "tss" => build("tss_fixture", "tss_fixture", "tss", &[]),
+            "reentry" => build("reentry_fixture", "reentry_fixture", "reentry", &[]),
+            other => panic!("no fixture named {other}"),
+        }
     };
     drop(lock);
     path
 }
 
-/// The path of a built fixture: a `hello_fixture` variant, `greeter` (another hot module's
+/// The path of a built fixture: a variant listed in fixtures/variants.rs (`v1`, `s2`, `c1bad`,
+/// …), `greeter` (another hot module's
 /// library), `plain` (a cdylib without hotmod), `tls` (`tls_fixture`), `pin` (`pin_fixture`),
 /// `on_load` (`on_load_fixture`), `tss` (`tss_fixture`) or `reentry` (`reentry_fixture`). Each is
 /// built the first time a test of this process asks for it.
@@ -207,6 +189,86 @@ pub fn run_child(name: &str, env: &[(&str, &std::ffi::OsStr)]) -> std::process::
         command.env(key, value);
     }
     command.output().expect("run child test process")
+}
+
+/// The lines a child process writes on the streams given to [`OutputLines::read`], each read as
+/// it comes by a thread of its own, and kept for failure messages.
+pub struct OutputLines {
+    lines: Receiver<String>,
+    /// Every line taken so far, in the order they came.
+    pub seen: Vec<String>,
+}
+
+impl OutputLines {
+    /// Reads `streams` (a child's piped stdout or stderr), each line prefixed with its stream's
+    /// label.
+    pub fn read(streams: Vec<(&'static str, Box<dyn Read + Send>)>) -> OutputLines {
+        let (send, lines) = mpsc::channel();
+        for (label, stream) in streams {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if send.send(format!("{label}{line}")).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        OutputLines {
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Takes lines until one satisfies `wanted`, and returns it. Fails naming `what`, with every
+    /// line so far, if none comes within `timeout` or the streams end first.
+    pub fn wait_for_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut wanted: impl FnMut(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if wanted(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no {what} within {} s; the child wrote:\n{}",
+                    timeout.as_secs(),
+                    self.text()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("the child ended before {what}; it wrote:\n{}", self.text())
+                }
+            }
+        }
+    }
+
+    /// [`OutputLines::wait_for_line`] for a line that contains `text`, within [`EVENT_TIMEOUT`].
+    pub fn wait_for_text(&mut self, text: &str) -> String {
+        self.wait_for_line(&format!("line {text:?}"), EVENT_TIMEOUT, |line| {
+            line.contains(text)
+        })
+    }
+
+    /// Takes the lines left, until the streams end (each line within [`EVENT_TIMEOUT`]).
+    pub fn rest(&mut self) {
+        while let Ok(line) = self.lines.recv_timeout(EVENT_TIMEOUT) {
+            self.seen.push(line);
+        }
+    }
+
+    /// Every line so far, one after another.
+    pub fn text(&self) -> String {
+        self.seen.join("\n")
+    }
 }
 
 /// `VmRSS` and `VmSize` of this process in KiB, and the number of its mappings.
@@ -312,18 +374,93 @@ pub fn edited_library(
     dest
 }
 
+/// Copies the fixture crate `fixtures/<name>` to `dest` (see [`crate_copy::copy_crate`]) for a
+/// test that builds it elsewhere; returns `dest`. Its build script's fixtures/variants.rs is
+/// named by absolute path in the copy, as its manifest's path dependencies are.
+pub fn copy_fixture(name: &str, dest: &Path) -> PathBuf {
+    let copy = crate_copy::copy_crate(&workspace().join("fixtures").join(name), dest)
+        .unwrap_or_else(|e| panic!("copying the fixture crate {name}: {e}"));
+    let variants = workspace().join("fixtures/variants.rs");
+    crate_copy::edit(
+        &copy.join("build.rs"),
+        &[(
+            r#"#[path = "../variants.rs"]"#,
+            &format!("#[path = {:?}]", variants.display().to_string()),
+        )],
+    )
+    .unwrap_or_else(|e| panic!("pointing the copy of {name} at fixtures/variants.rs: {e}"));
+    copy
+}
+
 /// Tests in one binary share the fixture module's generations: take this first.
 pub fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Polls `condition` until it holds or a generous timeout passes.
-pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
+/// How often [`wait_for`] polls its condition.
+pub const POLL: Duration = Duration::from_millis(5);
+
+/// What a condition polled by [`wait_for`] returns: `true`, `Some(value)` or `Ok(value)` once it
+/// holds; until then `false`, `None`, or `Err(state)` with what the test sees now, which a
+/// timeout shows.
+pub trait Condition {
+    type Value;
+    fn holds(self) -> Result<Self::Value, Option<String>>;
+}
+
+impl Condition for bool {
+    type Value = ();
+    fn holds(self) -> Result<(), Option<String>> {
+        if self {
+            Ok(())
+        } else {
+            Err(None)
+        }
+    }
+}
+
+impl<T> Condition for Option<T> {
+    type Value = T;
+    fn holds(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T> Condition for Result<T, String> {
+    type Value = T;
+    fn holds(self) -> Result<T, Option<String>> {
+        self.map_err(Some)
+    }
+}
+
+/// Polls `condition` until it holds, or fails after a generous timeout ([`EVENT_TIMEOUT`]),
+/// naming `what` it waited for; returns the condition's value. The one way the tests wait for
+/// something that sends no event.
+pub fn wait_for<C: Condition>(what: &str, condition: impl FnMut() -> C) -> C::Value {
+    wait_for_within(what, EVENT_TIMEOUT, POLL, condition)
+}
+
+/// [`wait_for`] with another timeout and polling interval, for a wait that takes longer, or
+/// whose condition is costly to check.
+pub fn wait_for_within<C: Condition>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut condition: impl FnMut() -> C,
+) -> C::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match condition().holds() {
+            Ok(value) => return value,
+            Err(state) => assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} ({} s){}",
+                timeout.as_secs(),
+                state.map(|state| format!(": {state}")).unwrap_or_default()
+            ),
+        }
+        std::thread::sleep(every);
     }
 }
 
@@ -521,6 +658,34 @@ pub fn watch_hello_from_v1(dir: &Path) -> PathBuf {
     module.set_path(&artifact);
     module.watch().expect("watch starts");
     artifact
+}
+
+/// Starts `hello_fixture::hello`'s built-in rebuild of the crate at `manifest_dir` (a copy of
+/// the fixture, see [`copy_fixture`]) into `target_dir`, in the dev profile.
+pub fn start_hello_rebuild(manifest_dir: &Path, target_dir: &Path) {
+    hello_fixture::hello::module()
+        .rebuild()
+        .manifest_dir(manifest_dir)
+        .target_dir(target_dir)
+        .profile("dev")
+        .start()
+        .expect("the rebuild starts");
+}
+
+/// Switches hotmod's insecure-path override on until dropped: off again however the test ends.
+pub struct AllowInsecure;
+
+impl AllowInsecure {
+    pub fn on() -> AllowInsecure {
+        hotmod::allow_insecure_paths(true);
+        AllowInsecure
+    }
+}
+
+impl Drop for AllowInsecure {
+    fn drop(&mut self) {
+        hotmod::allow_insecure_paths(false);
+    }
 }
 
 /// Where the built-in rebuild puts `attr_fixture`'s cdylib: the host's target directory and
