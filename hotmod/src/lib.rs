@@ -211,7 +211,7 @@ pub use error::{Error, Incompatibility};
 pub use events::{Event, Events};
 pub use hotmod_macros::{hot_module, on_load, state};
 pub use module::{load_all, Module};
-pub use pinned::Pinned;
+pub use pinned::{Pinnable, Pinned};
 pub use progress::print_progress;
 pub use rebuild::Rebuild;
 pub use rollback::Rollback;

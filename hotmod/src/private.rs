@@ -4,7 +4,7 @@
 use crate::module::Module;
 use crate::pin;
 pub use crate::pin::PinnedGeneration;
-use crate::pinned::Pinned;
+use crate::pinned::{Pinnable, Pinned};
 
 pub use crate::abi::{
     enter_library, on_load_result, trampoline, FieldLayout, FnEntry, ModuleDescriptor,
@@ -39,7 +39,7 @@ pub fn call<A, R, F: FnOnce(A) -> R>(
 
 /// A plain call of a function returning `Pinned`: pins the current generation for the call and
 /// hands that pin to the value.
-pub fn call_pinned<A, T, F: FnOnce(A) -> Pinned<T>>(
+pub fn call_pinned<A, T: Pinnable, F: FnOnce(A) -> Pinned<T>>(
     module: &'static Module,
     index: usize,
     args: A,
@@ -51,7 +51,7 @@ pub fn call_pinned<A, T, F: FnOnce(A) -> Pinned<T>>(
 }
 
 /// A handle's call of a function returning `Pinned`: the value keeps the handle's generation.
-pub fn call_pinned_on<A, T, F: FnOnce(A) -> Pinned<T>>(
+pub fn call_pinned_on<A, T: Pinnable, F: FnOnce(A) -> Pinned<T>>(
     pin: &PinnedGeneration,
     index: usize,
     args: A,
