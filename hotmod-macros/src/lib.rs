@@ -111,7 +111,21 @@ use proc_macro::TokenStream;
 ///   a hot function returns and that holds one of these in a field. Such a value would dangle
 ///   once its generation is unloaded after a reload. Return an owned value (`String`, `Vec`, a
 ///   struct), or wrap it in `hotmod::Pinned<…>`, which keeps its generation loaded while the
-///   value lives.
+///   value lives;
+/// - a `hotmod::Pinned` anywhere but as the whole return type (`Option<Pinned<…>>`, a field of
+///   a returned struct): only there does the call tie it to its generation;
+/// - `hotmod::Pinned<T>` with `T` other than `Box<dyn Trait>`, `Arc<dyn Trait>`,
+///   `&'static dyn Trait`, `&'static str` or `&'static [u8]`: a `Pinned` lends only what these
+///   point to, which cannot be copied out of it; a sized value (`Box<Config>`) could be, by a
+///   copy, a clone or a `&'static` field. Also refused in a `Pinned`: `dyn Any` and `dyn Error`
+///   (`downcast_ref` lends the sized value), and a trait object whose type arguments would hand
+///   out what the rule above refuses (`dyn Fn() -> &'static str`,
+///   `dyn Iterator<Item = Box<dyn Trait>>`);
+/// - a `hotmod::Pinned` or a `Handle` anywhere in a parameter's type (`Option<Pinned<…>>`,
+///   `&[Handle]`): module code could drop it, and its drop would release a pin inside module
+///   code, in a generation that may be unloaded; pass what the `Pinned` lends (`&*p` as a
+///   `&dyn Trait` or `&str`), or call through the handle in the host. The attribute reads types
+///   as written: a type alias or a renamed import hides one.
 ///
 /// Also refused: a variadic hot function; a `#[hotmod::state]` static that is `mut` or whose
 /// arguments are other than `version = N` and `migrate = function`; a second

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use syn::{FnArg, Ident, Item, ReturnType, Type};
+use syn::{FnArg, GenericArgument, Ident, Item, PathArguments, ReturnType, Type, TypeParamBound};
 
 use crate::ast::{collect_idents, is_pinned, HotFn, HotModule, ModItem, OnLoad, StateStatic};
 use crate::ctxt::Ctxt;
+use crate::text;
 
 /// Names the generated code defines in the module; user items must not take them.
 const RESERVED_ITEMS: &[&str] = &["Handle", "module"];
@@ -80,6 +81,9 @@ fn hot_fn(cx: &Ctxt, f: &HotFn) {
                 if contains_impl_trait(&typed.ty) {
                     cx.error_spanned_by(&typed.ty, "`impl Trait` in a hot function's parameters is generic; take a concrete type or `&dyn Trait`");
                 }
+                if let Some((ty, what)) = pin_in_parameter(&typed.ty) {
+                    cx.error_spanned_by(ty, what);
+                }
             }
         }
     }
@@ -87,8 +91,12 @@ fn hot_fn(cx: &Ctxt, f: &HotFn) {
         if contains_impl_trait(ty) {
             cx.error_spanned_by(ty, "a hot function cannot return `impl Trait`: return a concrete type, or `hotmod::Pinned<Box<dyn Trait>>`");
         }
-        if let Some(what) = points_into_library(ty) {
-            cx.error_spanned_by(ty, format!("a hot function cannot return {what}: it may point into the generation's code or static data, which is unloaded after a reload while the value may still live; return an owned value (String, Vec, a struct), or wrap it in `hotmod::Pinned<…>` to keep its generation loaded while it lives"));
+        if f.pinned {
+            pinned_return(cx, ty);
+        } else if let Some(nested) = nested_pinned(ty) {
+            cx.error_spanned_by(nested, format!("a hot function returns a `hotmod::Pinned` only as its whole return type: {NESTED_PINNED_WHY}"));
+        } else if let Some(what) = points_into_library(ty) {
+            cx.error_spanned_by(ty, format!("a hot function cannot return {what}: it may point into the generation's code or static data, which is unloaded after a reload while the value may still live; return an owned value (String, Vec, a struct), or {PINNED_FORMS} to keep its generation loaded while it lives"));
         }
     }
 }
@@ -160,15 +168,18 @@ fn returned_types_pointing_into_library(cx: &Ctxt, hot: &HotModule) {
                 continue;
             }
             for field in fields {
-                if let Some(what) = points_into_library(&field.ty) {
+                if let Some(nested) = nested_pinned(&field.ty) {
+                    cx.error_spanned_by(
+                        nested,
+                        format!("`{name}` is returned by a hot function, so it cannot hold a `hotmod::Pinned`: {NESTED_PINNED_WHY}"),
+                    );
+                } else if let Some(what) = points_into_library(&field.ty) {
                     cx.error_spanned_by(
                         &field.ty,
-                        format!("`{name}` is returned by a hot function, so it cannot hold {what}: the value may outlive the generation that made it; hold an owned value, or return `hotmod::Pinned<{name}>`"),
+                        format!("`{name}` is returned by a hot function, so it cannot hold {what}: the value may outlive the generation that made it; hold an owned value (a `String` for a `&'static str`), or have the function return `hotmod::Pinned<Box<dyn Trait>>` with a trait for what the host needs of `{name}`"),
                     );
                 }
-                if !is_pinned(&field.ty) {
-                    collect_idents(&field.ty, &mut names);
-                }
+                collect_idents(&field.ty, &mut names);
             }
         }
         if names.len() == before {
@@ -177,13 +188,13 @@ fn returned_types_pointing_into_library(cx: &Ctxt, hot: &HotModule) {
     }
 }
 
-/// What in a return type points into the library that made it (outside `Pinned<…>`):
-/// a reference, a trait object, a function pointer.
+/// What in a return type points into the library that made it: a reference, a trait object, a
+/// function pointer. (A `Pinned` is checked before: only the whole return type may be one.)
 fn points_into_library(ty: &Type) -> Option<&'static str> {
     struct Finder(Option<&'static str>);
     impl<'ast> syn::visit::Visit<'ast> for Finder {
         fn visit_type(&mut self, ty: &'ast Type) {
-            if self.0.is_some() || is_pinned(ty) {
+            if self.0.is_some() {
                 return;
             }
             match ty {
@@ -219,3 +230,218 @@ fn contains_impl_trait(ty: &Type) -> bool {
     syn::visit::Visit::visit_type(&mut finder, ty);
     finder.0
 }
+
+/// Why a `Pinned` nested in a return type (or in a returned type's field) is refused.
+const NESTED_PINNED_WHY: &str = "nested in an `Option`, a `Result`, a tuple, a collection or a struct it carries no pin (the call ties a `Pinned` to the generation that made it only when it is the whole return type) and would dangle after a reload. Return `hotmod::Pinned<…>` itself, and report absence or failure another way (a separate function, or a method of the trait object)";
+
+/// What to return instead of a value that points into the library.
+const PINNED_FORMS: &str = "return `hotmod::Pinned<Box<dyn Trait>>` (a closure: `Box<dyn Fn(…)>`), `hotmod::Pinned<Arc<dyn Trait>>` or `hotmod::Pinned<&'static str>`";
+
+/// What a hot function may return in a `Pinned`: what `hotmod::Pinnable` is implemented for,
+/// with an unsized pointee, which is all a `Pinned` lends.
+const PINNABLE: &str = "a hot function returns `hotmod::Pinned<T>` with `T` one of `Box<dyn Trait>`, `Arc<dyn Trait>`, `&'static dyn Trait`, `&'static str` or `&'static [u8]`: a `Pinned` lends only what these point to (a trait object, a `str`, bytes), which cannot be copied or cloned out of it and outlive the generation; a sized value could be (a `&'static` field, a `Copy` or a `Clone`). For a value of the module's own type, return `hotmod::Pinned<Box<dyn Trait>>` with a trait for what the host needs";
+
+/// A hot function's return type `hotmod::Pinned<T>`: `T` must be a pointer a `Pinned` can lend
+/// without letting anything of the library outlive it.
+fn pinned_return(cx: &Ctxt, ty: &Type) {
+    let Some(inner) = single_type_argument(ty) else {
+        cx.error_spanned_by(
+            ty,
+            "`hotmod::Pinned` takes one type argument: `hotmod::Pinned<Box<dyn Trait>>`",
+        );
+        return;
+    };
+    if let Some(nested) = nested_pinned(inner) {
+        cx.error_spanned_by(
+            nested,
+            format!("a hot function returns a `hotmod::Pinned` only as its whole return type: {NESTED_PINNED_WHY}"),
+        );
+        return;
+    }
+    match unpinnable(inner) {
+        Some(Unpinnable::Shape) => cx.error_spanned_by(
+            inner,
+            format!(
+                "`hotmod::Pinned<{}>` is not accepted: {PINNABLE}",
+                text::tokens(inner)
+            ),
+        ),
+        Some(Unpinnable::Because(spanned, why)) => cx.error_spanned_by(spanned, why),
+        None => {}
+    }
+}
+
+/// The `T` of `hotmod::Pinned<T>` (or of `Box<T>`, `Arc<T>`): a path with one type argument.
+fn single_type_argument(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Paren(inner) => single_type_argument(&inner.elem),
+        Type::Group(inner) => single_type_argument(&inner.elem),
+        Type::Path(path) => {
+            let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+                return None;
+            };
+            match args.args.iter().collect::<Vec<_>>()[..] {
+                [GenericArgument::Type(inner)] => Some(inner),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Why a `Pinned` cannot hold `T`.
+enum Unpinnable<'a> {
+    /// Not one of the accepted pointers.
+    Shape,
+    /// An accepted pointer to a trait object that would hand out what outlives the `Pinned`.
+    Because(&'a dyn quote::ToTokens, String),
+}
+
+fn unpinnable(ty: &Type) -> Option<Unpinnable<'_>> {
+    match ty {
+        Type::Paren(inner) => unpinnable(&inner.elem),
+        Type::Group(inner) => unpinnable(&inner.elem),
+        Type::Reference(reference) => {
+            let is_static = reference
+                .lifetime
+                .as_ref()
+                .is_some_and(|lifetime| lifetime.ident == "static");
+            if !is_static || reference.mutability.is_some() {
+                return Some(Unpinnable::Shape);
+            }
+            match strip(&reference.elem) {
+                Type::Path(path) if path.qself.is_none() && path.path.is_ident("str") => None,
+                Type::Slice(slice) => match strip(&slice.elem) {
+                    Type::Path(path) if path.qself.is_none() && path.path.is_ident("u8") => None,
+                    _ => Some(Unpinnable::Shape),
+                },
+                Type::TraitObject(object) => trait_object(object),
+                _ => Some(Unpinnable::Shape),
+            }
+        }
+        Type::Path(path) => {
+            let segment = path.path.segments.last()?;
+            if path.qself.is_some() || !(segment.ident == "Box" || segment.ident == "Arc") {
+                return Some(Unpinnable::Shape);
+            }
+            match single_type_argument(ty).map(strip) {
+                Some(Type::TraitObject(object)) => trait_object(object),
+                _ => Some(Unpinnable::Shape),
+            }
+        }
+        _ => Some(Unpinnable::Shape),
+    }
+}
+
+fn strip(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(inner) => strip(&inner.elem),
+        Type::Group(inner) => strip(&inner.elem),
+        other => other,
+    }
+}
+
+/// A trait object in a `Pinned` is lent as `&dyn Trait`; what its methods return must not
+/// outlive the `Pinned` either. The attribute sees only the object's own type: `dyn Any` and
+/// `dyn Error` (whose `downcast_ref` lends a sized value), and type arguments that are returned
+/// (`Iterator<Item = &'static str>`, `Fn() -> Box<dyn Trait>`). The methods of the module's own
+/// traits are the boundary checks' business.
+fn trait_object(object: &syn::TypeTraitObject) -> Option<Unpinnable<'_>> {
+    for bound in &object.bounds {
+        let TypeParamBound::Trait(bound) = bound else {
+            continue;
+        };
+        let Some(segment) = bound.path.segments.last() else {
+            continue;
+        };
+        if segment.ident == "Any" || segment.ident == "Error" {
+            return Some(Unpinnable::Because(
+                bound,
+                format!("a `hotmod::Pinned` cannot hold a `dyn {}`: its `downcast_ref` lends the value as its concrete, sized type, whose fields, copies and clones could outlive the generation; use a trait of the module that says what the host needs", segment.ident),
+            ));
+        }
+        let returned: Vec<&Type> = match &segment.arguments {
+            PathArguments::None => Vec::new(),
+            PathArguments::AngleBracketed(args) => args
+                .args
+                .iter()
+                .filter_map(|arg| match arg {
+                    GenericArgument::Type(ty) => Some(ty),
+                    GenericArgument::AssocType(assoc) => Some(&assoc.ty),
+                    _ => None,
+                })
+                .collect(),
+            // `Fn(&str) -> u32`: the inputs come from the caller, the output from the library.
+            PathArguments::Parenthesized(args) => match &args.output {
+                ReturnType::Type(_, ty) => vec![&**ty],
+                ReturnType::Default => Vec::new(),
+            },
+        };
+        for ty in returned {
+            let what = match nested_pinned(ty) {
+                Some(_) => Some("a `hotmod::Pinned` (which would carry no pin)"),
+                None => points_into_library(ty),
+            };
+            if let Some(what) = what {
+                return Some(Unpinnable::Because(
+                    ty,
+                    format!("the trait object in this `hotmod::Pinned` would hand out {what}, which could outlive the `Pinned` and its generation; make the type an owned one (String, Vec, a struct)"),
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The first `Pinned<…>` anywhere in `ty`, itself included.
+fn nested_pinned(ty: &Type) -> Option<&Type> {
+    struct Finder<'ast>(Option<&'ast Type>);
+    impl<'ast> syn::visit::Visit<'ast> for Finder<'ast> {
+        fn visit_type(&mut self, ty: &'ast Type) {
+            if self.0.is_some() {
+                return;
+            }
+            if is_pinned(ty) {
+                self.0 = Some(ty);
+                return;
+            }
+            syn::visit::visit_type(self, ty);
+        }
+    }
+    let mut finder = Finder(None);
+    syn::visit::Visit::visit_type(&mut finder, ty);
+    finder.0
+}
+
+/// A `Pinned` or a `Handle` anywhere in a parameter's type (inside an `Option`, a tuple, behind
+/// a reference…), with the error to report on it. The attribute reads types as written: a type
+/// alias or a renamed import hides one.
+fn pin_in_parameter(ty: &Type) -> Option<(&Type, &'static str)> {
+    struct Finder<'ast>(Option<(&'ast Type, &'static str)>);
+    impl<'ast> syn::visit::Visit<'ast> for Finder<'ast> {
+        fn visit_type(&mut self, ty: &'ast Type) {
+            if self.0.is_some() {
+                return;
+            }
+            if let Type::Path(path) = ty {
+                let last = path.path.segments.last().map(|segment| &segment.ident);
+                if last.is_some_and(|ident| ident == "Pinned") {
+                    self.0 = Some((ty, PINNED_PARAMETER));
+                    return;
+                }
+                if last.is_some_and(|ident| ident == "Handle") {
+                    self.0 = Some((ty, HANDLE_PARAMETER));
+                    return;
+                }
+            }
+            syn::visit::visit_type(self, ty);
+        }
+    }
+    let mut finder = Finder(None);
+    syn::visit::Visit::visit_type(&mut finder, ty);
+    finder.0
+}
+
+const PINNED_PARAMETER: &str = "a hot function cannot take a `hotmod::Pinned`, even nested or behind a reference: module code could drop it (or take it out of an `Option` and drop it), and its drop releases a pin inside module code, a generation that may itself be unloaded while it runs; keep the `Pinned` in the host and pass what it lends (`&*pinned` as a `&dyn Trait` or `&str` parameter)";
+
+const HANDLE_PARAMETER: &str = "a hot function cannot take a `Handle`, even nested or behind a reference: module code could drop it, and its drop releases a pin inside module code, a generation that may itself be unloaded while it runs; call through the handle in the host and pass the function the results (if this is another crate's type named `Handle`, import it under another name)";
