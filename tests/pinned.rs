@@ -49,6 +49,42 @@ fn a_trait_object_outlives_reloads_and_its_generation_retires_when_it_drops() {
     assert_eq!(module.generation(), v2);
 }
 
+/// A `&'static str` literal of the library, returned in a `Pinned`: what it lends is a `&str`
+/// borrowed from the value (the old `let s: &'static str = *p; drop(p);` no longer compiles,
+/// tests/ui/pinned_str_*.rs), valid across reloads while the value keeps its generation mapped.
+#[test]
+fn a_static_str_of_the_library_is_lent_while_its_generation_stays_loaded() {
+    let _serial = support::serial();
+    let module = hello::module();
+    let v1 = module.load(support::library("v1")).expect("v1 loads");
+    let motto = hello::motto();
+    assert_eq!(motto.generation(), Some(v1));
+    let lent: &str = &motto;
+    assert_eq!(lent, "v1's literal");
+
+    let v2 = module.load(support::library("v2")).expect("v2 loads");
+    assert_eq!(&*hello::motto(), "v2's literal");
+    assert!(
+        module.live_generations().contains(&v1),
+        "the value keeps v1"
+    );
+    // The bytes are v1's read-only data, still mapped.
+    assert_eq!(lent, "v1's literal");
+    assert_eq!(motto.get().len(), "v1's literal".len());
+
+    drop(motto);
+    assert!(
+        !module.live_generations().contains(&v1),
+        "v1 retires with the value: {:?}",
+        module.live_generations()
+    );
+    assert!(
+        support::Footprint::mapped_copies_of(support::library("v1")).is_empty(),
+        "v1's library was unmapped with the value"
+    );
+    assert_eq!(module.generation(), v2);
+}
+
 #[test]
 fn a_trait_whose_methods_changed_is_refused() {
     let _serial = support::serial();
