@@ -154,7 +154,9 @@ fn assert_untouched(before: &(Vec<PathBuf>, Vec<PathBuf>)) {
 /// replaced retires.
 fn parent_loads_again(path: &Path, expected_version: u32) {
     let module = hello::module();
-    let generation = module.load(path).expect("the parent loads after the child exited");
+    let generation = module
+        .load(path)
+        .expect("the parent loads after the child exited");
     assert_eq!(hello::version(), expected_version);
     wait_for_live("the parent's older generations to retire", |live| {
         live == [0, generation]
@@ -242,7 +244,9 @@ fn handles(libraries: &Libraries) {
         let second = module.load(&libraries.v2).expect("v2 loads in the child");
         assert_eq!(hello::version(), 2);
         // v1 stays: the handles of the parent's threads still count in the child.
-        let third = module.load(&libraries.v1).expect("v1 loads again in the child");
+        let third = module
+            .load(&libraries.v1)
+            .expect("v1 loads again in the child");
         assert_eq!(hello::version(), 1);
         wait_for_live("v2 to retire in the child", |live| live == [0, 1, third]);
         assert!(second < third);

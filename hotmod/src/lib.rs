@@ -167,6 +167,8 @@ mod abi;
 #[cfg(feature = "reload")]
 mod builder;
 #[cfg(feature = "reload")]
+mod fork;
+#[cfg(feature = "reload")]
 mod generation;
 #[cfg(feature = "reload")]
 mod hazard;

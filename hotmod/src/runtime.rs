@@ -14,6 +14,9 @@
 //!   thread that holds no lock of hotmod's (`hold.rs`, which also gives the lock order).
 //!
 //! The load pipeline that drives these steps is `transaction.rs`; the call paths are `pin.rs`.
+//!
+//! Every runtime enrols with the fork handlers (`fork.rs`) before it first takes a lock of its
+//! own, so that a `fork` never leaves one of them held by a thread the child does not have.
 
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
@@ -25,6 +28,7 @@ use crate::abi::{ModuleDescriptor, StateMark, HOSTED};
 use crate::artifact_path;
 use crate::error::Error;
 use crate::events::{Event, Events, Hub};
+use crate::fork;
 use crate::generation::Generation;
 use crate::hazard;
 use crate::hold::Hold;
@@ -54,6 +58,10 @@ pub struct ModuleInfo {
 
 /// One hot module's generations and the locks over them.
 pub(crate) struct Runtime {
+    /// This runtime, as the static it lives in: what enrols with the fork handlers.
+    this: &'static Runtime,
+    /// Whether it enrolled (see [`Runtime::enrol`]).
+    enrolled: AtomicBool,
     info: ModuleInfo,
     descriptor: &'static ModuleDescriptor,
     current: AtomicPtr<Generation>,
@@ -200,12 +208,18 @@ unsafe impl Sync for Runtime {}
 unsafe impl Send for Runtime {}
 
 impl Runtime {
+    /// A runtime to be stored in the static that `this` refers to (a `Module`'s, made by the
+    /// generated code: `static M: Module = Module::__new(&M, …)`). A runtime stored elsewhere
+    /// works, but never enrols with the fork handlers.
     pub(crate) const fn new(
+        this: &'static Runtime,
         descriptor: &'static ModuleDescriptor,
         info: ModuleInfo,
         autostart: fn(&'static Runtime),
     ) -> Runtime {
         Runtime {
+            this,
+            enrolled: AtomicBool::new(false),
             info,
             descriptor,
             current: AtomicPtr::new(ptr::null_mut()),
@@ -253,16 +267,48 @@ impl Runtime {
         ptr::eq(generation, &self.builtin)
     }
 
+    /// Enrols this runtime with the fork handlers (`fork.rs`), once: called before each of its
+    /// locks is taken (the registry, the loading lock, the events hub). The first time it takes
+    /// the handlers' list lock, so it must not run under a lock the prepare handler takes: it
+    /// never does, as each runtime's first lock is taken with no lock of hotmod's held but
+    /// loading locks (of other modules, in `load_all`'s order).
+    #[inline]
+    fn enrol(&self) {
+        if !self.enrolled.load(Ordering::Acquire) {
+            self.enrol_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enrol_slow(&self) {
+        // Only the host's copy of hotmod handles forks: a copy inside a loaded library would
+        // register handlers of its own for statics its module code barely uses. And only a
+        // runtime in the static it was made for (see `new`).
+        if !HOSTED.load(Ordering::Relaxed) && ptr::eq(self, self.this) {
+            fork::enrol(self.this);
+        }
+        self.enrolled.store(true, Ordering::Release);
+    }
+
     fn registry(&self) -> Locked<'_> {
+        self.enrol();
         Locked {
             runtime: self,
             registry: self.registry.lock().unwrap_or_else(PoisonError::into_inner),
         }
     }
 
+    /// The events hub (after enrolling: its lock is one the fork handlers hold).
+    fn events(&self) -> &Hub {
+        self.enrol();
+        &self.events
+    }
+
     /// Serialises loads of this module (from callers, the watcher, the rebuild, `load_all`).
     /// Generations retired meanwhile are unloaded once this thread holds no loading lock.
     pub(crate) fn lock_loading(&self) -> Loading<'_> {
+        self.enrol();
         Loading {
             runtime: self,
             _lock: self.loading.lock().unwrap_or_else(PoisonError::into_inner),
@@ -272,6 +318,7 @@ impl Runtime {
 
     /// As `lock_loading`, unless a load is in progress.
     pub(crate) fn try_lock_loading(&self) -> Option<Loading<'_>> {
+        self.enrol();
         let lock = self.loading.try_lock().ok()?;
         Some(Loading {
             runtime: self,
@@ -424,7 +471,7 @@ impl Runtime {
         let replaced = registry.staged.replace(generation).is_some();
         drop(registry);
         self.changed.notify_all();
-        self.events.emit(Event::Staged {
+        self.events().emit(Event::Staged {
             module: self.name(),
             generation: number,
             path,
@@ -534,14 +581,14 @@ impl Runtime {
         } = *generation;
         let module = self.name();
         match library.map_or(Ok(()), LoadedLibrary::unload_or_reason) {
-            Ok(()) => self.events.emit(Event::Retired {
+            Ok(()) => self.events().emit(Event::Retired {
                 module,
                 generation: number,
             }),
             Err(reason) => {
                 // Listed first: a subscriber that sees the event finds it in `unload_blocked()`.
                 self.registry().unload_blocked.push(number);
-                self.events.emit(Event::RetireBlocked {
+                self.events().emit(Event::RetireBlocked {
                     module,
                     generation: number,
                     reason,
@@ -587,7 +634,7 @@ impl Runtime {
     /// Tells waiters and subscribers that generation `number` (from `path`) is current, and
     /// retires what that freed.
     pub(crate) fn announce(&'static self, number: u64, path: &Path, started: Instant) -> u64 {
-        self.events.emit(Event::Loaded {
+        self.events().emit(Event::Loaded {
             module: self.name(),
             generation: number,
             path: path.to_path_buf(),
@@ -598,23 +645,23 @@ impl Runtime {
     }
 
     pub(crate) fn reject(&self, error: &Error) {
-        self.events.emit(Event::Rejected {
+        self.events().emit(Event::Rejected {
             module: self.name(),
             error: error.clone(),
         });
     }
 
     pub(crate) fn emit(&self, event: Event) {
-        self.events.emit(event);
+        self.events().emit(event);
     }
 
     /// Says that watching or rebuilding started (`what`); see `progress.rs`.
     pub(crate) fn started(&self, what: &str) {
-        self.events.started(self.name(), what);
+        self.events().started(self.name(), what);
     }
 
     pub(crate) fn subscribe(&self) -> Events {
-        self.events.subscribe()
+        self.events().subscribe()
     }
 
     // ---- Services ----
@@ -628,7 +675,7 @@ impl Runtime {
         let mut services = self.services();
         services.watcher = None;
         services.rebuild = None;
-        self.events.stopped();
+        self.events().stopped();
     }
 
     /// Starts what `#[hot_module(watch)]`, `#[hot_module(rebuild)]`, `HOTMOD_WATCH=1` or
@@ -735,6 +782,18 @@ impl Runtime {
 
     pub(crate) fn unload_blocked(&self) -> Vec<u64> {
         self.registry().unload_blocked.clone()
+    }
+}
+
+impl fork::Participant for Runtime {
+    fn hold(&'static self, level: fork::Level) -> Box<dyn fork::Held> {
+        // The fields' own locks, not `registry()` or `events()`, which would enrol.
+        match level {
+            fork::Level::Registry => Box::new(fork::Plain(
+                self.registry.lock().unwrap_or_else(PoisonError::into_inner),
+            )),
+            fork::Level::Leaves => Box::new(fork::Plain(self.events.hold_for_fork())),
+        }
     }
 }
 
