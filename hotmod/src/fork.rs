@@ -10,9 +10,10 @@
 //!
 //! - **prepare** (in the parent, on the forking thread, before the fork) takes every lock that
 //!   is held only briefly and never while code of others runs, in hotmod's lock order
-//!   (`hold.rs`): the list of enrolled runtimes; the snapshot writer lock; each runtime's
-//!   registry lock; the hazard-slot registry; each runtime's events hub; the private directory;
-//!   the thread-exit bookkeeping (`os::ForkLocks`). Whoever holds one of them waits, if at all, only for locks
+//!   (`hold.rs`): the list of enrolled runtimes; each runtime's loading-lock state (not the
+//!   loading lock itself, see below); the snapshot writer lock; each runtime's registry lock;
+//!   the hazard-slot registry; each runtime's events hub; the private directory; the thread-exit
+//!   bookkeeping (`os::ForkLocks`). Whoever holds one of them waits, if at all, only for locks
 //!   that come later in this order (or on a condition variable, which releases it), so the
 //!   handler never deadlocks; and a fork from anywhere — module code, `on_load`, a thread-exit
 //!   destructor — never waits on itself: hotmod runs no code of others under these locks. While
@@ -27,10 +28,18 @@
 //!     unload in the child does not wait for them forever (`os/linux_tls.rs`).
 //!   - private directory: the child forgets the parent's and makes its own at its first load;
 //!     neither its drops of inherited generations nor its exit touch the parent's (`shadow.rs`).
+//!   - loading locks: a module whose loading lock a gone thread held is marked abandoned: that
+//!     load, which may have stopped anywhere (in its `on_load`, in the middle of handing state
+//!     over), never finishes in the child, so the child's loads of that module are refused
+//!     with [`Error::ForkedDuringLoad`](crate::Error::ForkedDuringLoad); its calls and queries
+//!     go on, as do loads of every other module. A load the forking thread itself was running
+//!     goes on normally.
 //!
-//! Not yet: a module's loading lock is held for a whole load, module code included, so it
-//! cannot be taken here; a child forked during another thread's load still waits forever on
-//! that module's loading lock.
+//! Why not make fork wait for loads instead (take every loading lock in prepare)? A load runs
+//! module code under its loading lock: an `on_load` that waits for the thread now forking (or
+//! spawns a process through `fork`) would deadlock the parent, and every `fork` of the process
+//! — from any library — would wait for loads in progress. Refusing in the child costs only
+//! loads of that one module, in that one child.
 //!
 //! What the child inherits as it was: generations stay mapped (`fork` copies the mappings) and
 //! keep their numbers; handles held by gone threads keep counting, so the generations they pin
@@ -83,6 +92,8 @@ impl Held for os::ForkLocks {
 
 /// Which of its locks a [`Participant`] is asked for, in the order they are taken.
 pub(crate) enum Level {
+    /// The state of its loading locks (before the snapshot writer lock).
+    Loading,
     /// Its registry (after the writer lock, before the hazard-slot registry).
     Registry,
     /// Its leaf locks (the events hub).
@@ -135,8 +146,9 @@ thread_local! {
 extern "C" fn prepare() {
     let participants = PARTICIPANTS.lock().unwrap_or_else(PoisonError::into_inner);
     let list = participants.clone();
-    let mut held: Vec<Box<dyn Held>> = Vec::with_capacity(2 * list.len() + 5);
+    let mut held: Vec<Box<dyn Held>> = Vec::with_capacity(3 * list.len() + 5);
     held.push(Box::new(Plain(participants)));
+    held.extend(list.iter().map(|p| p.hold(Level::Loading)));
     held.push(Box::new(Plain(snapshot::hold_for_fork())));
     held.extend(list.iter().map(|p| p.hold(Level::Registry)));
     held.push(Box::new(hazard::ForkSlots::take()));
