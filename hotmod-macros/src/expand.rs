@@ -106,6 +106,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
             }
 
             static __HOTMOD_MODULE: #krate::Module = #krate::Module::__new(
+                &__HOTMOD_MODULE,
                 &__HOTMOD_DESCRIPTOR,
                 #private::ModuleInfo {
                     name: ::core::module_path!(),

@@ -141,6 +141,15 @@ pub enum Error {
         /// The hot module.
         module: &'static str,
     },
+    /// This process is a child forked while another thread of its parent was loading this
+    /// module: that load stopped where it was and can never finish here, so the module's loads
+    /// are refused in this process (its calls go on; other modules load as usual). Load it in
+    /// the parent, or fork when no load of it is under way (see the crate docs, `fork`).
+    #[error("{module}: cannot be loaded in this process: it was forked while another thread was loading this module, and that load can never finish here; the current generation keeps serving; load the module in the parent, or fork when no load of it is under way")]
+    ForkedDuringLoad {
+        /// The hot module.
+        module: &'static str,
+    },
     /// Watching a file or directory for changes could not start.
     #[error("{module}: cannot watch {} for changes: {message}", path.display())]
     Watch {
@@ -232,6 +241,7 @@ impl Error {
             | Error::OnLoad { module, .. }
             | Error::State { module, .. }
             | Error::DuplicateModule { module }
+            | Error::ForkedDuringLoad { module }
             | Error::Watch { module, .. }
             | Error::Timeout { module, .. }
             | Error::InsecurePath { module, .. }
@@ -260,9 +270,10 @@ impl Error {
             | Error::InsecurePath { path, .. }
             | Error::InsecureBuildInput { path, .. }
             | Error::ReloadDisabled { path, .. } => Some(path),
-            Error::UnknownPath { .. } | Error::Timeout { .. } | Error::DuplicateModule { .. } => {
-                None
-            }
+            Error::UnknownPath { .. }
+            | Error::Timeout { .. }
+            | Error::DuplicateModule { .. }
+            | Error::ForkedDuringLoad { .. } => None,
         }
     }
 }

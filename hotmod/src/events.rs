@@ -323,6 +323,15 @@ impl Hub {
         }
     }
 
+    /// The subscribers' lock, held across `fork` (`fork.rs`). Held elsewhere only while events
+    /// are handed to the queues, which runs no code of others.
+    #[cfg(feature = "reload")]
+    pub(crate) fn hold_for_fork(
+        &'static self,
+    ) -> std::sync::MutexGuard<'static, Vec<Sender<Event>>> {
+        self.lock()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sender<Event>>> {
         self.senders.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -6,7 +6,14 @@
 //! thread registers in its heap `HazardSlot` (under the `SLOTS` lock, and removed under it at
 //! thread exit, before the TLS block goes). Heap slots are 128-byte aligned: two threads' slots
 //! never share a cache line.
+//!
+//! After `fork`, only the forking thread exists in the child: the other threads' registered
+//! `CALL_SLOT`s lie in TLS blocks glibc may unmap there (it reuses or frees dead threads'
+//! stacks), and their calls will never end. The fork handlers (`fork.rs`) hold `SLOTS` across
+//! the fork, and in the child [`ForkSlots::in_child`] gives back every slot but the forking
+//! thread's, cleared: the child's collector reads only slots of threads that exist.
 
+use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -57,6 +64,7 @@ impl SlotOwner {
                 slot
             }
         };
+        OWN_SLOT.set(slot);
         SlotOwner(slot)
     }
 }
@@ -72,6 +80,7 @@ impl Drop for SlotOwner {
         CALL_SLOT.with(|slot| slot.store(UNREGISTERED, Ordering::Relaxed));
         self.0.call.store(ptr::null_mut(), Ordering::Release);
         self.0.pin.store(ptr::null_mut(), Ordering::Release);
+        OWN_SLOT.set(ptr::null());
         self.0.owned.store(false, Ordering::Release);
     }
 }
@@ -88,6 +97,9 @@ thread_local! {
     /// to chase, and no cache line shared with another thread. The collector finds it through
     /// the thread's `HazardSlot::fast`.
     static CALL_SLOT: AtomicPtr<Generation> = const { AtomicPtr::new(UNREGISTERED) };
+    /// The slot `SLOT` owns, or null: what the fork handler in the child keeps. `const` and
+    /// without a destructor, so reading it never acquires a slot (which takes `SLOTS`).
+    static OWN_SLOT: Cell<*const HazardSlot> = const { Cell::new(ptr::null()) };
 }
 
 /// This thread's slot, acquiring one on first use; `None` during thread teardown. Also
@@ -180,4 +192,29 @@ fn fast_slot(
 #[inline(always)]
 pub(crate) fn fast_call_slot() -> *const AtomicPtr<Generation> {
     CALL_SLOT.with(ptr::from_ref)
+}
+
+/// `SLOTS`, held across `fork` (see the module docs). Only held briefly elsewhere, and never
+/// while another lock is taken.
+pub(crate) struct ForkSlots(MutexGuard<'static, Vec<&'static HazardSlot>>);
+
+impl ForkSlots {
+    /// Takes `SLOTS` (the prepare handler).
+    pub(crate) fn take() -> ForkSlots {
+        ForkSlots(SLOTS.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// In the child: every slot but this thread's is given back, its pointers cleared. Their
+    /// threads do not exist here, nor do their calls and pins in progress; their `CALL_SLOT`s
+    /// are never read again (a thread started in the child that takes such a slot registers
+    /// its own).
+    pub(crate) fn in_child(&mut self) {
+        let own = OWN_SLOT.get();
+        for slot in self.0.iter().filter(|slot| !ptr::eq(**slot, own)) {
+            slot.fast.store(ptr::null_mut(), Ordering::Relaxed);
+            slot.call.store(ptr::null_mut(), Ordering::Relaxed);
+            slot.pin.store(ptr::null_mut(), Ordering::Relaxed);
+            slot.owned.store(false, Ordering::Release);
+        }
+    }
 }

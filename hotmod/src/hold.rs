@@ -8,7 +8,9 @@
 //! one structure and are released before another is taken (the events hub, the hazard slot
 //! registry, a library's thread-exit gate, the redirected keys). Module code never runs under the
 //! registry lock or the writer lock, and under a loading lock only in the steps of that load
-//! itself (`on_load`, the state hand-over), never in an unload.
+//! itself (`on_load`, the state hand-over), never in an unload. The fork handlers (`fork.rs`)
+//! take every one of these but the loading locks themselves (whose holder they read instead) in
+//! this order, and hold them across `fork`.
 //!
 //! # Why unloading waits for the locks to go
 //!

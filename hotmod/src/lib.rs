@@ -100,6 +100,16 @@
 //!   (target `hotmod`). While a module watches or rebuilds, those lines go to stderr unless
 //!   the host subscribes, has a `tracing` subscriber, or calls [`print_progress`]`(false)`.
 //!
+//! # `fork`
+//!
+//! A process may `fork` while other threads call, pin or load hot modules. The child keeps
+//! calling; its collector unloads what the child no longer uses; its first load makes a private
+//! directory of its own, and neither its generations nor its exit touch the parent's. Only a
+//! module whose load another thread had under way at the fork refuses loads in the child
+//! ([`Error::ForkedDuringLoad`]): that load stopped half-way and can never finish there. Handles
+//! the parent's other threads held keep their generations loaded in the child; watchers and
+//! rebuilds do not run in it.
+//!
 //! # Platform support
 //!
 //! Linux with glibc is where hotmod runs and is tested. Generations unload even when their code
@@ -166,6 +176,8 @@ mod imp;
 mod abi;
 #[cfg(feature = "reload")]
 mod builder;
+#[cfg(feature = "reload")]
+mod fork;
 #[cfg(feature = "reload")]
 mod generation;
 #[cfg(feature = "reload")]

@@ -30,13 +30,16 @@ pub struct Module {
 impl Module {
     #[cfg(feature = "reload")]
     #[doc(hidden)]
-    /// Used by the generated code.
+    /// Used by the generated code: `me` is the static being initialised
+    /// (`static M: Module = Module::__new(&M, …)`), which the runtime enrols with the fork
+    /// handlers.
     pub const fn __new(
+        me: &'static Module,
         descriptor: &'static crate::abi::ModuleDescriptor,
         info: crate::runtime::ModuleInfo,
     ) -> Module {
         Module {
-            runtime: imp::Runtime::new(descriptor, info, imp::autostart),
+            runtime: imp::Runtime::new(&me.runtime, descriptor, info, imp::autostart),
         }
     }
 

@@ -14,6 +14,11 @@
 //!   thread that holds no lock of hotmod's (`hold.rs`, which also gives the lock order).
 //!
 //! The load pipeline that drives these steps is `transaction.rs`; the call paths are `pin.rs`.
+//!
+//! Every runtime enrols with the fork handlers (`fork.rs`) before it first takes a lock of its
+//! own, so that a `fork` never leaves one of them held by a thread the child does not have.
+//! That is also why the loading lock is a [`LoadingLock`], which knows its holder, rather than a
+//! `std::sync::Mutex`.
 
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
@@ -25,6 +30,7 @@ use crate::abi::{ModuleDescriptor, StateMark, HOSTED};
 use crate::artifact_path;
 use crate::error::Error;
 use crate::events::{Event, Events, Hub};
+use crate::fork;
 use crate::generation::Generation;
 use crate::hazard;
 use crate::hold::Hold;
@@ -54,6 +60,10 @@ pub struct ModuleInfo {
 
 /// One hot module's generations and the locks over them.
 pub(crate) struct Runtime {
+    /// This runtime, as the static it lives in: what enrols with the fork handlers.
+    this: &'static Runtime,
+    /// Whether it enrolled (see [`Runtime::enrol`]).
+    enrolled: AtomicBool,
     info: ModuleInfo,
     descriptor: &'static ModuleDescriptor,
     current: AtomicPtr<Generation>,
@@ -66,7 +76,7 @@ pub(crate) struct Runtime {
     /// Signalled whenever the current or staged generation changes.
     changed: Condvar,
     /// Held for a whole load, so loads from the caller, the watcher and the rebuild take turns.
-    loading: Mutex<()>,
+    loading: LoadingLock,
     events: Hub,
     services: Mutex<Services>,
 }
@@ -102,7 +112,7 @@ pub(crate) struct Services {
 pub(crate) struct Loading<'a> {
     runtime: &'a Runtime,
     // Fields drop in order: the lock is released before `_hold` unloads anything.
-    _lock: MutexGuard<'a, ()>,
+    _lock: LoadingGuard<'a>,
     _hold: Hold,
 }
 
@@ -200,12 +210,18 @@ unsafe impl Sync for Runtime {}
 unsafe impl Send for Runtime {}
 
 impl Runtime {
+    /// A runtime to be stored in the static that `this` refers to (a `Module`'s, made by the
+    /// generated code: `static M: Module = Module::__new(&M, …)`). A runtime stored elsewhere
+    /// works, but never enrols with the fork handlers.
     pub(crate) const fn new(
+        this: &'static Runtime,
         descriptor: &'static ModuleDescriptor,
         info: ModuleInfo,
         autostart: fn(&'static Runtime),
     ) -> Runtime {
         Runtime {
+            this,
+            enrolled: AtomicBool::new(false),
             info,
             descriptor,
             current: AtomicPtr::new(ptr::null_mut()),
@@ -222,7 +238,7 @@ impl Runtime {
                 rollback: None,
             }),
             changed: Condvar::new(),
-            loading: Mutex::new(()),
+            loading: LoadingLock::new(),
             events: Hub::new(),
             services: Mutex::new(Services {
                 watcher: None,
@@ -253,26 +269,63 @@ impl Runtime {
         ptr::eq(generation, &self.builtin)
     }
 
+    /// Enrols this runtime with the fork handlers (`fork.rs`), once: called before each of its
+    /// locks is taken (the registry, the loading lock, the events hub). The first time it takes
+    /// the handlers' list lock, so it must not run under a lock the prepare handler takes: it
+    /// never does, as each runtime's first lock is taken with no lock of hotmod's held but
+    /// loading locks (of other modules, in `load_all`'s order).
+    #[inline]
+    fn enrol(&self) {
+        if !self.enrolled.load(Ordering::Acquire) {
+            self.enrol_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enrol_slow(&self) {
+        // Only the host's copy of hotmod handles forks: a copy inside a loaded library would
+        // register handlers of its own for statics its module code barely uses. And only a
+        // runtime in the static it was made for (see `new`).
+        if !HOSTED.load(Ordering::Relaxed) && ptr::eq(self, self.this) {
+            fork::enrol(self.this);
+        }
+        self.enrolled.store(true, Ordering::Release);
+    }
+
     fn registry(&self) -> Locked<'_> {
+        self.enrol();
         Locked {
             runtime: self,
             registry: self.registry.lock().unwrap_or_else(PoisonError::into_inner),
         }
     }
 
-    /// Serialises loads of this module (from callers, the watcher, the rebuild, `load_all`).
-    /// Generations retired meanwhile are unloaded once this thread holds no loading lock.
-    pub(crate) fn lock_loading(&self) -> Loading<'_> {
-        Loading {
-            runtime: self,
-            _lock: self.loading.lock().unwrap_or_else(PoisonError::into_inner),
-            _hold: Hold::new(),
-        }
+    /// The events hub (after enrolling: its lock is one the fork handlers hold).
+    fn events(&self) -> &Hub {
+        self.enrol();
+        &self.events
     }
 
-    /// As `lock_loading`, unless a load is in progress.
+    /// Serialises loads of this module (from callers, the watcher, the rebuild, `load_all`).
+    /// Generations retired meanwhile are unloaded once this thread holds no loading lock.
+    /// Refused only in a child forked while another thread held it ([`LoadingLock`]).
+    pub(crate) fn lock_loading(&self) -> Result<Loading<'_>, Error> {
+        self.enrol();
+        let lock = self.loading.lock().ok_or(Error::ForkedDuringLoad {
+            module: self.name(),
+        })?;
+        Ok(Loading {
+            runtime: self,
+            _lock: lock,
+            _hold: Hold::new(),
+        })
+    }
+
+    /// As `lock_loading`, unless a load is in progress (or can never end, after a fork).
     pub(crate) fn try_lock_loading(&self) -> Option<Loading<'_>> {
-        let lock = self.loading.try_lock().ok()?;
+        self.enrol();
+        let lock = self.loading.try_lock()?;
         Some(Loading {
             runtime: self,
             _lock: lock,
@@ -424,7 +477,7 @@ impl Runtime {
         let replaced = registry.staged.replace(generation).is_some();
         drop(registry);
         self.changed.notify_all();
-        self.events.emit(Event::Staged {
+        self.events().emit(Event::Staged {
             module: self.name(),
             generation: number,
             path,
@@ -534,14 +587,14 @@ impl Runtime {
         } = *generation;
         let module = self.name();
         match library.map_or(Ok(()), LoadedLibrary::unload_or_reason) {
-            Ok(()) => self.events.emit(Event::Retired {
+            Ok(()) => self.events().emit(Event::Retired {
                 module,
                 generation: number,
             }),
             Err(reason) => {
                 // Listed first: a subscriber that sees the event finds it in `unload_blocked()`.
                 self.registry().unload_blocked.push(number);
-                self.events.emit(Event::RetireBlocked {
+                self.events().emit(Event::RetireBlocked {
                     module,
                     generation: number,
                     reason,
@@ -587,7 +640,7 @@ impl Runtime {
     /// Tells waiters and subscribers that generation `number` (from `path`) is current, and
     /// retires what that freed.
     pub(crate) fn announce(&'static self, number: u64, path: &Path, started: Instant) -> u64 {
-        self.events.emit(Event::Loaded {
+        self.events().emit(Event::Loaded {
             module: self.name(),
             generation: number,
             path: path.to_path_buf(),
@@ -598,23 +651,23 @@ impl Runtime {
     }
 
     pub(crate) fn reject(&self, error: &Error) {
-        self.events.emit(Event::Rejected {
+        self.events().emit(Event::Rejected {
             module: self.name(),
             error: error.clone(),
         });
     }
 
     pub(crate) fn emit(&self, event: Event) {
-        self.events.emit(event);
+        self.events().emit(event);
     }
 
     /// Says that watching or rebuilding started (`what`); see `progress.rs`.
     pub(crate) fn started(&self, what: &str) {
-        self.events.started(self.name(), what);
+        self.events().started(self.name(), what);
     }
 
     pub(crate) fn subscribe(&self) -> Events {
-        self.events.subscribe()
+        self.events().subscribe()
     }
 
     // ---- Services ----
@@ -628,7 +681,7 @@ impl Runtime {
         let mut services = self.services();
         services.watcher = None;
         services.rebuild = None;
-        self.events.stopped();
+        self.events().stopped();
     }
 
     /// Starts what `#[hot_module(watch)]`, `#[hot_module(rebuild)]`, `HOTMOD_WATCH=1` or
@@ -738,6 +791,114 @@ impl Runtime {
     }
 }
 
+/// A module's loading lock. Not a `std::sync::Mutex`: a load holds it for long and runs module
+/// code under it (`on_load`, the state hand-over), so the fork handlers do not wait for it; a
+/// child forked while another thread held it must then tell that this load will never finish
+/// there, which a mutex cannot say. The state (who holds it) is behind a mutex held only for a
+/// few instructions, which the fork handlers do hold across the fork; in the child a lock held
+/// by a thread that is gone is marked abandoned, and the module's loads are refused there.
+struct LoadingLock {
+    state: Mutex<LoadingState>,
+    /// Signalled when the lock is released.
+    released: Condvar,
+}
+
+struct LoadingState {
+    /// The thread that holds the lock ([`this_thread`]), if any.
+    holder: Option<usize>,
+    /// Set in a child forked while a thread it does not have held the lock (see `fork.rs`).
+    abandoned: bool,
+}
+
+impl LoadingLock {
+    const fn new() -> LoadingLock {
+        LoadingLock {
+            state: Mutex::new(LoadingState {
+                holder: None,
+                abandoned: false,
+            }),
+            released: Condvar::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, LoadingState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until the lock is free and takes it; `None` if it was abandoned.
+    fn lock(&self) -> Option<LoadingGuard<'_>> {
+        let mut state = self.state();
+        while state.holder.is_some() && !state.abandoned {
+            state = self
+                .released
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.abandoned {
+            return None;
+        }
+        state.holder = Some(this_thread());
+        Some(LoadingGuard(self))
+    }
+
+    /// Takes the lock if it is free.
+    fn try_lock(&self) -> Option<LoadingGuard<'_>> {
+        let mut state = self.state();
+        if state.holder.is_some() || state.abandoned {
+            return None;
+        }
+        state.holder = Some(this_thread());
+        Some(LoadingGuard(self))
+    }
+}
+
+/// A held [`LoadingLock`]; dropping it releases the lock.
+struct LoadingGuard<'a>(&'a LoadingLock);
+
+impl Drop for LoadingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.state().holder = None;
+        self.0.released.notify_one();
+    }
+}
+
+/// This thread, as a number no other live thread has: the address of a thread-local of its own.
+/// After `fork` the forking thread keeps its number in the child.
+fn this_thread() -> usize {
+    thread_local! {
+        /// `const` and without a destructor: its address is there for the thread's whole life.
+        static THIS: u8 = const { 0 };
+    }
+    THIS.with(|this| ptr::from_ref(this) as usize)
+}
+
+impl fork::Participant for Runtime {
+    fn hold(&'static self, level: fork::Level) -> Box<dyn fork::Held> {
+        // The fields' own locks, not `registry()` or `events()`, which would enrol.
+        match level {
+            fork::Level::Loading => Box::new(HeldLoading(self.loading.state())),
+            fork::Level::Registry => Box::new(fork::Plain(
+                self.registry.lock().unwrap_or_else(PoisonError::into_inner),
+            )),
+            fork::Level::Leaves => Box::new(fork::Plain(self.events.hold_for_fork())),
+        }
+    }
+}
+
+/// A loading lock's state, held across a fork.
+struct HeldLoading(MutexGuard<'static, LoadingState>);
+
+impl fork::Held for HeldLoading {
+    fn in_child(&mut self) {
+        // A load of another thread, which does not exist here: it never finishes. A load of
+        // this thread goes on.
+        if self.0.holder.is_some_and(|holder| holder != this_thread()) {
+            self.0.holder = None;
+            self.0.abandoned = true;
+        }
+    }
+}
+
 /// The registry, locked: generations borrowed from it stay alive (the collector takes the same
 /// lock) and the current one stays current (`make_current` stores under it) while it is held.
 struct Locked<'a> {
@@ -797,5 +958,56 @@ struct Retiring(NonNull<Generation>);
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+
+    use super::*;
+    use crate::fork::Held;
+
+    /// What the fork handlers do to a loading lock, run in this process: its state held as
+    /// across a fork, then the child handler's step.
+    fn as_in_a_forked_child(lock: &'static LoadingLock) {
+        let mut held = HeldLoading(lock.state());
+        held.in_child();
+    }
+
+    #[test]
+    fn a_loading_lock_another_thread_held_at_the_fork_is_refused_not_waited_for() {
+        static LOCK: LoadingLock = LoadingLock::new();
+        let (taken, done) = (Barrier::new(2), Barrier::new(2));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _guard = LOCK.lock().expect("free");
+                taken.wait();
+                done.wait();
+            });
+            taken.wait();
+            as_in_a_forked_child(&LOCK);
+            assert!(LOCK.try_lock().is_none());
+            assert!(LOCK.lock().is_none(), "refused at once");
+            done.wait();
+        });
+        assert!(LOCK.lock().is_none(), "for good");
+    }
+
+    #[test]
+    fn a_loading_lock_the_forking_thread_held_stays_its_own() {
+        static LOCK: LoadingLock = LoadingLock::new();
+        let guard = LOCK.lock().expect("free");
+        as_in_a_forked_child(&LOCK);
+        assert!(LOCK.try_lock().is_none(), "still held");
+        drop(guard);
+        assert!(LOCK.lock().is_some(), "released as usual");
+    }
+
+    #[test]
+    fn a_free_loading_lock_stays_free() {
+        static LOCK: LoadingLock = LoadingLock::new();
+        as_in_a_forked_child(&LOCK);
+        assert!(LOCK.lock().is_some());
     }
 }

@@ -20,7 +20,11 @@
 //! - Only the process that made a directory or a copy removes it. A child forked from it
 //!   inherits `DIR`, the copies and the exit hook, but its pid differs from the one recorded:
 //!   it leaves the parent's directory and copies alone (when it drops an inherited generation
-//!   or calls `exit`), and makes a directory of its own at its first load.
+//!   or calls `exit`), and makes a directory of its own at its first load. The fork handlers
+//!   (`fork.rs`) hold `DIR` across the fork, and in the child forget the parent's directory at
+//!   once ([`ForkDir::in_child`]), closing the child's descriptor of the parent's lock: a child
+//!   that lives on does not keep the parent's directory from being reclaimed once the parent is
+//!   gone. (A child made without the handlers, by a raw `clone`, forgets it at its first load.)
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -46,6 +50,25 @@ static DIR: Mutex<Option<Dir>> = Mutex::new(None);
 
 fn lock() -> MutexGuard<'static, Option<Dir>> {
     DIR.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `DIR`, held across `fork` (see the module docs). Held elsewhere while a copy is counted in
+/// or out, and while the directory is made (the first one after the scan for orphans), which
+/// takes no other lock and runs no code of others.
+pub(crate) struct ForkDir(MutexGuard<'static, Option<Dir>>);
+
+impl ForkDir {
+    /// Takes `DIR` (the prepare handler).
+    pub(crate) fn take() -> ForkDir {
+        ForkDir(lock())
+    }
+
+    /// In the child: forgets the parent's directory (its own is made at its first load).
+    pub(crate) fn in_child(&mut self) {
+        let pid = std::process::id();
+        // Dropping it closes only this process's descriptor of the parent's lock.
+        drop(self.0.take_if(|dir| dir.pid != pid));
+    }
 }
 
 /// A file in the private directory; dropping it removes the file (and the directory with the

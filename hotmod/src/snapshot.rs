@@ -15,6 +15,14 @@ static SWAPS: AtomicU64 = AtomicU64::new(0);
 /// Writers take turns, so the counter's odd windows never overlap.
 static WRITER: Mutex<()> = Mutex::new(());
 
+/// The writer lock, held across `fork` (`fork.rs`): a child never starts with the counter odd
+/// and nobody left to make it even. Held elsewhere only inside `publish`, which runs no code of
+/// others.
+#[cfg(feature = "reload")]
+pub(crate) fn hold_for_fork() -> std::sync::MutexGuard<'static, ()> {
+    WRITER.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Proof that the code holding it runs inside [`publish`]: what storing a module's current
 /// generation asks for (`Runtime::make_current`). Only `publish` makes one.
 pub(crate) struct Publishing {

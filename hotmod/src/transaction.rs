@@ -61,7 +61,8 @@ fn begin(runtimes: &[&'static Runtime]) -> Result<Vec<Loading<'static>>, Error> 
     }
     let mut guards: Vec<Option<Loading<'static>>> = runtimes.iter().map(|_| None).collect();
     for i in order {
-        guards[i] = Some(runtimes[i].lock_loading());
+        let runtime = runtimes[i];
+        guards[i] = Some(runtime.lock_loading().inspect_err(|e| runtime.reject(e))?);
     }
     Ok(guards.into_iter().flatten().collect())
 }
@@ -355,7 +356,7 @@ pub(crate) fn load(
     started: Instant,
     skip_unchanged: bool,
 ) -> Result<Outcome, Error> {
-    let mut loading = runtime.lock_loading();
+    let mut loading = runtime.lock_loading()?;
     let (artifact, digest) = read(&loading, path)?;
     if skip_unchanged && runtime.newest().1 == Some(digest) {
         runtime.emit(Event::Unchanged {
@@ -375,11 +376,17 @@ pub(crate) fn load(
         .map_or(Outcome::Unchanged, |&n| Outcome::Live(n)))
 }
 
-/// Makes the staged generation current; `None` if none waits or its state could not move (the
-/// error is reported).
+/// Makes the staged generation current; `None` if none waits, its state could not move, or the
+/// module cannot load in this process (the error is reported).
 pub(crate) fn apply_staged(runtime: &'static Runtime) -> Option<u64> {
     let started = Instant::now();
-    let mut loading = runtime.lock_loading();
+    let mut loading = match runtime.lock_loading() {
+        Ok(loading) => loading,
+        Err(error) => {
+            runtime.reject(&error);
+            return None;
+        }
+    };
     loading.staged()?;
     let step = Step::new(&mut loading, runtime, Incoming::Staged);
     match commit(vec![step], &Kind::Load { started }) {

@@ -99,10 +99,11 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void, CStr};
+use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockWriteGuard};
 
 use super::elf::{self, SlotKind};
 
@@ -311,6 +312,85 @@ impl Drop for Running<'_> {
         if gate.running == 0 {
             self.tracked.idle.notify_all();
         }
+    }
+}
+
+/// The bookkeeping's locks, held across `fork` (taken by the prepare handler, `fork.rs`): the
+/// list of libraries, the virtual keys and every listed library's gate. Each is held elsewhere
+/// only briefly and never while another is taken, so the forking thread can wait for them, and
+/// while it holds them no thread is inside one: in the child, where only the forking thread
+/// exists, none is left locked by a thread that is gone.
+pub(crate) struct ForkLocks {
+    // Released in the reverse order of taking: fields drop in declaration order.
+    gates: Vec<HeldGate>,
+    _keys: RwLockWriteGuard<'static, BTreeMap<libc::pthread_key_t, VirtualKey>>,
+    _libraries: RwLockWriteGuard<'static, Vec<Arc<Tracked>>>,
+}
+
+impl ForkLocks {
+    /// Takes the locks (the prepare handler).
+    pub(crate) fn take() -> ForkLocks {
+        let libraries = LIBRARIES.write().unwrap_or_else(PoisonError::into_inner);
+        let keys = VIRTUAL_KEYS.write().unwrap_or_else(PoisonError::into_inner);
+        let gates = libraries.iter().map(HeldGate::take).collect();
+        ForkLocks {
+            gates,
+            _keys: keys,
+            _libraries: libraries,
+        }
+    }
+
+    /// In the child, before the locks are released: the destructors that threads of the parent
+    /// were running when it forked will never finish here, so they no longer count; unloading
+    /// such a library in the child must not wait for them (it would wait forever). If this
+    /// thread is itself inside a destructor of some library, it cannot tell its own from the
+    /// others': every library with destructors running then stays mapped in the child
+    /// (`ThreadExit::release` refuses, as it does for a library it cannot vouch for).
+    pub(crate) fn in_child(&mut self) {
+        let inside = !INSIDE.get().is_null();
+        for held in &mut self.gates {
+            let gate = &mut *held.gate;
+            if gate.running == 0 {
+                continue;
+            }
+            if inside {
+                gate.keep.get_or_insert_with(|| {
+                    "the process forked while thread-local destructors of it were running".into()
+                });
+            } else {
+                gate.running = 0;
+            }
+        }
+    }
+}
+
+/// A library's gate, locked, and the count that keeps the library's `Tracked` while it is.
+struct HeldGate {
+    /// From `Arc::into_raw`: one count, given back in `drop`.
+    tracked: *const Tracked,
+    gate: ManuallyDrop<MutexGuard<'static, Gate>>,
+}
+
+impl HeldGate {
+    fn take(tracked: &Arc<Tracked>) -> HeldGate {
+        let tracked = Arc::into_raw(Arc::clone(tracked));
+        // SAFETY: `tracked` holds a count of the `Arc` until `drop` gives it back, which happens
+        // after the guard is gone: the `Tracked` outlives the guard that borrows it.
+        let gate = unsafe { &*tracked }.lock();
+        HeldGate {
+            tracked,
+            gate: ManuallyDrop::new(gate),
+        }
+    }
+}
+
+impl Drop for HeldGate {
+    fn drop(&mut self) {
+        // SAFETY: dropped here only, once; the guard goes before the count that keeps its
+        // `Tracked` alive.
+        unsafe { ManuallyDrop::drop(&mut self.gate) };
+        // SAFETY: the count `Arc::into_raw` took in `take`, given back once.
+        drop(unsafe { Arc::from_raw(self.tracked) });
     }
 }
 
@@ -1000,5 +1080,70 @@ mod tests {
         .expect("the thread");
         assert!(RAN.load(Ordering::SeqCst));
         assert!(Redirect::TssCreate.hook().is_none());
+    }
+
+    /// A library tracked for the fork tests only (never listed in `LIBRARIES`).
+    fn tracked() -> Arc<Tracked> {
+        Arc::new(Tracked {
+            start: 0,
+            end: 0,
+            gate: Mutex::new(Gate {
+                open: true,
+                running: 0,
+                keep: None,
+            }),
+            idle: Condvar::new(),
+        })
+    }
+
+    /// `ForkLocks::in_child` over the gates of `libraries` (with the real lists' locks held, as
+    /// across a fork).
+    fn as_in_a_forked_child(libraries: &[Arc<Tracked>]) {
+        let mut locks = ForkLocks {
+            gates: libraries.iter().map(HeldGate::take).collect(),
+            _keys: VIRTUAL_KEYS.write().unwrap_or_else(PoisonError::into_inner),
+            _libraries: LIBRARIES.write().unwrap_or_else(PoisonError::into_inner),
+        };
+        locks.in_child();
+    }
+
+    /// Destructors another thread was running at the fork no longer count in the child: the
+    /// library can be released there without waiting for them.
+    #[test]
+    fn destructors_running_on_other_threads_at_the_fork_do_not_count_in_the_child() {
+        let library = tracked();
+        library.lock().running = 2;
+        as_in_a_forked_child(std::slice::from_ref(&library));
+        assert_eq!(library.lock().running, 0);
+        let mut thread_exit = ThreadExit {
+            tracked: library,
+            registered: false,
+        };
+        assert_eq!(thread_exit.release(), Ok(()), "released at once");
+    }
+
+    /// A thread that forks from inside a destructor cannot tell its own from the others': the
+    /// libraries with destructors running stay mapped in the child.
+    #[test]
+    fn forked_from_inside_a_destructor_the_libraries_with_destructors_running_stay_mapped() {
+        let (inside, other, idle) = (tracked(), tracked(), tracked());
+        other.lock().running = 1;
+        let running = inside.enter().expect("open");
+        as_in_a_forked_child(&[inside.clone(), other.clone(), idle.clone()]);
+        drop(running);
+        for library in [&inside, &other] {
+            let gate = library.lock();
+            assert!(gate
+                .keep
+                .as_deref()
+                .is_some_and(|why| why.contains("forked")));
+        }
+        assert_eq!(other.lock().running, 1, "not waited for: kept");
+        assert!(idle.lock().keep.is_none());
+        let mut thread_exit = ThreadExit {
+            tracked: other,
+            registered: false,
+        };
+        assert!(thread_exit.release().is_err(), "kept mapped");
     }
 }

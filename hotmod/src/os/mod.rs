@@ -14,6 +14,9 @@
 //! - `create_locked_dir`, `remove_locked_dir`, `DirLock` and `reclaim_orphans`: private
 //!   directories that carry a lock while their owner lives, and the removal of those whose owner
 //!   is gone (`unix_reclaim.rs`; elsewhere no lock, nothing reclaimed).
+//! - `at_fork(prepare, parent, child)`: the process's fork handlers (`unix_fork.rs`, nothing
+//!   elsewhere); `ForkLocks`: the thread-exit bookkeeping's locks, held across `fork` and put
+//!   right in the child (`linux_tls.rs`; nothing to hold elsewhere).
 
 #[cfg(target_os = "linux")]
 pub(crate) mod elf;
@@ -32,7 +35,7 @@ mod linux_tls;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub use linux_tls::set_thread_exit_redirect;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) use linux_tls::{open_library, ThreadExit};
+pub(crate) use linux_tls::{open_library, ForkLocks, ThreadExit};
 // The redirected symbols' names, for the ELF fuzz target (`fuzz.rs`).
 #[cfg(all(target_os = "linux", target_env = "gnu", feature = "fuzz"))]
 pub(crate) use linux_tls::Redirect;
@@ -42,7 +45,7 @@ mod thread_exit_none;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub use thread_exit_none::set_thread_exit_redirect;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) use thread_exit_none::{open_library, ThreadExit};
+pub(crate) use thread_exit_none::{open_library, ForkLocks, ThreadExit};
 
 #[cfg(unix)]
 mod unix_security;
@@ -68,6 +71,16 @@ pub(crate) use security_none::{check_path, Checker, Insecure, Rules};
 mod unix_reclaim;
 #[cfg(unix)]
 pub(crate) use unix_reclaim::{create_locked_dir, reclaim_orphans, remove_locked_dir, DirLock};
+
+#[cfg(unix)]
+mod unix_fork;
+#[cfg(unix)]
+pub(crate) use unix_fork::at_fork;
+
+#[cfg(not(unix))]
+mod fork_none;
+#[cfg(not(unix))]
+pub(crate) use fork_none::at_fork;
 
 #[cfg(not(unix))]
 mod reclaim_none;

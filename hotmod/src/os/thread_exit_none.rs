@@ -15,6 +15,19 @@ impl ThreadExit {
     }
 }
 
+/// Nothing to hold across `fork`: no bookkeeping here.
+pub(crate) struct ForkLocks;
+
+impl ForkLocks {
+    /// Nothing to take.
+    pub(crate) fn take() -> ForkLocks {
+        ForkLocks
+    }
+
+    /// Nothing to put right.
+    pub(crate) fn in_child(&mut self) {}
+}
+
 /// Loads the library at `path`.
 ///
 /// # Safety

@@ -37,10 +37,12 @@
 //!   not held and which is older than [`STALE`]: a live process spends microseconds there, and if
 //!   it was stopped for longer than that, its rename fails and the load reports it.
 //! - **`fork`.** A child inherits the descriptor, so the lock (one open file description) stays
-//!   held while either process keeps it: the parent's directory is not reclaimed while a forked
-//!   child still holds the descriptor (until that child loads a generation of its own, which
-//!   closes it, or execs, or ends). No `LOCK_UN` is ever issued, so a child can never release
-//!   the parent's lock. `shadow.rs` keeps a child from removing the parent's files.
+//!   held while either process keeps it. The fork handler closes the child's copy at once
+//!   (`shadow.rs`, `ForkDir::in_child`), so the parent's directory is reclaimable as soon as the
+//!   parent is gone, whatever its children do; a child made without the handlers (a raw
+//!   `clone`) closes it at its first load, or when it execs or ends. No `LOCK_UN` is ever
+//!   issued, so a child can never release the parent's lock. `shadow.rs` keeps a child from
+//!   removing the parent's files.
 //! - **Best effort.** Reclaiming never fails a load: every error skips that entry. If `flock` is
 //!   not supported where the temp directory lives, the directory is published without `.lock`
 //!   (never reclaimed, as before these locks) rather than with a lock file nobody holds.
