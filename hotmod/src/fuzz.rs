@@ -6,7 +6,7 @@
 //! shape (invalid UTF-8 included) without ever producing a wild pointer.
 
 use crate::abi::{
-    FieldLayout, FnEntry, ModuleDescriptor, PanicSlot, SliceRef, StrRef, Trampoline, TypeLayout,
+    FieldLayout, FnEntry, ModuleDescriptor, RawTrampoline, SliceRef, StrRef, TypeLayout,
     ValueLayout, ABI_VERSION, MAGIC,
 };
 use crate::verify::Refusal;
@@ -172,11 +172,11 @@ pub const TRAMPOLINES: usize = 8;
 
 /// A trampoline that is never called; each `N` is a distinct function (distinct bodies, so no
 /// merging of identical functions gives two of them one address).
-unsafe extern "C" fn dummy<const N: usize>(_: *mut u8, _: *mut u8, _: *mut PanicSlot) -> bool {
-    std::hint::black_box(N) == usize::MAX
+unsafe extern "C" fn dummy<const N: usize>() {
+    std::hint::black_box(N);
 }
 
-const DUMMIES: [Trampoline; TRAMPOLINES] = [
+const DUMMIES: [RawTrampoline; TRAMPOLINES] = [
     dummy::<0>, dummy::<1>, dummy::<2>, dummy::<3>, dummy::<4>, dummy::<5>, dummy::<6>, dummy::<7>,
 ];
 
@@ -350,6 +350,7 @@ pub unsafe fn verify(host: &ModuleDescriptor, lib: &Description) -> Outcome {
                 signature: str_ref(&f.signature),
                 params: slice_ref(params),
                 ret: value_layout(&f.ret),
+                kind: crate::abi::CALL_MEMORY,
                 trampoline: DUMMIES[f.trampoline % TRAMPOLINES],
             })
             .collect();
