@@ -100,6 +100,8 @@ pub struct Function {
     pub params: Vec<Value>,
     /// The return type's layout.
     pub ret: Value,
+    /// The trampoline's kind (`FnEntry::kind`).
+    pub kind: u32,
     /// Which of the [`TRAMPOLINES`] dummy trampolines the entry holds (taken modulo their
     /// number); [`Outcome::Accepted`] says which ones `verify` returned.
     pub trampoline: usize,
@@ -278,6 +280,7 @@ pub unsafe fn describe(d: &ModuleDescriptor) -> Description {
                     signature: text(&f.signature),
                     params: f.params.as_slice().iter().map(|v| value(v)).collect(),
                     ret: value(&f.ret),
+                    kind: f.kind,
                     trampoline: DUMMIES
                         .iter()
                         .position(|t| *t as usize == f.trampoline as usize)
@@ -350,7 +353,7 @@ pub unsafe fn verify(host: &ModuleDescriptor, lib: &Description) -> Outcome {
                 signature: str_ref(&f.signature),
                 params: slice_ref(params),
                 ret: value_layout(&f.ret),
-                kind: crate::abi::CALL_MEMORY,
+                kind: f.kind,
                 trampoline: DUMMIES[f.trampoline % TRAMPOLINES],
             })
             .collect();
