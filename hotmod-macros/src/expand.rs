@@ -891,3 +891,67 @@ fn trait_methods(t: &syn::ItemTrait) -> impl Iterator<Item = &syn::Signature> {
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{register_param, register_result};
+    use syn::{parse_quote, Type};
+
+    #[test]
+    fn register_parameters_are_primitives_references_and_raw_pointers() {
+        let yes: Vec<Type> = vec![
+            parse_quote!(u64),
+            parse_quote!(f32),
+            parse_quote!(bool),
+            parse_quote!(char),
+            parse_quote!(&str),
+            parse_quote!(&'static str),
+            parse_quote!(&mut u64),
+            parse_quote!(&[String]),
+            parse_quote!(&Vec<u8>),
+            parse_quote!(*const u8),
+            parse_quote!((usize)),
+        ];
+        let no: Vec<Type> = vec![
+            parse_quote!(u128),
+            parse_quote!(String),
+            parse_quote!(Option<u32>),
+            parse_quote!((u32, u32)),
+            parse_quote!(&&str),
+            parse_quote!(&dyn Fn() -> u32),
+            parse_quote!(&Cow<'static, str>),
+            parse_quote!(&'a str),
+            parse_quote!(*const &str),
+            parse_quote!(std::primitive::u64),
+        ];
+        for ty in &yes {
+            assert!(register_param(ty), "{}", quote::quote!(#ty));
+        }
+        for ty in &no {
+            assert!(!register_param(ty), "{}", quote::quote!(#ty));
+        }
+    }
+
+    #[test]
+    fn register_results_fit_one_register() {
+        let yes: Vec<Type> = vec![
+            parse_quote!(()),
+            parse_quote!(u64),
+            parse_quote!(f64),
+            parse_quote!(bool),
+        ];
+        let no: Vec<Type> = vec![
+            parse_quote!(u128),
+            parse_quote!(&str),
+            parse_quote!(String),
+            parse_quote!(Option<u8>),
+            parse_quote!((u32,)),
+        ];
+        for ty in &yes {
+            assert!(register_result(ty), "{}", quote::quote!(#ty));
+        }
+        for ty in &no {
+            assert!(!register_result(ty), "{}", quote::quote!(#ty));
+        }
+    }
+}

@@ -446,3 +446,25 @@ pub type OnLoadResult = Result<(), String>;
 pub fn on_load_result<E: std::fmt::Display>(result: Result<(), E>) -> OnLoadResult {
     result.map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TOOLCHAIN;
+
+    /// Register trampolines follow the C ABI, which target features change: they are part of
+    /// the identity the loader compares.
+    #[test]
+    fn the_toolchain_identity_names_the_target_features() {
+        let features = TOOLCHAIN
+            .split_once('[')
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(features, _)| features)
+            .unwrap_or_else(|| panic!("no features in {TOOLCHAIN}"));
+        let listed: Vec<&str> = features.split(',').collect();
+        #[cfg(target_feature = "sse2")]
+        assert!(listed.contains(&"sse2"), "{TOOLCHAIN}");
+        #[cfg(target_feature = "neon")]
+        assert!(listed.contains(&"neon"), "{TOOLCHAIN}");
+        assert!(!listed.is_empty());
+    }
+}
