@@ -55,8 +55,28 @@ fn exports(path: &std::path::Path) -> Exports {
     }
 }
 
+/// `Handle::current()` + `generation()` + drop, in `group`.
+fn pin_and_drop(c: &mut Criterion, group: &str) {
+    let mut group = c.benchmark_group(group);
+    // What a request that pins once pays, reading the pinned generation as a user would.
+    group.bench_function("current_generation_drop", |b| {
+        b.iter(|| {
+            let handle = ops::Handle::current();
+            black_box(handle.generation());
+        })
+    });
+    group.bench_function("current_and_drop", |b| {
+        b.iter(|| drop(black_box(ops::Handle::current())))
+    });
+    group.finish();
+}
+
 fn calls(c: &mut Criterion) {
     let path = build_library();
+    // Before any load: generation 0 is current (and the process has no library yet).
+    assert_eq!(ops::Handle::current().generation(), 0);
+    pin_and_drop(c, "user_handle_current_generation0");
+
     let generation = ops::module().load(&path).expect("load the bench module");
     assert!(generation > 0);
     let exports = exports(&path);
@@ -95,18 +115,7 @@ fn calls(c: &mut Criterion) {
     group.bench_function("plain", |b| b.iter(|| ops::greet(black_box("world"))));
     group.finish();
 
-    let mut group = c.benchmark_group("user_handle_current");
-    // What a request that pins once pays, reading the pinned generation as a user would.
-    group.bench_function("current_generation_drop", |b| {
-        b.iter(|| {
-            let handle = ops::Handle::current();
-            black_box(handle.generation());
-        })
-    });
-    group.bench_function("current_and_drop", |b| {
-        b.iter(|| drop(black_box(ops::Handle::current())))
-    });
-    group.finish();
+    pin_and_drop(c, "user_handle_current");
 }
 
 criterion_group! {

@@ -8,6 +8,8 @@
 //!   generation is no longer current it backs off and retries. The collector swaps `current`
 //!   before it reads `pins`, and all four accesses are `SeqCst`, so either the collector sees the
 //!   increment or the handle sees the swap.
+//!   Generation 0 is never unloaded: a handle that finds it current only raises its count (no
+//!   hazard slot, no fence; before any library is prepared those fences would be real ones).
 //!
 //! - **Plain calls** must not write shared memory (a refcount would put every calling core on
 //!   one cache line), so each thread owns a *hazard slot*: the call stores the generation in its
@@ -138,6 +140,16 @@ impl std::fmt::Debug for PinnedGeneration {
 
 /// Pins the current generation by count.
 fn pin_current(runtime: &'static Runtime) -> CountPin {
+    // Generation 0 is never unloaded: while it is current, its count is all a pin needs, with
+    // no hazard slot and no fence. (Until a library is prepared the process has not registered
+    // the expedited barrier, so the slot protocol's two fences would be real ones.)
+    let current = runtime.current_ptr();
+    if runtime.is_builtin(current) {
+        // SAFETY: generation 0 lives in the runtime, a static, and is never freed.
+        unsafe { &*current }.pins.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: we raised the count this pin releases.
+        return unsafe { CountPin::adopt(runtime, current) };
+    }
     let Some(slot) = thread_slot() else {
         // Thread teardown: no slot. The collector runs under the registry lock, so pinning
         // under it is safe too.
