@@ -446,7 +446,8 @@ fn model(host: &Description, lib: &Description) -> Result<Vec<usize>, Expected> 
                 })
             }
             Some(have)
-                if !same_value(&want.ret, &have.ret)
+                if want.kind != have.kind
+                    || !same_value(&want.ret, &have.ret)
                     || want.params.len() != have.params.len()
                     || !want
                         .params

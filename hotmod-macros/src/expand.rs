@@ -4,7 +4,10 @@
 //!
 //! - `__hotmod_impl`: the `pub fn`s as written (what every generation runs);
 //! - `Handle` (a pinned generation with one method per `pub fn`) and `module()`;
-//! - `__hotmod_trampolines`: one `extern "C"` trampoline per function;
+//! - `__hotmod_trampolines`: one `extern "C"` trampoline per function, of the kind `call_kind`
+//!   picks (registers or memory, see hotmod's `abi.rs`);
+//! - `__hotmod_invoke`: for each function with a register trampoline, the host's `Invoke`
+//!   implementation that calls it;
 //! - `__HOTMOD_DESCRIPTOR`, the exported descriptor the loader verifies.
 //!
 //! All logic lives in the runtime; the expansion only names things and calls `__private`. The
@@ -37,6 +40,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let indices = indices(&functions);
     let methods = functions.iter().map(|f| method(&private, f));
     let trampolines = functions.iter().map(|f| trampoline(&private, f));
+    let invokers = functions.iter().map(|f| invoker(&private, f));
     let descriptor = descriptor(&private, hot, &functions);
     let symbol = symbol_name(ident);
     let default_path = match &args.path {
@@ -120,6 +124,13 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
             );
 
             #[doc(hidden)]
+            #[allow(non_camel_case_types, unused_imports)]
+            mod __hotmod_invoke {
+                use super::*;
+                #(#invokers)*
+            }
+
+            #[doc(hidden)]
             mod __hotmod_trampolines {
                 #![allow(unused_imports)]
                 use super::*;
@@ -137,7 +148,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
 
 /// `hotmod::__private::SYMBOL_PREFIX`, `__hotmod_v<ABI_VERSION>__` (this crate cannot read
 /// hotmod's constant; a load of any fixture fails if the two differ, see `tests/refused_loads.rs`).
-const SYMBOL_PREFIX: &str = "__hotmod_v4__";
+const SYMBOL_PREFIX: &str = "__hotmod_v5__";
 
 /// `__hotmod_v<ABI>__<crate>__<module>`: the exported descriptor's symbol.
 fn symbol_name(module: &Ident) -> String {
@@ -179,15 +190,16 @@ fn wrapper(private: &TokenStream, f: &HotFn) -> TokenStream {
     let output = &f.item.sig.output;
     let (tys, args) = (arg_types(f), arg_names(f));
     let call = if f.pinned {
-        quote!(call_pinned)
+        quote!(call_pinned::<#tys, _, _>)
     } else {
-        quote!(call)
+        let invoke = invoke_type(private, f);
+        quote!(call::<#tys, _, #invoke, _>)
     };
     quote! {
         #(#attrs)*
         #[inline]
         pub fn #name(#(#params),*) #output {
-            #private::#call::<#tys, _, _>(&__HOTMOD_MODULE, __hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args)
+            #private::#call(&__HOTMOD_MODULE, __hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args)
         }
     }
 }
@@ -202,7 +214,8 @@ fn method(private: &TokenStream, f: &HotFn) -> TokenStream {
     let call = if f.pinned {
         quote!(#private::call_pinned_on::<#tys, _, _>(&self.0, __hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args))
     } else {
-        quote!(self.0.call::<#tys, #ret, _>(__hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args))
+        let invoke = invoke_type(private, f);
+        quote!(self.0.call::<#tys, #ret, #invoke, _>(__hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args))
     };
     quote! {
         #(#attrs)*
@@ -217,12 +230,186 @@ fn trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
     let cfgs = f.item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
     let name = &f.item.sig.ident;
     let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
+    if call_kind(f) == CallKind::Registers {
+        let params = params(f);
+        let names = f.params.iter().map(|p| &p.ident);
+        // Arguments in registers, the result and the panic message back in two.
+        return quote! {
+            #(#cfgs)*
+            #[allow(improper_ctypes_definitions)]
+            pub(super) extern "C" fn #name(#(#params),*) -> #private::Returned<#ret> {
+                #private::register_trampoline(move || super::__hotmod_impl::#name(#(#names),*))
+            }
+        };
+    }
     // The caller's contract (`abi::trampoline`): reached only through a descriptor the host
     // verified against its own, so `args` owns this argument tuple and `ret` has room for `R`.
     quote! {
         #(#cfgs)*
-        pub(super) unsafe extern "C" fn #name(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
-            unsafe { #private::trampoline::<#tys, #ret>(args, ret, panic, |#args| super::__hotmod_impl::#name #args) }
+        pub(super) unsafe extern "C" fn #name(args: *mut u8, ret: *mut u8) -> #private::PanicMessage {
+            unsafe { #private::trampoline::<#tys, #ret>(args, ret, |#args| super::__hotmod_impl::#name #args) }
+        }
+    }
+}
+
+/// Which trampoline a function gets: registers when every parameter is a primitive, a
+/// reference or a raw pointer (to a type without lifetimes) and the result is `()` or a
+/// primitive of at most one register; memory otherwise. Host and library run this same
+/// function on the same signature, and the descriptor carries the result, which the loader
+/// compares too.
+///
+/// `HOTMOD_MACROS_MEMORY_TRAMPOLINES` set at expansion time gives every function a memory
+/// trampoline: the tests' fixture variant whose kinds differ from the host's.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum CallKind {
+    Memory,
+    Registers,
+}
+
+fn call_kind(f: &HotFn) -> CallKind {
+    if f.pinned || std::env::var_os("HOTMOD_MACROS_MEMORY_TRAMPOLINES").is_some() {
+        return CallKind::Memory;
+    }
+    let registers = f.params.iter().all(|p| register_param(p.ty)) && register_result(&f.output);
+    if registers {
+        CallKind::Registers
+    } else {
+        CallKind::Memory
+    }
+}
+
+/// `u64`, `bool`, `f64`, … (not `u128`: two registers).
+fn scalar(ty: &Type) -> bool {
+    const SCALARS: &[&str] = &[
+        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "f32", "f64",
+        "bool", "char",
+    ];
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p
+            .path
+            .get_ident()
+            .is_some_and(|id| SCALARS.iter().any(|s| id == s)),
+        Type::Paren(p) => scalar(&p.elem),
+        Type::Group(g) => scalar(&g.elem),
+        _ => false,
+    }
+}
+
+fn register_result(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(t) if t.elems.is_empty()) || scalar(ty)
+}
+
+/// A scalar, or a reference or raw pointer (one or two registers) to a type that names no
+/// lifetime, so that the host's `Invoke` can name all of them with one lifetime.
+fn register_param(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) => {
+            r.lifetime.as_ref().is_none_or(|l| l.ident == "static") && lifetime_free(&r.elem)
+        }
+        Type::Ptr(p) => lifetime_free(&p.elem),
+        Type::Paren(p) => register_param(&p.elem),
+        Type::Group(g) => register_param(&g.elem),
+        _ => scalar(ty),
+    }
+}
+
+/// No reference, lifetime, trait object, `impl` or fn pointer anywhere in `ty`.
+fn lifetime_free(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
+            self.0 = true;
+        }
+        fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
+            self.0 = true;
+        }
+        fn visit_type_trait_object(&mut self, _: &'ast syn::TypeTraitObject) {
+            self.0 = true;
+        }
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+        fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {
+            self.0 = true;
+        }
+        fn visit_macro(&mut self, _: &'ast syn::Macro) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_type(&mut finder, ty);
+    !finder.0 && !matches!(ty, Type::Verbatim(_) | Type::Infer(_) | Type::Never(_))
+}
+
+/// The type whose `Invoke` implementation the host's wrapper and method call through.
+fn invoke_type(private: &TokenStream, f: &HotFn) -> TokenStream {
+    match call_kind(f) {
+        CallKind::Memory => quote!(#private::Memory),
+        CallKind::Registers => {
+            let name = &f.item.sig.ident;
+            quote!(__hotmod_invoke::#name)
+        }
+    }
+}
+
+/// The parameter types with every elided reference lifetime named `'__hotmod`.
+fn named_lifetimes(f: &HotFn) -> Vec<Type> {
+    struct Namer;
+    impl syn::visit_mut::VisitMut for Namer {
+        fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
+            if r.lifetime.is_none() {
+                r.lifetime = Some(syn::Lifetime::new(
+                    "'__hotmod",
+                    proc_macro2::Span::call_site(),
+                ));
+            }
+            syn::visit_mut::visit_type_reference_mut(self, r);
+        }
+    }
+    f.params
+        .iter()
+        .map(|p| {
+            let mut ty = p.ty.clone();
+            syn::visit_mut::VisitMut::visit_type_mut(&mut Namer, &mut ty);
+            ty
+        })
+        .collect()
+}
+
+/// For a function with a register trampoline: a type named after it whose `Invoke` spreads the
+/// argument tuple into the trampoline's parameters.
+fn invoker(private: &TokenStream, f: &HotFn) -> TokenStream {
+    if call_kind(f) != CallKind::Registers {
+        return TokenStream::new();
+    }
+    let cfgs = cfgs(&f.item.attrs);
+    let name = &f.item.sig.ident;
+    let ret = &f.output;
+    let tys = named_lifetimes(f);
+    let names: Vec<&Ident> = f.params.iter().map(|p| &p.ident).collect();
+    quote! {
+        #(#cfgs)*
+        pub(super) struct #name;
+
+        // SAFETY: `KIND` is `CALL_REGISTERS`, and `invoke` calls the trampoline as the one this
+        // macro generated for the same function: `extern "C" fn(<parameters>) -> Returned<R>`.
+        #(#cfgs)*
+        #[allow(improper_ctypes_definitions, improper_ctypes)]
+        unsafe impl<'__hotmod> #private::Invoke<(#(#tys,)*), #ret> for #name {
+            const KIND: u32 = #private::CALL_REGISTERS;
+
+            #[inline(always)]
+            unsafe fn invoke(
+                trampoline: #private::RawTrampoline,
+                (#(#names,)*): (#(#tys,)*),
+            ) -> #private::Returned<#ret> {
+                // SAFETY: the caller's contract: a verified trampoline of this kind, so its real
+                // type is this one (the loader compared signature, layouts and kind).
+                let trampoline = unsafe {
+                    #private::transmute::<#private::RawTrampoline, extern "C" fn(#(#tys),*) -> #private::Returned<#ret>>(trampoline)
+                };
+                trampoline(#(#names),*)
+            }
         }
     }
 }
@@ -311,6 +498,19 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
         let count = layouts.len();
         let ret = value_layout(private, &f.output);
         let tramp = &f.item.sig.ident;
+        let (kind, erased) = match call_kind(f) {
+            CallKind::Memory => (
+                quote!(#private::CALL_MEMORY),
+                quote!(#private::transmute::<#private::Trampoline, #private::RawTrampoline>(__hotmod_trampolines::#tramp)),
+            ),
+            CallKind::Registers => {
+                let (tys, output) = (f.params.iter().map(|p| p.ty), &f.output);
+                (
+                    quote!(#private::CALL_REGISTERS),
+                    quote!(#private::transmute::<extern "C" fn(#(#tys),*) -> #private::Returned<#output>, #private::RawTrampoline>(__hotmod_trampolines::#tramp)),
+                )
+            }
+        };
         let signature = signature_text(f);
         statics.push(quote! {
             #(#cfgs)*
@@ -323,7 +523,10 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
                 signature: #private::StrRef::new(#signature),
                 params: #private::SliceRef::new(&#params_static),
                 ret: #ret,
-                trampoline: __hotmod_trampolines::#tramp,
+                kind: #kind,
+                // SAFETY: function pointers have one size; the host casts it back to the type
+                // `kind` names (`Invoke`), which is this one.
+                trampoline: unsafe { #erased },
             }
         });
     }
@@ -461,37 +664,37 @@ fn state_trampolines(private: &TokenStream, st: &StateStatic) -> TokenStream {
     quote! {
         #(#cfgs)*
         #[allow(non_snake_case)]
-        pub(super) unsafe extern "C" fn #export(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
+        pub(super) unsafe extern "C" fn #export(args: *mut u8, ret: *mut u8) -> #private::PanicMessage {
             unsafe {
-                #private::trampoline::<(), #private::StateExport>(args, ret, panic, |()| {
+                #private::trampoline::<(), #private::StateExport>(args, ret, |()| {
                     #private::state_glue::export(&super::#ident, #name)
                 })
             }
         }
         #(#cfgs)*
         #[allow(non_snake_case)]
-        pub(super) unsafe extern "C" fn #take(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
+        pub(super) unsafe extern "C" fn #take(args: *mut u8, ret: *mut u8) -> #private::PanicMessage {
             unsafe {
-                #private::trampoline::<#private::StateTake, #private::StateExport>(args, ret, panic, |to| {
+                #private::trampoline::<#private::StateTake, #private::StateExport>(args, ret, |to| {
                     #private::state_glue::take(&super::#ident, #name, to)
                 })
             }
         }
         #(#cfgs)*
         #[allow(non_snake_case)]
-        pub(super) unsafe extern "C" fn #mark(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
+        pub(super) unsafe extern "C" fn #mark(args: *mut u8, ret: *mut u8) -> #private::PanicMessage {
             unsafe {
-                #private::trampoline::<#private::StateMark, ()>(args, ret, panic, |mark| {
+                #private::trampoline::<#private::StateMark, ()>(args, ret, |mark| {
                     #private::state_glue::mark(&super::#ident, #name, mark)
                 })
             }
         }
         #(#cfgs)*
         #[allow(non_snake_case)]
-        pub(super) unsafe extern "C" fn #import(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
+        pub(super) unsafe extern "C" fn #import(args: *mut u8, ret: *mut u8) -> #private::PanicMessage {
             unsafe {
                 #private::trampoline::<#private::StateImport, ::core::result::Result<(), ::std::string::String>>(
-                    args, ret, panic,
+                    args, ret,
                     |(from, data)| #private::state_glue::import(&super::#ident, #name, #version, from, &data, #migrate),
                 )
             }
@@ -505,9 +708,9 @@ fn on_load(private: &TokenStream, hot: &HotModule) -> TokenStream {
         return TokenStream::new();
     };
     quote! {
-        pub(super) unsafe extern "C" fn __hotmod_on_load(args: *mut u8, ret: *mut u8, panic: *mut #private::PanicSlot) -> bool {
+        pub(super) unsafe extern "C" fn __hotmod_on_load(args: *mut u8, ret: *mut u8) -> #private::PanicMessage {
             unsafe {
-                #private::trampoline::<(), #private::OnLoadResult>(args, ret, panic, |()| {
+                #private::trampoline::<(), #private::OnLoadResult>(args, ret, |()| {
                     #private::on_load_result(super::#name())
                 })
             }
@@ -688,4 +891,68 @@ fn trait_methods(t: &syn::ItemTrait) -> impl Iterator<Item = &syn::Signature> {
         syn::TraitItem::Fn(f) => Some(&f.sig),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{register_param, register_result};
+    use syn::{parse_quote, Type};
+
+    #[test]
+    fn register_parameters_are_primitives_references_and_raw_pointers() {
+        let yes: Vec<Type> = vec![
+            parse_quote!(u64),
+            parse_quote!(f32),
+            parse_quote!(bool),
+            parse_quote!(char),
+            parse_quote!(&str),
+            parse_quote!(&'static str),
+            parse_quote!(&mut u64),
+            parse_quote!(&[String]),
+            parse_quote!(&Vec<u8>),
+            parse_quote!(*const u8),
+            parse_quote!((usize)),
+        ];
+        let no: Vec<Type> = vec![
+            parse_quote!(u128),
+            parse_quote!(String),
+            parse_quote!(Option<u32>),
+            parse_quote!((u32, u32)),
+            parse_quote!(&&str),
+            parse_quote!(&dyn Fn() -> u32),
+            parse_quote!(&Cow<'static, str>),
+            parse_quote!(&'a str),
+            parse_quote!(*const &str),
+            parse_quote!(std::primitive::u64),
+        ];
+        for ty in &yes {
+            assert!(register_param(ty), "{}", quote::quote!(#ty));
+        }
+        for ty in &no {
+            assert!(!register_param(ty), "{}", quote::quote!(#ty));
+        }
+    }
+
+    #[test]
+    fn register_results_fit_one_register() {
+        let yes: Vec<Type> = vec![
+            parse_quote!(()),
+            parse_quote!(u64),
+            parse_quote!(f64),
+            parse_quote!(bool),
+        ];
+        let no: Vec<Type> = vec![
+            parse_quote!(u128),
+            parse_quote!(&str),
+            parse_quote!(String),
+            parse_quote!(Option<u8>),
+            parse_quote!((u32,)),
+        ];
+        for ty in &yes {
+            assert!(register_result(ty), "{}", quote::quote!(#ty));
+        }
+        for ty in &no {
+            assert!(!register_result(ty), "{}", quote::quote!(#ty));
+        }
+    }
 }

@@ -10,11 +10,20 @@
 //! - Every type here is `#[repr(C)]` and built only from integers, raw pointers and `extern "C"`
 //!   function pointers, so a host can read a descriptor produced by any compiler. The first two
 //!   fields (`magic`, `abi_version`) never move: a host reads them before trusting anything else.
-//! - A trampoline never unwinds: [`trampoline`] catches the panic inside the library, returns
-//!   `true` and hands its message back as data in a [`PanicSlot`].
-//! - Arguments and return values travel as pointers to ordinary Rust values. That is sound only
-//!   because the loader refuses a library unless toolchain identity, signatures and layouts all
-//!   match the host's, so both sides agree on every layout involved.
+//! - A trampoline never unwinds: [`trampoline`] and [`register_trampoline`] catch the panic
+//!   inside the library and hand its message back as a value, a [`PanicMessage`] that is null
+//!   when the function returned.
+//! - Each function's trampoline is of one of two kinds ([`FnEntry::kind`]). A *register*
+//!   trampoline ([`CALL_REGISTERS`]) is `extern "C" fn(a, b, ..) -> Returned<R>`: arguments in
+//!   registers where the platform's C ABI puts them, the result and the panic message pointer in
+//!   two registers (`Returned` is two words). The macro picks it when every parameter is a
+//!   primitive, a reference or a raw pointer and the result is `()` or a primitive of at most one
+//!   register. Every other function has a *memory* trampoline ([`CALL_MEMORY`], [`Trampoline`]):
+//!   pointers to the argument tuple and to the return slot.
+//! - Arguments and return values are ordinary Rust values passed by Rust's own rules. That is
+//!   sound only because the loader refuses a library unless toolchain identity (target features
+//!   included), signatures, layouts and trampoline kinds all match the host's, so both sides
+//!   agree on every layout and calling convention involved.
 //!
 //! This file is the only part of hotmod a module's cdylib reaches through its exported
 //! descriptor; keep it free of the loader, the watcher and their dependencies.
@@ -25,7 +34,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Bumped whenever any type in this file changes shape or meaning.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// The first bytes of every descriptor.
 pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
@@ -34,7 +43,7 @@ pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
 /// [`ABI_VERSION`] at compile time (and written by `hotmod-macros`' `symbol_name`, which the loader
 /// tests exercise). The loader also searches a library's bytes for `__hotmod_v` to tell "not a
 /// hotmod library" from "a library of another hot module" or "of another ABI version".
-pub const SYMBOL_PREFIX: &str = "__hotmod_v4__";
+pub const SYMBOL_PREFIX: &str = "__hotmod_v5__";
 
 /// What every descriptor symbol starts with, whatever its ABI version.
 pub const SYMBOL_STEM: &str = "__hotmod_v";
@@ -65,14 +74,42 @@ const fn prefix_names_version(prefix: &[u8], version: u32) -> bool {
         && prefix[i + 1] == b'_'
 }
 
-/// rustc version, commit, target triple and hotmod version this crate was compiled with.
+/// rustc version, commit, target triple, enabled target features and hotmod version this crate
+/// was compiled with. Target features decide which registers carry floats and vectors in a
+/// register trampoline's calling convention, so a library built with others is refused.
 pub const TOOLCHAIN: &str = env!("HOTMOD_TOOLCHAIN");
 
-/// An `extern "C"` function of a generation: reads the argument tuple from `args` and writes the
-/// return value to `ret` (returning `false`), or writes a panic's message to `panic` (returning
-/// `true`). The flag travels in a register: a call that does not panic touches no slot.
-pub type Trampoline =
-    unsafe extern "C" fn(args: *mut u8, ret: *mut u8, panic: *mut PanicSlot) -> bool;
+/// A memory trampoline: reads the argument tuple from `args` and writes the return value to
+/// `ret` (returning null), or returns a panic's message. The flag travels in a register: a call
+/// that does not panic touches nothing but its return slot.
+pub type Trampoline = unsafe extern "C" fn(args: *mut u8, ret: *mut u8) -> PanicMessage;
+
+/// A panic's message, boxed by the library and owned by whoever receives it; null when the
+/// function returned. Allocated by the library and freed by the host: both use the process's
+/// global allocator as long as neither installs its own `#[global_allocator]`
+/// (see docs/reload-model.md).
+pub type PanicMessage = *mut String;
+
+/// A trampoline of either kind as the descriptor stores it; the host casts it back to the type
+/// its own [`FnEntry::kind`] names (the loader checked that the library's kind is the same).
+pub type RawTrampoline = unsafe extern "C" fn();
+
+/// [`FnEntry::kind`] of a memory trampoline ([`Trampoline`]).
+pub const CALL_MEMORY: u32 = 0;
+
+/// [`FnEntry::kind`] of a register trampoline: `extern "C" fn(a, b, ..) -> Returned<R>`.
+pub const CALL_REGISTERS: u32 = 1;
+
+/// What a register trampoline returns: two words, so the platform's C ABI returns it in two
+/// registers (`rax:rdx`, or `xmm0` and `rax` for a float, on x86-64; `x0:x1` on AArch64).
+/// `value` is initialised exactly when `panic` is null.
+#[repr(C)]
+pub struct Returned<R> {
+    /// The function's result.
+    pub value: MaybeUninit<R>,
+    /// The panic's message, or null.
+    pub panic: PanicMessage,
+}
 
 /// A `&'static str` with a layout fixed by `#[repr(C)]`.
 #[repr(C)]
@@ -271,8 +308,10 @@ pub struct FnEntry {
     pub params: SliceRef<ValueLayout>,
     /// Size and alignment of the return type (`()` for none).
     pub ret: ValueLayout,
-    /// Calls the function.
-    pub trampoline: Trampoline,
+    /// [`CALL_MEMORY`] or [`CALL_REGISTERS`]: the type `trampoline` really has.
+    pub kind: u32,
+    /// Calls the function: a [`Trampoline`] or a register trampoline, as `kind` says.
+    pub trampoline: RawTrampoline,
 }
 
 /// Size and alignment of a type as it appears in a signature.
@@ -335,72 +374,57 @@ unsafe impl Sync for StrRef {}
 // SAFETY: as above.
 unsafe impl Send for StrRef {}
 
-/// Where a trampoline leaves a panic's message, an owned `String`. Written only when the
-/// trampoline returns `true`; untouched (and holding nothing to free) otherwise.
-///
-/// The message is allocated by the library and freed by the host; both use the process's
-/// global allocator as long as neither installs its own `#[global_allocator]`
-/// (see docs/reload-model.md).
-#[repr(transparent)]
-pub struct PanicSlot(MaybeUninit<String>);
-
-impl PanicSlot {
-    /// An empty slot.
-    #[inline(always)]
-    pub const fn new() -> Self {
-        PanicSlot(MaybeUninit::uninit())
-    }
-
-    /// Takes the panic message out of the slot.
-    ///
-    /// # Safety
-    /// The trampoline this slot was passed to returned `true`, and the message was not taken yet.
-    pub unsafe fn take(&mut self) -> String {
-        // SAFETY: the caller's contract: `trampoline` wrote the message and nobody read it since.
-        unsafe { self.0.assume_init_read() }
-    }
-}
-
-impl Default for PanicSlot {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The body of every generated trampoline: moves the argument tuple out of `args`, runs `f`
-/// with panics caught, and writes the result to `ret` (returns `false`) or the panic message to
-/// `panic` (returns `true`).
+/// The body of every memory trampoline: moves the argument tuple out of `args`, runs `f` with
+/// panics caught, and writes the result to `ret` (returns null) or returns the panic's message.
 ///
 /// # Safety
 /// `args` must point to an initialised `A` that the caller will not use or drop again;
-/// `ret` must be valid for writing an `R`; `panic` must be valid for writing a [`PanicSlot`].
+/// `ret` must be valid for writing an `R`.
 #[inline]
 pub unsafe fn trampoline<A, R>(
     args: *mut u8,
     ret: *mut u8,
-    panic: *mut PanicSlot,
     f: impl FnOnce(A) -> R,
-) -> bool {
+) -> PanicMessage {
     // SAFETY: the caller hands over ownership of the `A` behind `args`.
     let args = unsafe { args.cast::<A>().read() };
     match catch_unwind(AssertUnwindSafe(move || f(args))) {
         Ok(value) => {
             // SAFETY: the caller guarantees `ret` is valid for writing an `R`.
             unsafe { ret.cast::<R>().write(value) };
-            false
+            std::ptr::null_mut()
         }
-        Err(payload) => {
-            let message = panic_message(&*payload);
-            // The payload's vtable lives in this library: drop it here, never in the host. A
-            // payload whose own drop panics is leaked rather than allowed to unwind.
-            if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-                std::mem::forget(nested);
-            }
-            // SAFETY: the caller guarantees `panic` is valid for writing a slot.
-            unsafe { panic.write(PanicSlot(MaybeUninit::new(message))) };
-            true
-        }
+        Err(payload) => caught(payload),
     }
+}
+
+/// The body of every register trampoline: runs `f` (which owns the arguments) with panics
+/// caught; the result, or the panic's message, comes back in registers.
+#[inline]
+pub fn register_trampoline<R>(f: impl FnOnce() -> R) -> Returned<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Returned {
+            value: MaybeUninit::new(value),
+            panic: std::ptr::null_mut(),
+        },
+        Err(payload) => Returned {
+            value: MaybeUninit::uninit(),
+            panic: caught(payload),
+        },
+    }
+}
+
+/// A caught panic's message, boxed for the host. The payload's vtable lives in this library: it
+/// is dropped here, never in the host; a payload whose own drop panics is leaked rather than
+/// allowed to unwind.
+#[cold]
+#[inline(never)]
+fn caught(payload: Box<dyn Any + Send>) -> PanicMessage {
+    let message = panic_message(&*payload);
+    if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(nested);
+    }
+    Box::into_raw(Box::new(message))
 }
 
 /// The message of a panic payload, as `std` prints it.
@@ -421,4 +445,26 @@ pub type OnLoadResult = Result<(), String>;
 /// no value of a library-defined error type ever reaches the host.
 pub fn on_load_result<E: std::fmt::Display>(result: Result<(), E>) -> OnLoadResult {
     result.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TOOLCHAIN;
+
+    /// Register trampolines follow the C ABI, which target features change: they are part of
+    /// the identity the loader compares.
+    #[test]
+    fn the_toolchain_identity_names_the_target_features() {
+        let features = TOOLCHAIN
+            .split_once('[')
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(features, _)| features)
+            .unwrap_or_else(|| panic!("no features in {TOOLCHAIN}"));
+        let listed: Vec<&str> = features.split(',').collect();
+        #[cfg(target_feature = "sse2")]
+        assert!(listed.contains(&"sse2"), "{TOOLCHAIN}");
+        #[cfg(target_feature = "neon")]
+        assert!(listed.contains(&"neon"), "{TOOLCHAIN}");
+        assert!(!listed.is_empty());
+    }
 }

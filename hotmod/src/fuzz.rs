@@ -6,7 +6,7 @@
 //! shape (invalid UTF-8 included) without ever producing a wild pointer.
 
 use crate::abi::{
-    FieldLayout, FnEntry, ModuleDescriptor, PanicSlot, SliceRef, StrRef, Trampoline, TypeLayout,
+    FieldLayout, FnEntry, ModuleDescriptor, RawTrampoline, SliceRef, StrRef, TypeLayout,
     ValueLayout, ABI_VERSION, MAGIC,
 };
 use crate::verify::Refusal;
@@ -100,6 +100,8 @@ pub struct Function {
     pub params: Vec<Value>,
     /// The return type's layout.
     pub ret: Value,
+    /// The trampoline's kind (`FnEntry::kind`).
+    pub kind: u32,
     /// Which of the [`TRAMPOLINES`] dummy trampolines the entry holds (taken modulo their
     /// number); [`Outcome::Accepted`] says which ones `verify` returned.
     pub trampoline: usize,
@@ -172,11 +174,11 @@ pub const TRAMPOLINES: usize = 8;
 
 /// A trampoline that is never called; each `N` is a distinct function (distinct bodies, so no
 /// merging of identical functions gives two of them one address).
-unsafe extern "C" fn dummy<const N: usize>(_: *mut u8, _: *mut u8, _: *mut PanicSlot) -> bool {
-    std::hint::black_box(N) == usize::MAX
+unsafe extern "C" fn dummy<const N: usize>() {
+    std::hint::black_box(N);
 }
 
-const DUMMIES: [Trampoline; TRAMPOLINES] = [
+const DUMMIES: [RawTrampoline; TRAMPOLINES] = [
     dummy::<0>, dummy::<1>, dummy::<2>, dummy::<3>, dummy::<4>, dummy::<5>, dummy::<6>, dummy::<7>,
 ];
 
@@ -278,6 +280,7 @@ pub unsafe fn describe(d: &ModuleDescriptor) -> Description {
                     signature: text(&f.signature),
                     params: f.params.as_slice().iter().map(|v| value(v)).collect(),
                     ret: value(&f.ret),
+                    kind: f.kind,
                     trampoline: DUMMIES
                         .iter()
                         .position(|t| *t as usize == f.trampoline as usize)
@@ -350,6 +353,7 @@ pub unsafe fn verify(host: &ModuleDescriptor, lib: &Description) -> Outcome {
                 signature: str_ref(&f.signature),
                 params: slice_ref(params),
                 ret: value_layout(&f.ret),
+                kind: f.kind,
                 trampoline: DUMMIES[f.trampoline % TRAMPOLINES],
             })
             .collect();

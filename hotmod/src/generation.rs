@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
-use crate::abi::{ModuleDescriptor, Trampoline};
+use crate::abi::{ModuleDescriptor, RawTrampoline};
 use crate::loader::LoadedLibrary;
 use crate::rollback::Rollback;
 
@@ -22,7 +22,7 @@ pub(crate) struct Generation {
     pub(crate) number: u64,
     /// Trampolines in the host's function order; empty for generation 0, whose calls go
     /// directly to the compiled-in functions.
-    pub(crate) table: Vec<Trampoline>,
+    pub(crate) table: Vec<RawTrampoline>,
     /// Handles and nested plain calls holding this generation. The only field written after
     /// creation, so it has cache lines of its own: pinning never slows calls reading `table`.
     pub(crate) pins: CachePadded<AtomicUsize>,

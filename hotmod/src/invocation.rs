@@ -1,90 +1,131 @@
-//! Calling a trampoline: room for the return value and a panic's message, and re-raising the
-//! module's panic in the caller. Used by every call path (`pin.rs`) and by the runtime's own
-//! calls into a library (the on_load gate, state hand-over and marks).
+//! Calling a trampoline of either kind and re-raising the module's panic in the caller. Used by
+//! every call path (`pin.rs`) and by the runtime's own calls into a library (the on_load gate,
+//! state hand-over and marks).
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr;
 
-use crate::abi::{PanicSlot, Trampoline};
+use crate::abi::{PanicMessage, RawTrampoline, Returned, Trampoline, CALL_MEMORY};
 
-/// One call through a trampoline: room for the return value and for a panic's message. Whether
-/// it panicked comes back in a register (`run`'s result): a call that does not panic touches
-/// neither the slot nor anything but its return value here.
-pub(crate) struct Invocation<R> {
-    ret: MaybeUninit<R>,
-    panic: PanicSlot,
-}
+/// How the host calls one function's trampoline: the kind the macro picked for it, and a call
+/// through a trampoline of that kind. [`Memory`] for memory trampolines; the macro generates
+/// one implementation per function with a register trampoline (it spreads the argument tuple
+/// into the trampoline's parameters).
+///
+/// # Safety
+/// `KIND` must be the kind of trampoline `invoke` calls ([`crate::abi::CALL_MEMORY`] or
+/// [`crate::abi::CALL_REGISTERS`]), and `invoke` must call it with exactly the arguments `A`
+/// and return type `Returned<R>` the generated trampoline of the same function has.
+pub unsafe trait Invoke<A, R> {
+    /// `FnEntry::kind` of the function's trampoline.
+    const KIND: u32;
 
-impl<R> Invocation<R> {
-    #[inline(always)]
-    pub(crate) fn new() -> Self {
-        Invocation {
-            ret: MaybeUninit::uninit(),
-            panic: PanicSlot::new(),
-        }
-    }
-
-    /// Runs `trampoline` with `args`; returns whether the module code panicked.
+    /// Calls `trampoline` with `args`.
     ///
     /// # Safety
-    /// `trampoline` must be a verified trampoline taking `A` and returning `R`, in a library that
-    /// stays loaded during the call; `run` must be called at most once.
-    #[inline(always)]
-    pub(crate) unsafe fn run<A>(&mut self, trampoline: Trampoline, args: A) -> bool {
-        let mut args = ManuallyDrop::new(args);
-        // SAFETY: `args` is an initialised `A` whose ownership passes to the trampoline (we never
-        // drop it: `ManuallyDrop`); `ret` has room for an `R`; `panic` has room for a slot.
-        unsafe {
-            trampoline(
-                ptr::from_mut::<A>(&mut args).cast(),
-                self.ret.as_mut_ptr().cast(),
-                &mut self.panic,
-            )
-        }
-    }
+    /// `trampoline` must be a verified trampoline of kind `KIND` taking `A` and returning `R`, in
+    /// a library that stays loaded during the call.
+    unsafe fn invoke(trampoline: RawTrampoline, args: A) -> Returned<R>;
+}
 
+/// Calls memory trampolines: the argument tuple and the return slot travel by pointer.
+pub struct Memory;
+
+// SAFETY: `invoke` calls a `Trampoline` (the memory kind) with a pointer to an owned `A` and
+// room for an `R`, as `abi::trampoline` expects.
+unsafe impl<A, R> Invoke<A, R> for Memory {
+    const KIND: u32 = CALL_MEMORY;
+
+    #[inline(always)]
+    unsafe fn invoke(trampoline: RawTrampoline, args: A) -> Returned<R> {
+        // SAFETY: the caller guarantees the trampoline is of the memory kind, whose real type is
+        // `Trampoline`; function pointers of both types have the same size.
+        let trampoline = unsafe { std::mem::transmute::<RawTrampoline, Trampoline>(trampoline) };
+        // SAFETY: forwarded from the caller.
+        unsafe { invoke_memory(trampoline, args) }
+    }
+}
+
+/// Calls a memory trampoline.
+///
+/// # Safety
+/// `trampoline` must be a verified trampoline taking `A` and returning `R`, in a library that
+/// stays loaded during the call.
+#[inline(always)]
+unsafe fn invoke_memory<A, R>(trampoline: Trampoline, args: A) -> Returned<R> {
+    let mut args = ManuallyDrop::new(args);
+    let mut value = MaybeUninit::<R>::uninit();
+    // SAFETY: `args` is an initialised `A` whose ownership passes to the trampoline (we never
+    // drop it: `ManuallyDrop`); `value` has room for an `R`.
+    let panic = unsafe {
+        trampoline(
+            ptr::from_mut::<A>(&mut args).cast(),
+            value.as_mut_ptr().cast(),
+        )
+    };
+    Returned { value, panic }
+}
+
+impl<R> Returned<R> {
     /// The return value, or the module's panic re-raised here.
     ///
     /// # Safety
-    /// `run` must have returned `panicked`; `finish` is called at most once.
+    /// `self` came from a trampoline call (so `value` is initialised exactly when `panic` is
+    /// null, and a non-null `panic` is an unowned boxed message).
     #[inline(always)]
-    pub(crate) unsafe fn finish(&mut self, panicked: bool) -> R {
-        if panicked {
-            // SAFETY: the trampoline returned `true`, so it wrote the message; taken once.
-            unsafe { resume_panic(&mut self.panic) }
+    pub(crate) unsafe fn finish(self) -> R {
+        if !self.panic.is_null() {
+            // SAFETY: non-null: the trampoline boxed a message and nobody owns it yet.
+            unsafe { resume_panic(self.panic) }
         }
-        // SAFETY: the trampoline returned `false`, so it wrote the return value; read once.
-        unsafe { self.ret.assume_init_read() }
+        // SAFETY: null `panic`: the trampoline returned and wrote the value.
+        unsafe { self.value.assume_init() }
+    }
+
+    /// The return value, or the module's panic message.
+    ///
+    /// # Safety
+    /// As for [`Returned::finish`].
+    pub(crate) unsafe fn into_result(self) -> Result<R, String> {
+        if self.panic.is_null() {
+            // SAFETY: null `panic`: the trampoline returned and wrote the value.
+            Ok(unsafe { self.value.assume_init() })
+        } else {
+            // SAFETY: non-null: the trampoline boxed a message and nobody owns it yet.
+            Err(unsafe { take_message(self.panic) })
+        }
     }
 }
 
-/// Runs a trampoline outside the call paths (the on_load gate). `Err` carries the message of a
-/// panic inside the module.
+/// Runs a memory trampoline outside the call paths (the on_load gate, state hand-over). `Err`
+/// carries the message of a panic inside the module.
 ///
 /// # Safety
 /// `trampoline` must be a verified trampoline taking `A` and returning `R`, in a library that
 /// stays loaded during the call.
 pub(crate) unsafe fn invoke<A, R>(trampoline: Trampoline, args: A) -> Result<R, String> {
-    let mut call = Invocation::<R>::new();
-    // SAFETY: the caller's contract.
-    if unsafe { call.run::<A>(trampoline, args) } {
-        // SAFETY: the trampoline returned `true`, so it wrote the message.
-        Err(unsafe { call.panic.take() })
-    } else {
-        // SAFETY: the trampoline returned `false`, so it wrote the return value.
-        Ok(unsafe { call.ret.assume_init_read() })
-    }
+    // SAFETY: the caller's contract; the result comes from that call.
+    unsafe { invoke_memory::<A, R>(trampoline, args).into_result() }
+}
+
+/// Takes ownership of a panic's message.
+///
+/// # Safety
+/// `message` is a non-null [`PanicMessage`] a trampoline returned, not taken yet.
+unsafe fn take_message(message: PanicMessage) -> String {
+    // SAFETY: the trampoline made it with `Box::into_raw`; the caller's contract says once.
+    *unsafe { Box::from_raw(message) }
 }
 
 /// Re-raises a module's panic on the caller's thread as an ordinary panic whose payload is the
 /// module's message (a `String`). The module's own panic hook already reported it.
 ///
 /// # Safety
-/// The trampoline `panic` was passed to returned `true`, and the message was not taken yet.
+/// As for [`take_message`].
 #[cold]
 #[inline(never)]
-unsafe fn resume_panic(panic: &mut PanicSlot) -> ! {
+unsafe fn resume_panic(message: PanicMessage) -> ! {
     // SAFETY: the caller's contract.
-    let message = unsafe { panic.take() };
+    let message = unsafe { take_message(message) };
     std::panic::resume_unwind(Box::new(message))
 }

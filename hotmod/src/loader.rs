@@ -6,7 +6,7 @@ use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::abi::{ModuleDescriptor, Trampoline, ABI_VERSION, SYMBOL_STEM};
+use crate::abi::{ModuleDescriptor, RawTrampoline, Trampoline, ABI_VERSION, SYMBOL_STEM};
 use crate::error::Error;
 use crate::os;
 use crate::shadow::ShadowCopy;
@@ -63,7 +63,7 @@ impl Drop for LoadedLibrary {
 /// `#[on_load]` function, not yet run.
 pub(crate) struct Opened {
     pub(crate) library: LoadedLibrary,
-    pub(crate) table: Vec<Trampoline>,
+    pub(crate) table: Vec<RawTrampoline>,
     pub(crate) on_load: Option<Trampoline>,
     /// The library's verified descriptor; valid while `library` is loaded.
     pub(crate) descriptor: *const ModuleDescriptor,

@@ -8,6 +8,8 @@
 //!   generation is no longer current it backs off and retries. The collector swaps `current`
 //!   before it reads `pins`, and all four accesses are `SeqCst`, so either the collector sees the
 //!   increment or the handle sees the swap.
+//!   Generation 0 is never unloaded: a handle that finds it current only raises its count (no
+//!   hazard slot, no fence; before any library is prepared those fences would be real ones).
 //!
 //! - **Plain calls** must not write shared memory (a refcount would put every calling core on
 //!   one cache line), so each thread owns a *hazard slot*: the call stores the generation in its
@@ -36,10 +38,10 @@
 use std::ptr;
 use std::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
 
-use crate::abi::Trampoline;
+use crate::abi::RawTrampoline;
 use crate::generation::Generation;
 use crate::hazard::{fast_call_slot, thread_slot};
-use crate::invocation::Invocation;
+use crate::invocation::Invoke;
 use crate::os;
 use crate::runtime::{CountPin, Runtime};
 use crate::transaction;
@@ -50,7 +52,7 @@ pub struct PinnedGeneration {
     /// The generation's trampoline table (empty for generation 0), copied here: it never
     /// changes while the generation lives, and a copy inside the handle lets the compiler keep
     /// it in registers across calls through the same handle.
-    table: *const Trampoline,
+    table: *const RawTrampoline,
     len: usize,
 }
 
@@ -88,8 +90,14 @@ impl PinnedGeneration {
 
     /// Calls function `index` of the pinned generation; `builtin` is the compiled-in function,
     /// used when the pinned generation is 0.
+    /// `I` calls the function's trampoline (its kind, see `invocation.rs`).
     #[inline]
-    pub fn call<A, R, F: FnOnce(A) -> R>(&self, index: usize, args: A, builtin: F) -> R {
+    pub fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+        &self,
+        index: usize,
+        args: A,
+        builtin: F,
+    ) -> R {
         // Generation 0 has an empty table; a loaded generation has one verified entry per host
         // function, so the index is out of range exactly when the compiled-in code must run.
         if index >= self.len {
@@ -98,16 +106,15 @@ impl PinnedGeneration {
         // SAFETY: `index < len`, and `table`/`len` describe the pinned generation's table, which
         // stays allocated and unchanged while the generation is pinned.
         let trampoline = unsafe { *self.table.add(index) };
-        let mut call = Invocation::new();
-        // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, and the
-        // library stays loaded while `self` exists.
-        let panicked = unsafe { call.run::<A>(trampoline, args) };
+        // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, of the
+        // kind `I` calls (verified too), and the library stays loaded while `self` exists.
+        let returned = unsafe { I::invoke(trampoline, args) };
         let generation = self.pin.get();
         if generation.probation.active.load(Ordering::Relaxed) {
-            observe(self.pin.runtime(), generation, panicked);
+            observe(self.pin.runtime(), generation, !returned.panic.is_null());
         }
-        // SAFETY: `call` ran and returned `panicked`.
-        unsafe { call.finish(panicked) }
+        // SAFETY: `returned` came from the call.
+        unsafe { returned.finish() }
     }
 }
 
@@ -133,6 +140,16 @@ impl std::fmt::Debug for PinnedGeneration {
 
 /// Pins the current generation by count.
 fn pin_current(runtime: &'static Runtime) -> CountPin {
+    // Generation 0 is never unloaded: while it is current, its count is all a pin needs, with
+    // no hazard slot and no fence. (Until a library is prepared the process has not registered
+    // the expedited barrier, so the slot protocol's two fences would be real ones.)
+    let current = runtime.current_ptr();
+    if runtime.is_builtin(current) {
+        // SAFETY: generation 0 lives in the runtime, a static, and is never freed.
+        unsafe { &*current }.pins.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: we raised the count this pin releases.
+        return unsafe { CountPin::adopt(runtime, current) };
+    }
     let Some(slot) = thread_slot() else {
         // Thread teardown: no slot. The collector runs under the registry lock, so pinning
         // under it is safe too.
@@ -157,7 +174,7 @@ fn pin_current(runtime: &'static Runtime) -> CountPin {
 /// on a thread, no expedited process barrier, nested calls, a reload racing the call, a panic in
 /// the module) is out of line.
 #[inline(always)]
-pub(crate) fn call<A, R, F: FnOnce(A) -> R>(
+pub(crate) fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     runtime: &'static Runtime,
     index: usize,
     args: A,
@@ -174,7 +191,7 @@ pub(crate) fn call<A, R, F: FnOnce(A) -> R>(
     // else is `UNREGISTERED` (first call on this thread, no expedited barrier, thread teardown)
     // or the generation of an outer plain call still running on this thread (a nested call).
     if !slot.load(Ordering::Relaxed).is_null() {
-        return call_slow(runtime, index, args, builtin);
+        return call_slow::<A, R, I, F>(runtime, index, args, builtin);
     }
     slot.store(current.cast_mut(), Ordering::Relaxed);
     // The slot is only registered once the process is registered for expedited membarrier, so
@@ -185,7 +202,7 @@ pub(crate) fn call<A, R, F: FnOnce(A) -> R>(
         // A collector may also have seen it in our slot and skipped it: ask again.
         slot.store(ptr::null_mut(), Ordering::Release);
         retired_while_calling(runtime);
-        return call_slow(runtime, index, args, builtin);
+        return call_slow::<A, R, I, F>(runtime, index, args, builtin);
     }
     // SAFETY: published and validated: the collector will not free it until the slot is cleared.
     let generation = unsafe { &*current };
@@ -195,13 +212,13 @@ pub(crate) fn call<A, R, F: FnOnce(A) -> R>(
         slot.store(ptr::null_mut(), Ordering::Release);
         return builtin(args);
     };
-    let mut call = Invocation::new();
     // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, whose
-    // argument and return types are `A` and `R`; the library stays loaded until the slot clears.
-    let panicked = unsafe { call.run::<A>(trampoline, args) };
+    // argument and return types are `A` and `R` and whose kind is the one `I` calls; the library
+    // stays loaded until the slot clears.
+    let returned = unsafe { I::invoke(trampoline, args) };
     // A rollback policy watches a new generation's first calls (one relaxed load otherwise).
     if generation.probation.active.load(Ordering::Relaxed) {
-        observe(runtime, generation, panicked);
+        observe(runtime, generation, !returned.panic.is_null());
     }
     // Release: the call's reads of the generation happen before the collector can see the slot
     // empty. The compiler fence keeps the re-check below after the store, which is what makes
@@ -211,8 +228,8 @@ pub(crate) fn call<A, R, F: FnOnce(A) -> R>(
     if !ptr::eq(runtime.current_loaded(), current) {
         retired_while_calling(runtime);
     }
-    // SAFETY: `call` ran and returned `panicked`.
-    unsafe { call.finish(panicked) }
+    // SAFETY: `returned` came from the call.
+    unsafe { returned.finish() }
 }
 
 /// Counts a call of a generation under probation (see `Module::set_rollback`); the caller still
@@ -234,7 +251,7 @@ fn retired_while_calling(runtime: &'static Runtime) {
 /// The general plain call: first call on this thread, a nested call, a reload racing the call.
 #[cold]
 #[inline(never)]
-fn call_slow<A, R, F: FnOnce(A) -> R>(
+fn call_slow<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     runtime: &'static Runtime,
     index: usize,
     args: A,
@@ -244,7 +261,7 @@ fn call_slow<A, R, F: FnOnce(A) -> R>(
     let slot = match thread_slot() {
         Some(slot) if slot.call.load(Ordering::Relaxed).is_null() => slot,
         // Nested deeper (both call slots hold outer calls' generations) or thread teardown.
-        _ => return PinnedGeneration::pin(runtime).call(index, args, builtin),
+        _ => return PinnedGeneration::pin(runtime).call::<A, R, I, F>(index, args, builtin),
     };
     let generation = publish(runtime, &slot.call);
     // SAFETY: published and validated: alive and loaded until `release`.
@@ -254,16 +271,15 @@ fn call_slow<A, R, F: FnOnce(A) -> R>(
         release(runtime, &slot.call, generation);
         return builtin(args);
     };
-    let mut call = Invocation::new();
     // SAFETY: `index` is the host's index of a function the loader verified with these
-    // argument and return types; the library stays loaded until `release`.
-    let panicked = unsafe { call.run::<A>(trampoline, args) };
+    // argument and return types and the kind `I` calls; the library stays loaded until `release`.
+    let returned = unsafe { I::invoke(trampoline, args) };
     if loaded.probation.active.load(Ordering::Relaxed) {
-        observe(runtime, loaded, panicked);
+        observe(runtime, loaded, !returned.panic.is_null());
     }
     release(runtime, &slot.call, generation);
-    // SAFETY: `call` ran and returned `panicked`.
-    unsafe { call.finish(panicked) }
+    // SAFETY: `returned` came from the call.
+    unsafe { returned.finish() }
 }
 
 /// Publishes the runtime's current generation in `slot` and returns it once it is validated:

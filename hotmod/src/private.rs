@@ -7,14 +7,17 @@ pub use crate::pin::PinnedGeneration;
 use crate::pinned::{Pinnable, Pinned};
 
 pub use crate::abi::{
-    enter_library, on_load_result, trampoline, FieldLayout, FnEntry, ModuleDescriptor,
-    OnLoadResult, PanicSlot, SliceRef, StateEntry, StateExport, StateImport, StateMark, StateTake,
-    StrRef, Trampoline, TypeLayout, ValueLayout, ABI_VERSION, MAGIC, SYMBOL_PREFIX, TOOLCHAIN,
+    enter_library, on_load_result, register_trampoline, trampoline, FieldLayout, FnEntry,
+    ModuleDescriptor, OnLoadResult, PanicMessage, RawTrampoline, Returned, SliceRef, StateEntry,
+    StateExport, StateImport, StateMark, StateTake, StrRef, Trampoline, TypeLayout, ValueLayout,
+    ABI_VERSION, CALL_MEMORY, CALL_REGISTERS, MAGIC, SYMBOL_PREFIX, TOOLCHAIN,
 };
+pub use crate::invocation::{Invoke, Memory};
 pub use crate::os::set_thread_exit_redirect;
 pub use crate::runtime::ModuleInfo;
 #[cfg(feature = "state")]
 pub use crate::state::glue as state_glue;
+pub use core::mem::transmute;
 pub use core::mem::{align_of, size_of};
 pub use core::option::Option::{None, Some};
 
@@ -28,13 +31,13 @@ impl PinnedGeneration {
 
 /// A plain call of function `index` (see `pin::call`).
 #[inline(always)]
-pub fn call<A, R, F: FnOnce(A) -> R>(
+pub fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     module: &'static Module,
     index: usize,
     args: A,
     builtin: F,
 ) -> R {
-    pin::call(module.runtime(), index, args, builtin)
+    pin::call::<A, R, I, F>(module.runtime(), index, args, builtin)
 }
 
 /// A plain call of a function returning `Pinned`: pins the current generation for the call and
@@ -46,7 +49,7 @@ pub fn call_pinned<A, T: Pinnable, F: FnOnce(A) -> Pinned<T>>(
     builtin: F,
 ) -> Pinned<T> {
     let pin = PinnedGeneration::current(module);
-    let value = pin.call(index, args, builtin);
+    let value = pin.call::<A, Pinned<T>, Memory, F>(index, args, builtin);
     value.attach(pin)
 }
 
@@ -57,6 +60,6 @@ pub fn call_pinned_on<A, T: Pinnable, F: FnOnce(A) -> Pinned<T>>(
     args: A,
     builtin: F,
 ) -> Pinned<T> {
-    let value = pin.call(index, args, builtin);
+    let value = pin.call::<A, Pinned<T>, Memory, F>(index, args, builtin);
     value.attach(pin.clone())
 }

@@ -2,13 +2,14 @@
 //!
 //! Order matters: the magic and ABI version are read first (their offsets never change); only
 //! when they match is the rest of the descriptor read. Then module path, toolchain identity,
-//! every function the host knows (by name: signature text and every parameter's and the return
-//! type's size and alignment), and every module type that crosses the boundary (size, alignment,
+//! every function the host knows (by name: signature text, trampoline kind, and every parameter's
+//! and the return type's size and alignment), and every module type that crosses the boundary (size, alignment,
 //! field offsets and the definition's text). A library may add functions and types; it may not
 //! change or remove any the host was compiled against.
 
 use crate::abi::{
-    FnEntry, ModuleDescriptor, Trampoline, TypeLayout, ValueLayout, ABI_VERSION, MAGIC,
+    FnEntry, ModuleDescriptor, RawTrampoline, TypeLayout, ValueLayout, ABI_VERSION, CALL_MEMORY,
+    CALL_REGISTERS, MAGIC,
 };
 use crate::error::Incompatibility;
 
@@ -31,7 +32,7 @@ pub(crate) enum Refusal {
 pub(crate) unsafe fn verify(
     host: &ModuleDescriptor,
     lib: *const ModuleDescriptor,
-) -> Result<Vec<Trampoline>, Refusal> {
+) -> Result<Vec<RawTrampoline>, Refusal> {
     // SAFETY: the caller guarantees the header is readable; `magic` and `abi_version` are the
     // first fields of every ABI version.
     let (magic, abi_version) = unsafe {
@@ -154,6 +155,7 @@ unsafe fn same_function(a: &FnEntry, b: &FnEntry) -> bool {
     // SAFETY: forwarded from the caller.
     unsafe {
         a.signature.as_str() == b.signature.as_str()
+            && a.kind == b.kind
             && same_layout(&a.ret, &b.ret)
             && a.params.as_slice().len() == b.params.as_slice().len()
             && a.params
@@ -204,7 +206,16 @@ unsafe fn describe_layouts(f: &FnEntry) -> String {
             .chain(std::iter::once(&f.ret))
             .map(|l| format!("{}: {} bytes, align {}", l.name.as_str(), l.size, l.align))
             .collect();
-        format!("{} [{}]", f.signature.as_str(), layouts.join(", "))
+        let kind = match f.kind {
+            CALL_MEMORY => "memory".to_owned(),
+            CALL_REGISTERS => "registers".to_owned(),
+            other => format!("unknown ({other})"),
+        };
+        format!(
+            "{} [{}; {kind} trampoline]",
+            f.signature.as_str(),
+            layouts.join(", ")
+        )
     }
 }
 
