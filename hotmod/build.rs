@@ -34,6 +34,26 @@ fn main() {
         std::env::var("CARGO_PKG_VERSION").unwrap_or_default(),
     );
     println!("cargo:rustc-env=HOTMOD_TOOLCHAIN={identity}");
+
+    // `hotmod_lease`: the watcher can take read leases (`F_SETLEASE`) on this target: Linux, on
+    // the architectures whose `F_SETSIG` value `os/linux_lease.rs` knows. One cfg, so `os/mod.rs`
+    // picks the lease module without writing the list twice.
+    println!("cargo::rustc-check-cfg=cfg(hotmod_lease)");
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let lease_arches = [
+        "x86",
+        "x86_64",
+        "arm",
+        "aarch64",
+        "riscv64",
+        "loongarch64",
+        "powerpc64",
+        "s390x",
+    ];
+    if os == "linux" && lease_arches.contains(&arch.as_str()) {
+        println!("cargo:rustc-cfg=hotmod_lease");
+    }
     println!("cargo:rerun-if-env-changed=RUSTC");
     println!("cargo:rerun-if-changed=build.rs");
 }

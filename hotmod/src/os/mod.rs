@@ -89,33 +89,10 @@ pub(crate) use reclaim_none::{create_locked_dir, reclaim_orphans, remove_locked_
 
 // Read leases on the artifact the watcher is about to read (`F_SETLEASE`; the architectures
 // whose `F_SETSIG` the lease code knows).
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "arm",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64",
-        target_arch = "powerpc64",
-        target_arch = "s390x"
-    )
-))]
+// `hotmod_lease` is set by build.rs for those targets.
+#[cfg(hotmod_lease)]
 #[path = "linux_lease.rs"]
 pub(crate) mod lease;
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "arm",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64",
-        target_arch = "powerpc64",
-        target_arch = "s390x"
-    )
-)))]
+#[cfg(not(hotmod_lease))]
 #[path = "lease_none.rs"]
 pub(crate) mod lease;
