@@ -17,8 +17,16 @@ pub mod shapes {
         pub speaker: hotmod::Pinned<Box<dyn Speaker>>,
     }
 
+    struct Loud;
+
+    impl Speaker for Loud {
+        fn speak(&self) -> String {
+            "HELLO".into()
+        }
+    }
+
     pub fn optional() -> hotmod::Pinned<Option<Box<dyn Speaker>>> {
-        unimplemented!()
+        hotmod::Pinned::new(Some(Box::new(Loud)))
     }
 
     pub fn boxed_sized() -> hotmod::Pinned<Box<Config>> {
@@ -42,7 +50,9 @@ pub mod shapes {
     }
 
     pub fn holder() -> Holder {
-        unimplemented!()
+        Holder {
+            speaker: hotmod::Pinned::new(Box::new(Loud)),
+        }
     }
 }
 
