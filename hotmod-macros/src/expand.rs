@@ -13,13 +13,13 @@
 //! All logic lives in the runtime; the expansion only names things and calls `__private`. The
 //! module reaching it has been validated: nothing here checks or reports anything.
 
-use std::collections::BTreeSet;
-
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
-use syn::{Fields, Item, Type};
+use syn::Type;
 
-use crate::ast::{collect_idents, Args, HotFn, HotModule, ModItem, StateStatic};
+use crate::ast::{Args, HotFn, HotModule, ModItem, StateStatic};
+use crate::boundary::Boundary;
+use crate::describe::erase_lifetimes;
 use crate::text;
 
 pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
@@ -31,11 +31,15 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let ident = &module.ident;
     let functions: Vec<&HotFn> = hot.functions().collect();
 
-    // The user's items in their order, each hot function's wrapper where the function was.
+    // The user's items in their order, each hot function's wrapper where the function was, and
+    // the types that cross the boundary described.
+    let boundary = Boundary::new(krate, hot);
     let items = hot.items.iter().map(|item| match item {
         ModItem::Hot(f) => wrapper(&private, f),
+        ModItem::Other(item) => boundary.item(item),
         other => quote!(#other),
     });
+    let checks = boundary.checks(&functions);
     let impl_fns = functions.iter().map(|f| f.item);
     let indices = indices(&functions);
     let methods = functions.iter().map(|f| method(&private, f));
@@ -60,6 +64,8 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
         #vis mod #ident {
             #(#inner_attrs)*
             #(#items)*
+
+            #checks
 
             /// The functions as written; every generation runs its own copy of these.
             #[doc(hidden)]
@@ -148,7 +154,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
 
 /// `hotmod::__private::SYMBOL_PREFIX`, `__hotmod_v<ABI_VERSION>__` (this crate cannot read
 /// hotmod's constant; a load of any fixture fails if the two differ, see `tests/refused_loads.rs`).
-const SYMBOL_PREFIX: &str = "__hotmod_v5__";
+const SYMBOL_PREFIX: &str = "__hotmod_v6__";
 
 /// `__hotmod_v<ABI>__<crate>__<module>`: the exported descriptor's symbol.
 fn symbol_name(module: &Ident) -> String {
@@ -414,17 +420,6 @@ fn invoker(private: &TokenStream, f: &HotFn) -> TokenStream {
     }
 }
 
-fn value_layout(private: &TokenStream, ty: &Type) -> TokenStream {
-    let name = text::tokens(ty);
-    quote! {
-        #private::ValueLayout {
-            name: #private::StrRef::new(#name),
-            size: #private::size_of::<#ty>(),
-            align: #private::align_of::<#ty>(),
-        }
-    }
-}
-
 /// The `#[cfg]` attributes of an item, field or variant: everything generated for it carries
 /// them, because the attribute sees its input before `#[cfg]` is evaluated.
 fn cfgs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
@@ -490,13 +485,16 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
         let cfgs = cfgs(&f.item.attrs);
         let name = f.item.sig.ident.to_string();
         let params_static = format_ident!("PARAMS_{}", index);
-        let layouts: Vec<_> = f
+        let describers: Vec<_> = f
             .params
             .iter()
-            .map(|p| value_layout(private, p.ty))
+            .map(|p| {
+                let ty = erase_lifetimes(p.ty);
+                quote!(#private::describer::<#ty>)
+            })
             .collect();
-        let count = layouts.len();
-        let ret = value_layout(private, &f.output);
+        let count = describers.len();
+        let ret = erase_lifetimes(&f.output);
         let tramp = &f.item.sig.ident;
         let (kind, erased) = match call_kind(f) {
             CallKind::Memory => (
@@ -514,7 +512,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
         let signature = signature_text(f);
         statics.push(quote! {
             #(#cfgs)*
-            static #params_static: [#private::ValueLayout; #count] = [#(#layouts),*];
+            static #params_static: [#private::Describer; #count] = [#(#describers),*];
         });
         entries.push(quote! {
             #(#cfgs)*
@@ -522,7 +520,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
                 name: #private::StrRef::new(#name),
                 signature: #private::StrRef::new(#signature),
                 params: #private::SliceRef::new(&#params_static),
-                ret: #ret,
+                ret: #private::describer::<#ret>,
                 kind: #kind,
                 // SAFETY: function pointers have one size; the host casts it back to the type
                 // `kind` names (`Invoke`), which is this one.
@@ -531,89 +529,9 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
         });
     }
 
-    let mut types = Vec::new();
-    for (index, item) in boundary_types(hot).into_iter().enumerate() {
-        let (ident, attrs, fields, generic) = match item {
-            Item::Struct(s) => (
-                &s.ident,
-                &s.attrs,
-                Some(&s.fields),
-                !s.generics.params.is_empty(),
-            ),
-            Item::Enum(e) => (&e.ident, &e.attrs, None, !e.generics.params.is_empty()),
-            // A trait has no size: its definition text is what is compared.
-            Item::Trait(t) => (&t.ident, &t.attrs, None, true),
-            _ => continue,
-        };
-        let item_cfgs = cfgs(attrs);
-        let name = ident.to_string();
-        let fields_static = format_ident!("FIELDS_{}", index);
-        let definition_static = format_ident!("DEFINITION_{}", index);
-        let field_layouts: Vec<TokenStream> = match fields {
-            Some(fields) if !generic => fields
-                .iter()
-                .enumerate()
-                .map(|(i, field)| {
-                    let member = match &field.ident {
-                        Some(id) => quote!(#id),
-                        None => {
-                            let index = syn::Index::from(i);
-                            quote!(#index)
-                        }
-                    };
-                    let fname = field
-                        .ident
-                        .as_ref()
-                        .map_or_else(|| i.to_string(), ToString::to_string);
-                    let fty = &field.ty;
-                    let fty_text = text::tokens(fty);
-                    let field_cfgs = cfgs(&field.attrs);
-                    quote! {
-                        #(#field_cfgs)*
-                        #private::FieldLayout {
-                            name: #private::StrRef::new(#fname),
-                            ty: #private::StrRef::new(#fty_text),
-                            offset: ::core::mem::offset_of!(#ident, #member),
-                            size: #private::size_of::<#fty>(),
-                        }
-                    }
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let pieces = definition_pieces(item)
-            .into_iter()
-            .map(|(cfgs, piece)| quote!(#(#cfgs)* #private::StrRef::new(#piece)));
-        let (size, align) = if generic {
-            (quote!(0), quote!(0))
-        } else {
-            (
-                quote!(#private::size_of::<#ident>()),
-                quote!(#private::align_of::<#ident>()),
-            )
-        };
-        statics.push(quote! {
-            #(#item_cfgs)*
-            const #fields_static: &[#private::FieldLayout] = &[#(#field_layouts),*];
-            #(#item_cfgs)*
-            const #definition_static: &[#private::StrRef] = &[#(#pieces),*];
-        });
-        types.push(quote! {
-            #(#item_cfgs)*
-            #private::TypeLayout {
-                name: #private::StrRef::new(#name),
-                size: #size,
-                align: #align,
-                fields: #private::SliceRef::new(#fields_static),
-                definition: #private::SliceRef::new(#definition_static),
-            }
-        });
-    }
-
     quote! {{
         #(#statics)*
         const FUNCTIONS: &[#private::FnEntry] = &[#(#entries),*];
-        const TYPES: &[#private::TypeLayout] = &[#(#types),*];
         const STATES: &[#private::StateEntry] = &[#(#states),*];
         #private::ModuleDescriptor {
             magic: #private::MAGIC,
@@ -621,7 +539,6 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
             module_path: #private::StrRef::new(module_path!()),
             toolchain: #private::StrRef::new(#private::TOOLCHAIN),
             functions: #private::SliceRef::new(FUNCTIONS),
-            types: #private::SliceRef::new(TYPES),
             on_load: #on_load_entry,
             enter: #private::enter_library,
             states: #private::SliceRef::new(STATES),
@@ -727,170 +644,6 @@ fn signature_text(f: &HotFn) -> String {
             format!("fn({}) -> {}", params.join(", "), text::tokens(&**ty))
         }
     }
-}
-
-/// `#[repr(C)] struct Reply { text: String, count: u32 }` in pieces, each with the `#[cfg]`s it
-/// depends on: what decides the layout, without docs, derives or visibility.
-fn definition_pieces(item: &Item) -> Vec<(Vec<&syn::Attribute>, String)> {
-    fn repr(attrs: &[syn::Attribute]) -> String {
-        attrs
-            .iter()
-            .filter(|a| a.path().is_ident("repr"))
-            .map(|a| text::tokens(a) + " ")
-            .collect()
-    }
-    fn fields<'a>(fields: &'a Fields, pieces: &mut Vec<(Vec<&'a syn::Attribute>, String)>) {
-        let (open, close) = match fields {
-            Fields::Named(_) => (" { ", "}"),
-            Fields::Unnamed(_) => ("(", ")"),
-            Fields::Unit => return,
-        };
-        pieces.push((Vec::new(), open.to_owned()));
-        for f in fields {
-            let text = match &f.ident {
-                Some(id) => format!("{id}: {}, ", text::tokens(&f.ty)),
-                None => format!("{}, ", text::tokens(&f.ty)),
-            };
-            pieces.push((cfgs(&f.attrs), text));
-        }
-        pieces.push((Vec::new(), close.to_owned()));
-    }
-    let mut pieces = Vec::new();
-    match item {
-        Item::Struct(s) => {
-            pieces.push((
-                Vec::new(),
-                format!(
-                    "{}struct {}{}",
-                    repr(&s.attrs),
-                    s.ident,
-                    text::tokens(&s.generics)
-                ),
-            ));
-            fields(&s.fields, &mut pieces);
-        }
-        Item::Enum(e) => {
-            pieces.push((
-                Vec::new(),
-                format!(
-                    "{}enum {}{} {{ ",
-                    repr(&e.attrs),
-                    e.ident,
-                    text::tokens(&e.generics)
-                ),
-            ));
-            for v in &e.variants {
-                let start = pieces.len();
-                pieces.push((Vec::new(), v.ident.to_string()));
-                fields(&v.fields, &mut pieces);
-                if let Some((_, d)) = &v.discriminant {
-                    pieces.push((Vec::new(), format!(" = {}", text::tokens(d))));
-                }
-                pieces.push((Vec::new(), ", ".to_owned()));
-                // Every piece of a cfg'd variant carries the variant's cfgs too.
-                let variant_cfgs = cfgs(&v.attrs);
-                for piece in &mut pieces[start..] {
-                    piece.0.extend(variant_cfgs.iter().copied());
-                }
-            }
-            pieces.push((Vec::new(), "}".to_owned()));
-        }
-        Item::Trait(t) => {
-            pieces.push((
-                Vec::new(),
-                format!(
-                    "trait {}{}: {} {{ ",
-                    t.ident,
-                    text::tokens(&t.generics),
-                    text::tokens(&t.supertraits)
-                ),
-            ));
-            for item in &t.items {
-                let (attrs, text) = match item {
-                    syn::TraitItem::Fn(f) => (&f.attrs, format!("{}; ", text::tokens(&f.sig))),
-                    syn::TraitItem::Type(ty) => (&ty.attrs, format!("type {}; ", ty.ident)),
-                    syn::TraitItem::Const(c) => (
-                        &c.attrs,
-                        format!("const {}: {}; ", c.ident, text::tokens(&c.ty)),
-                    ),
-                    _ => continue,
-                };
-                pieces.push((cfgs(attrs), text));
-            }
-            pieces.push((Vec::new(), "}".to_owned()));
-        }
-        _ => {}
-    }
-    pieces
-}
-
-/// Structs and enums of the module that appear in a hot function's signature, directly or
-/// through the fields of another such type.
-fn boundary_types<'a>(hot: &HotModule<'a>) -> Vec<&'a Item> {
-    let defined: Vec<(&Ident, &Item)> = hot
-        .others()
-        .filter_map(|item| match item {
-            Item::Struct(s) => Some((&s.ident, item)),
-            Item::Enum(e) => Some((&e.ident, item)),
-            // Traits behind `dyn` in a signature: their methods decide the vtable.
-            Item::Trait(t) => Some((&t.ident, item)),
-            _ => None,
-        })
-        .collect();
-    let mut names = BTreeSet::new();
-    for f in hot.functions() {
-        for p in &f.params {
-            collect_idents(p.ty, &mut names);
-        }
-        collect_idents(&f.output, &mut names);
-    }
-    // Follow fields until nothing new appears.
-    loop {
-        let before = names.len();
-        for (ident, item) in &defined {
-            if names.contains(&ident.to_string()) {
-                match item {
-                    Item::Struct(s) => s
-                        .fields
-                        .iter()
-                        .for_each(|f| collect_idents(&f.ty, &mut names)),
-                    Item::Enum(e) => e
-                        .variants
-                        .iter()
-                        .flat_map(|v| v.fields.iter())
-                        .for_each(|f| collect_idents(&f.ty, &mut names)),
-                    Item::Trait(t) => {
-                        for method in trait_methods(t) {
-                            for input in &method.inputs {
-                                if let syn::FnArg::Typed(typed) = input {
-                                    collect_idents(&typed.ty, &mut names);
-                                }
-                            }
-                            if let syn::ReturnType::Type(_, ty) = &method.output {
-                                collect_idents(ty, &mut names);
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if names.len() == before {
-            break;
-        }
-    }
-    defined
-        .into_iter()
-        .filter(|(ident, _)| names.contains(&ident.to_string()))
-        .map(|(_, item)| item)
-        .collect()
-}
-
-fn trait_methods(t: &syn::ItemTrait) -> impl Iterator<Item = &syn::Signature> {
-    t.items.iter().filter_map(|item| match item {
-        syn::TraitItem::Fn(f) => Some(&f.sig),
-        _ => None,
-    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::ast::{Args, HotFn, HotModule};
+use crate::ast::{Args, HotFn, HotModule, ModItem};
+use crate::boundary::Boundary;
 
 pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let krate = &args.krate;
@@ -24,7 +25,13 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let ident = &module.ident;
     // The module's items exactly as written, in their order (`macro_rules!` cares), but for
     // the `#[on_load]` and `#[state]` attributes, which mean nothing without reloading.
-    let items = &hot.items;
+    let boundary = Boundary::new(krate, hot);
+    let items = hot.items.iter().map(|item| match item {
+        ModItem::Other(item) => boundary.item(item),
+        other => quote!(#other),
+    });
+    let functions: Vec<&HotFn> = hot.functions().collect();
+    let checks = boundary.checks(&functions);
     // Nothing calls the on_load function or the states' migrate functions in this build; keep
     // them from being dead code.
     let on_load = hot
@@ -51,6 +58,8 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
         #vis mod #ident {
             #(#inner_attrs)*
             #(#items)*
+
+            #checks
 
             #(#on_load)*
             #(#migrate)*

@@ -8,7 +8,9 @@
 // (or `expand_static`), which generate code and check nothing.
 
 mod ast;
+mod boundary;
 mod ctxt;
+mod describe;
 mod expand;
 mod expand_static;
 mod parse;
@@ -175,6 +177,21 @@ fn hot_module_tokens(
 fn fallback(errors: syn::Error, item: proc_macro2::TokenStream) -> TokenStream {
     let errors = errors.into_compile_error();
     quote::quote!(#errors #item).into()
+}
+
+/// `#[derive(hotmod::Describe)]`: describes a struct's or enum's layout to hotmod (and marks it
+/// `hotmod::Owned` when every field is and it has no lifetime parameter), so it can cross a hot
+/// module's boundary from any crate. See `hotmod::Describe`.
+///
+/// `#[hotmod(opaque)]` on a newtype around another crate's type describes it by size, alignment
+/// and the wrapped type's `TypeId`; `#[hotmod(crate = "path::to::hotmod")]` names hotmod when it
+/// is reached through a re-export.
+#[proc_macro_derive(Describe, attributes(hotmod))]
+pub fn derive_describe(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    describe::derive(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 /// Marks the function a new generation runs before it may become current:

@@ -1,15 +1,16 @@
 //! The stable boundary between a host and a module's cdylib.
 //!
 //! A module's cdylib exports exactly one symbol per hot module: a [`ModuleDescriptor`] static,
-//! named by the macro (`__hotmod_v1__<crate>__<module>`). Everything a host needs to verify and
-//! call the library hangs off it: the module path, the ABI version, the toolchain identity, one
-//! [`FnEntry`] per `pub fn` (name, signature, parameter and return layouts, trampoline), and the
-//! layouts of the module's own types that cross the boundary.
+//! named by the macro (`__hotmod_v6__<crate>__<module>`). Everything a host needs to verify and
+//! call the library hangs off it: the module path, the ABI version, the toolchain identity, and
+//! one [`FnEntry`] per `pub fn` (name, signature, the compiler's description of every parameter
+//! and return type, trampoline).
 //!
 //! Invariants:
-//! - Every type here is `#[repr(C)]` and built only from integers, raw pointers and `extern "C"`
-//!   function pointers, so a host can read a descriptor produced by any compiler. The first two
-//!   fields (`magic`, `abi_version`) never move: a host reads them before trusting anything else.
+//! - Every type here is `#[repr(C)]` and built only from integers, raw pointers and function
+//!   pointers. The first two fields (`magic`, `abi_version`) never move: a host reads them before
+//!   trusting anything else, and the toolchain before calling any [`Describer`] (a Rust-ABI
+//!   function, like the descriptions it returns, `describe.rs`).
 //! - A trampoline never unwinds: [`trampoline`] and [`register_trampoline`] catch the panic
 //!   inside the library and hand its message back as a value, a [`PanicMessage`] that is null
 //!   when the function returned.
@@ -33,8 +34,10 @@ use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::describe::Describer;
+
 /// Bumped whenever any type in this file changes shape or meaning.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// The first bytes of every descriptor.
 pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
@@ -43,7 +46,7 @@ pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
 /// [`ABI_VERSION`] at compile time (and written by `hotmod-macros`' `symbol_name`, which the loader
 /// tests exercise). The loader also searches a library's bytes for `__hotmod_v` to tell "not a
 /// hotmod library" from "a library of another hot module" or "of another ABI version".
-pub const SYMBOL_PREFIX: &str = "__hotmod_v5__";
+pub const SYMBOL_PREFIX: &str = "__hotmod_v6__";
 
 /// What every descriptor symbol starts with, whatever its ABI version.
 pub const SYMBOL_STEM: &str = "__hotmod_v";
@@ -192,8 +195,6 @@ pub struct ModuleDescriptor {
     pub toolchain: StrRef,
     /// One entry per `pub fn`, in source order.
     pub functions: SliceRef<FnEntry>,
-    /// Layouts of the module's own types that appear in signatures (transitively).
-    pub types: SliceRef<TypeLayout>,
     /// The module's `#[hotmod::on_load]` function (argument `()`, return
     /// `Result<(), String>`), run before a new generation may become current.
     pub on_load: Option<Trampoline>,
@@ -304,56 +305,15 @@ pub struct FnEntry {
     pub name: StrRef,
     /// Its signature as written, normalised: `fn(&str, u32) -> String`.
     pub signature: StrRef,
-    /// Size and alignment of every parameter, in order.
-    pub params: SliceRef<ValueLayout>,
-    /// Size and alignment of the return type (`()` for none).
-    pub ret: ValueLayout,
+    /// Every parameter's type as the compiler sees it (`describe.rs`), in order. Read only
+    /// after the toolchain matched: a [`Describer`] is a Rust-ABI function pointer.
+    pub params: SliceRef<Describer>,
+    /// The return type's (`()` for none).
+    pub ret: Describer,
     /// [`CALL_MEMORY`] or [`CALL_REGISTERS`]: the type `trampoline` really has.
     pub kind: u32,
     /// Calls the function: a [`Trampoline`] or a register trampoline, as `kind` says.
     pub trampoline: RawTrampoline,
-}
-
-/// Size and alignment of a type as it appears in a signature.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct ValueLayout {
-    /// The type as written.
-    pub name: StrRef,
-    /// `size_of`.
-    pub size: usize,
-    /// `align_of`.
-    pub align: usize,
-}
-
-/// Layout of a struct or enum defined in the hot module.
-#[repr(C)]
-pub struct TypeLayout {
-    /// The type's name.
-    pub name: StrRef,
-    /// `size_of`.
-    pub size: usize,
-    /// `align_of`.
-    pub align: usize,
-    /// Fields with their offsets; empty for enums and generic types.
-    pub fields: SliceRef<FieldLayout>,
-    /// The definition's text in pieces (`#[cfg]`-dependent fields and variants are separate
-    /// pieces), compared joined, so that reorders and type changes of same-sized fields are
-    /// caught too.
-    pub definition: SliceRef<StrRef>,
-}
-
-/// One field of a [`TypeLayout`].
-#[repr(C)]
-pub struct FieldLayout {
-    /// Field name (`0`, `1` … for tuple structs).
-    pub name: StrRef,
-    /// Field type as written.
-    pub ty: StrRef,
-    /// `offset_of!`.
-    pub offset: usize,
-    /// `size_of` of the field type.
-    pub size: usize,
 }
 
 // SAFETY: descriptors are immutable statics made of pointers to other immutable statics;
@@ -361,12 +321,6 @@ pub struct FieldLayout {
 unsafe impl Sync for ModuleDescriptor {}
 // SAFETY: as above.
 unsafe impl Sync for FnEntry {}
-// SAFETY: as above.
-unsafe impl Sync for ValueLayout {}
-// SAFETY: as above.
-unsafe impl Sync for TypeLayout {}
-// SAFETY: as above.
-unsafe impl Sync for FieldLayout {}
 // SAFETY: read-only strings and function pointers.
 unsafe impl Sync for StateEntry {}
 // SAFETY: `StrRef` is a `&'static str` in another form.

@@ -298,19 +298,15 @@ pub enum Incompatibility {
         /// Its signature in the host.
         expected: String,
     },
-    /// A type that crosses the boundary changed layout or definition.
+    /// A struct, enum, trait or opaque type that crosses the boundary (through any alias,
+    /// module or crate) changed: its description as the compiler gave it differs.
     TypeChanged {
-        /// The type.
+        /// The type's path (`greeter::hello::Reply`).
         name: String,
-        /// Its layout in the host.
+        /// Its description in the host.
         expected: String,
-        /// Its layout in the library.
+        /// Its description in the library.
         found: String,
-    },
-    /// A type that crosses the boundary is missing.
-    TypeRemoved {
-        /// The type.
-        name: String,
     },
 }
 
@@ -334,7 +330,6 @@ impl fmt::Display for Incompatibility {
             } => {
                 write!(f, "type `{name}` changed from {expected} to {found}")
             }
-            Incompatibility::TypeRemoved { name } => write!(f, "type `{name}` is missing"),
         }
     }
 }
@@ -345,12 +340,10 @@ struct Changes<'a>(&'a [Incompatibility]);
 impl Changes<'_> {
     /// What the restart would pick up: "signature changes" when only functions changed.
     fn what(&self) -> &'static str {
-        let types = self.0.iter().any(|change| {
-            matches!(
-                change,
-                Incompatibility::TypeChanged { .. } | Incompatibility::TypeRemoved { .. }
-            )
-        });
+        let types = self
+            .0
+            .iter()
+            .any(|change| matches!(change, Incompatibility::TypeChanged { .. }));
         if types {
             "changes to types that cross the boundary"
         } else {

@@ -207,6 +207,7 @@ mod watcher;
 
 // Shared by both builds.
 mod artifact_path;
+pub mod describe;
 mod error;
 // Without `reload` nothing emits events; `subscribe` still works.
 #[cfg_attr(not(feature = "reload"), allow(dead_code))]
@@ -219,9 +220,10 @@ mod snapshot;
 #[cfg_attr(not(feature = "reload"), allow(dead_code, unused_imports))]
 mod state;
 
+pub use describe::{Describe, Owned};
 pub use error::{Error, Incompatibility};
 pub use events::{Event, Events};
-pub use hotmod_macros::{hot_module, on_load, state};
+pub use hotmod_macros::{hot_module, on_load, state, Describe};
 pub use module::{load_all, Module};
 pub use pinned::{Pinnable, Pinned};
 pub use progress::print_progress;

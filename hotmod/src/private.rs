@@ -7,18 +7,18 @@ pub use crate::pin::PinnedGeneration;
 use crate::pinned::{Pinnable, Pinned};
 
 pub use crate::abi::{
-    enter_library, on_load_result, register_trampoline, trampoline, FieldLayout, FnEntry,
-    ModuleDescriptor, OnLoadResult, PanicMessage, RawTrampoline, Returned, SliceRef, StateEntry,
-    StateExport, StateImport, StateMark, StateTake, StrRef, Trampoline, TypeLayout, ValueLayout,
-    ABI_VERSION, CALL_MEMORY, CALL_REGISTERS, MAGIC, SYMBOL_PREFIX, TOOLCHAIN,
+    enter_library, on_load_result, register_trampoline, trampoline, FnEntry, ModuleDescriptor,
+    OnLoadResult, PanicMessage, RawTrampoline, Returned, SliceRef, StateEntry, StateExport,
+    StateImport, StateMark, StateTake, StrRef, Trampoline, ABI_VERSION, CALL_MEMORY,
+    CALL_REGISTERS, MAGIC, SYMBOL_PREFIX, TOOLCHAIN,
 };
+pub use crate::describe::{describer, Describer};
 pub use crate::invocation::{Invoke, Memory};
 pub use crate::os::set_thread_exit_redirect;
 pub use crate::runtime::ModuleInfo;
 #[cfg(feature = "state")]
 pub use crate::state::glue as state_glue;
 pub use core::mem::transmute;
-pub use core::mem::{align_of, size_of};
 pub use core::option::Option::{None, Some};
 
 impl PinnedGeneration {

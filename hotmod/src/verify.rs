@@ -1,16 +1,19 @@
 //! Verification of a library's descriptor against the host's, before any call.
 //!
 //! Order matters: the magic and ABI version are read first (their offsets never change); only
-//! when they match is the rest of the descriptor read. Then module path, toolchain identity,
-//! every function the host knows (by name: signature text, trampoline kind, and every parameter's
-//! and the return type's size and alignment), and every module type that crosses the boundary (size, alignment,
-//! field offsets and the definition's text). A library may add functions and types; it may not
-//! change or remove any the host was compiled against.
+//! when they match is the rest of the descriptor read. Then module path and toolchain identity;
+//! only with the toolchain equal are the library's describers called (`describe.rs`: functions
+//! of the library that return references to its constants, and nothing else). Then every
+//! function the host knows, by name: signature text, trampoline kind, and the description of
+//! every parameter and the result, compared all the way down (kind, path, size, alignment,
+//! `repr`, fields with offsets, variants with discriminants, a trait object's methods and
+//! supertraits, an opaque type's identity). A library may add functions; it may not change or
+//! remove any the host was compiled against.
 
-use crate::abi::{
-    FnEntry, ModuleDescriptor, RawTrampoline, TypeLayout, ValueLayout, ABI_VERSION, CALL_MEMORY,
-    CALL_REGISTERS, MAGIC,
-};
+use std::collections::HashSet;
+
+use crate::abi::{ModuleDescriptor, RawTrampoline, ABI_VERSION, CALL_MEMORY, CALL_REGISTERS, MAGIC};
+use crate::describe::{Field, Kind, TypeDesc};
 use crate::error::Incompatibility;
 
 /// Why a descriptor was refused, without the file and module (the loader adds those).
@@ -70,75 +73,71 @@ pub(crate) unsafe fn verify(
     let lib_fns = unsafe { lib.functions.as_slice() };
     let mut table = Vec::new();
     let mut changes = Vec::new();
+    let mut walk = Walk::default();
     // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
     for want in unsafe { host.functions.as_slice() } {
         // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-        let name = unsafe { want.name.as_str() };
-        // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-        let expected = unsafe { want.signature.as_str() };
-        match lib_fns.iter().find(|have| {
+        let (name, expected) = unsafe { (want.name.as_str(), want.signature.as_str()) };
+        let Some(have) = lib_fns.iter().find(|have| {
             // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
             (unsafe { have.name.as_str() }) == name
-        }) {
-            None => changes.push(Incompatibility::FunctionRemoved {
+        }) else {
+            changes.push(Incompatibility::FunctionRemoved {
                 name: name.to_owned(),
                 expected: expected.to_owned(),
-            }),
-            // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-            Some(have) if unsafe { same_function(want, have) } => table.push(have.trampoline),
-            Some(have) => {
-                // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-                let found = unsafe { have.signature.as_str() };
-                let (expected, found) = if expected != found {
-                    (expected.to_owned(), found.to_owned())
-                } else {
-                    // Same text, different layouts: a type behind a name changed.
-                    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-                    unsafe { (describe_layouts(want), describe_layouts(have)) }
-                };
-                changes.push(Incompatibility::FunctionChanged {
-                    name: name.to_owned(),
-                    expected,
-                    found,
-                });
-            }
-        }
-    }
-
-    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-    let lib_types = unsafe { lib.types.as_slice() };
-    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-    for want in unsafe { host.types.as_slice() } {
+            });
+            continue;
+        };
         // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-        let name = unsafe { want.name.as_str() };
-        match lib_types.iter().find(|have| {
-            // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-            (unsafe { have.name.as_str() }) == name
-        }) {
-            None => changes.push(Incompatibility::TypeRemoved {
+        let found = unsafe { have.signature.as_str() };
+        if expected != found || want.kind != have.kind {
+            let (expected, found) = if expected != found {
+                (expected.to_owned(), found.to_owned())
+            } else {
+                (
+                    format!("{expected} ({} trampoline)", kind_name(want.kind)),
+                    format!("{found} ({} trampoline)", kind_name(have.kind)),
+                )
+            };
+            changes.push(Incompatibility::FunctionChanged {
                 name: name.to_owned(),
-            }),
-            Some(have) => {
-                // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-                let (want_def, have_def) = unsafe { (definition(want), definition(have)) };
-                let changed = if want_def != have_def {
-                    Some((format!("`{want_def}`"), format!("`{have_def}`")))
-                // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-                } else if unsafe { same_type_layout(want, have) } {
-                    None
-                } else {
-                    // Compared field by field above; the text only explains the difference.
-                    // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-                    Some(unsafe { (describe_type(want), describe_type(have)) })
-                };
-                if let Some((expected, found)) = changed {
-                    changes.push(Incompatibility::TypeChanged {
+                expected,
+                found,
+            });
+            continue;
+        }
+        // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
+        let (want_params, have_params) = unsafe { (want.params.as_slice(), have.params.as_slice()) };
+        let slots = want_params
+            .iter()
+            .zip(have_params)
+            .enumerate()
+            .map(|(k, pair)| (Slot::Parameter(k + 1), pair))
+            .chain(std::iter::once((Slot::Result, (&want.ret, &have.ret))));
+        let mut same = want_params.len() == have_params.len();
+        for (slot, (w, h)) in slots {
+            // The toolchain matched above, so the library's describers are functions of this
+            // ABI returning descriptions of this layout (`describe.rs`).
+            match walk.compare(w(), h()) {
+                Ok(()) => {}
+                Err(Difference::Explained(change)) => {
+                    same = false;
+                    if !changes.contains(&change) {
+                        changes.push(change);
+                    }
+                }
+                Err(Difference::Mismatch { expected: e, found: f }) => {
+                    same = false;
+                    changes.push(Incompatibility::FunctionChanged {
                         name: name.to_owned(),
-                        expected,
-                        found,
+                        expected: format!("{expected} ({slot}: {e})"),
+                        found: format!("{found} ({slot}: {f})"),
                     });
                 }
             }
+        }
+        if same {
+            table.push(have.trampoline);
         }
     }
 
@@ -149,117 +148,260 @@ pub(crate) unsafe fn verify(
     }
 }
 
-/// # Safety
-/// Both entries' strings and slices must be mapped.
-unsafe fn same_function(a: &FnEntry, b: &FnEntry) -> bool {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        a.signature.as_str() == b.signature.as_str()
-            && a.kind == b.kind
-            && same_layout(&a.ret, &b.ret)
-            && a.params.as_slice().len() == b.params.as_slice().len()
-            && a.params
-                .as_slice()
-                .iter()
-                .zip(b.params.as_slice())
-                .all(|(x, y)| same_layout(x, y))
+fn kind_name(kind: u32) -> String {
+    match kind {
+        CALL_MEMORY => "memory".to_owned(),
+        CALL_REGISTERS => "registers".to_owned(),
+        other => format!("unknown ({other})"),
     }
 }
 
-/// Same size, alignment and fields (name, type text, offset, size), compared as values: a
-/// description text could read alike for different layouts (a field type containing `@`).
-///
-/// # Safety
-/// Both layouts' strings and slices must be mapped.
-unsafe fn same_type_layout(a: &TypeLayout, b: &TypeLayout) -> bool {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        let (fa, fb) = (a.fields.as_slice(), b.fields.as_slice());
-        a.size == b.size
-            && a.align == b.align
-            && fa.len() == fb.len()
-            && fa.iter().zip(fb).all(|(x, y)| {
-                x.name.as_str() == y.name.as_str()
-                    && x.ty.as_str() == y.ty.as_str()
-                    && x.offset == y.offset
-                    && x.size == y.size
-            })
+/// Where a type sits in a function's signature.
+#[derive(Clone, Copy)]
+enum Slot {
+    Parameter(usize),
+    Result,
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Slot::Parameter(k) => write!(f, "parameter {k} is"),
+            Slot::Result => f.write_str("result is"),
+        }
     }
 }
 
-fn same_layout(a: &ValueLayout, b: &ValueLayout) -> bool {
-    a.size == b.size && a.align == b.align
+/// How two descriptions differ.
+enum Difference {
+    /// The types themselves differ (another type, or another std type's size): the nearest
+    /// enclosing struct, enum or trait (or the function) says where.
+    Mismatch { expected: String, found: String },
+    /// A struct, enum, trait or opaque type changed; the change names it.
+    Explained(Incompatibility),
 }
 
-/// `fn(Token) -> u32 [Token: 8 bytes, align 8, u32: 4 bytes, align 4]`: for changes the signature
-/// text does not show.
-///
-/// # Safety
-/// The entry's strings and slices must be mapped.
-unsafe fn describe_layouts(f: &FnEntry) -> String {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        let layouts: Vec<String> = f
-            .params
-            .as_slice()
-            .iter()
-            .chain(std::iter::once(&f.ret))
-            .map(|l| format!("{}: {} bytes, align {}", l.name.as_str(), l.size, l.align))
-            .collect();
-        let kind = match f.kind {
-            CALL_MEMORY => "memory".to_owned(),
-            CALL_REGISTERS => "registers".to_owned(),
-            other => format!("unknown ({other})"),
+/// Compares descriptions all the way down. Pairs already under comparison are taken as equal:
+/// a recursive type (`struct Node { kids: Vec<Node> }`) is equal when it is equal everywhere
+/// else, and every other difference is found on the way.
+#[derive(Default)]
+struct Walk {
+    seen: HashSet<(*const TypeDesc, *const TypeDesc)>,
+}
+
+impl Walk {
+    fn compare(&mut self, host: &TypeDesc, lib: &TypeDesc) -> Result<(), Difference> {
+        if !self.seen.insert((host, lib)) {
+            return Ok(());
+        }
+        let mismatch = || Difference::Mismatch {
+            expected: render(host, 0),
+            found: render(lib, 0),
         };
-        format!(
-            "{} [{}; {kind} trampoline]",
-            f.signature.as_str(),
-            layouts.join(", ")
-        )
+        if host.kind != lib.kind || host.name != lib.name {
+            return Err(mismatch());
+        }
+        let named = matches!(
+            host.kind,
+            Kind::Struct | Kind::Enum | Kind::Trait | Kind::Opaque
+        );
+        let changed = || {
+            Difference::Explained(Incompatibility::TypeChanged {
+                name: host.name.to_owned(),
+                expected: summary(host),
+                found: summary(lib),
+            })
+        };
+        let own = host.size == lib.size
+            && host.align == lib.align
+            && host.repr == lib.repr
+            && host.args.len() == lib.args.len()
+            && host.fields.len() == lib.fields.len()
+            && host.variants.len() == lib.variants.len()
+            && host.methods.len() == lib.methods.len()
+            && same_fields(host.fields, lib.fields)
+            && host.variants.iter().zip(lib.variants).all(|(a, b)| {
+                a.name == b.name && a.discriminant == b.discriminant && same_fields(a.fields, b.fields)
+            })
+            && host.methods.iter().zip(lib.methods).all(|(a, b)| {
+                a.name == b.name && a.receiver == b.receiver && a.params.len() == b.params.len()
+            });
+        if !own {
+            return Err(if named { changed() } else { mismatch() });
+        }
+        if !same_identity(host, lib) {
+            return Err(Difference::Explained(Incompatibility::TypeChanged {
+                name: host.name.to_owned(),
+                expected: format!("{} as the host's build of its crate", summary(host)),
+                found: "the same type from another build of its crate (other features, another \
+                        profile or another version: its `TypeId` differs)"
+                    .to_owned(),
+            }));
+        }
+        // Every pair of nested types, in order: arguments (or supertraits), fields, variants'
+        // fields, methods' parameters and results.
+        let nested = host
+            .args
+            .iter()
+            .zip(lib.args)
+            .chain(
+                host.fields
+                    .iter()
+                    .zip(lib.fields)
+                    .map(|(a, b)| (&a.ty, &b.ty)),
+            )
+            .chain(
+                host.variants
+                    .iter()
+                    .zip(lib.variants)
+                    .flat_map(|(a, b)| a.fields.iter().zip(b.fields))
+                    .map(|(a, b)| (&a.ty, &b.ty)),
+            )
+            .chain(host.methods.iter().zip(lib.methods).flat_map(|(a, b)| {
+                a.params
+                    .iter()
+                    .zip(b.params)
+                    .chain(std::iter::once((&a.ret, &b.ret)))
+            }));
+        for (a, b) in nested {
+            match self.compare(a(), b()) {
+                Ok(()) => {}
+                Err(Difference::Mismatch { .. }) if named => return Err(changed()),
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
     }
 }
 
-/// `{ text: String @0 (24 bytes), count: u32 @24 (4 bytes) } (32 bytes, align 8)`.
-///
-/// # Safety
-/// The layout's strings and slices must be mapped.
-unsafe fn describe_type(t: &TypeLayout) -> String {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        let fields: Vec<String> = t
-            .fields
-            .as_slice()
+fn same_fields(a: &[Field], b: &[Field]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.name == y.name && x.offset == y.offset)
+}
+
+fn same_identity(host: &TypeDesc, lib: &TypeDesc) -> bool {
+    match (host.identity, lib.identity) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a() == b(),
+        _ => false,
+    }
+}
+
+/// `Vec<Reply>`, `&str`, `[u8; 4]`, `dyn Speaker`: a type as a user would write it, with paths
+/// shortened to their last segment.
+fn render(t: &TypeDesc, depth: usize) -> String {
+    if depth > 6 {
+        return "…".to_owned();
+    }
+    let arg = |k: usize| {
+        t.args
+            .get(k)
+            .map_or_else(|| "?".to_owned(), |d| render(d(), depth + 1))
+    };
+    let args = |from: usize, to: usize| -> Vec<String> {
+        t.args[from.min(t.args.len())..to.min(t.args.len())]
+            .iter()
+            .map(|d| render(d(), depth + 1))
+            .collect()
+    };
+    let short = t.name.rsplit("::").next().unwrap_or(t.name);
+    match t.kind {
+        Kind::Ref => format!("&{}", arg(0)),
+        Kind::RefMut => format!("&mut {}", arg(0)),
+        Kind::ConstPtr => format!("*const {}", arg(0)),
+        Kind::MutPtr => format!("*mut {}", arg(0)),
+        Kind::Slice => format!("[{}]", arg(0)),
+        Kind::Array => {
+            let element = t.args.first().map(|d| d().size).unwrap_or(0);
+            let len = if element == 0 {
+                "_".to_owned()
+            } else {
+                (t.size / element).to_string()
+            };
+            format!("[{}; {len}]", arg(0))
+        }
+        Kind::Tuple => {
+            let all = args(0, t.args.len());
+            if all.len() == 1 {
+                format!("({},)", all[0])
+            } else {
+                format!("({})", all.join(", "))
+            }
+        }
+        Kind::FnPtr => {
+            let n = t.args.len().saturating_sub(1);
+            format!("{}({}) -> {}", t.name, args(0, n).join(", "), arg(n))
+        }
+        Kind::Trait if t.name.starts_with("Fn") => {
+            let n = t.args.len().saturating_sub(1);
+            format!("dyn {}({}) -> {}", t.name, args(0, n).join(", "), arg(n))
+        }
+        Kind::Trait => format!("dyn {short}"),
+        _ if t.args.is_empty() => short.to_owned(),
+        _ => format!("{short}<{}>", args(0, t.args.len()).join(", ")),
+    }
+}
+
+/// A struct, enum, trait or opaque type's own description, for a refusal:
+/// `struct (32 bytes, align 8) { text: String @0, count: u32 @24 }`.
+fn summary(t: &TypeDesc) -> String {
+    let repr = if t.repr.is_empty() {
+        String::new()
+    } else {
+        format!("#[repr({})] ", t.repr)
+    };
+    let fields = |fields: &[Field]| -> String {
+        fields
             .iter()
             .map(|f| {
-                format!(
-                    "{}: {} @{} ({} bytes)",
-                    f.name.as_str(),
-                    f.ty.as_str(),
-                    f.offset,
-                    f.size
-                )
+                let ty = render((f.ty)(), 1);
+                if f.offset == Field::UNKNOWN_OFFSET {
+                    format!("{}: {ty}", f.name)
+                } else {
+                    format!("{}: {ty} @{}", f.name, f.offset)
+                }
             })
-            .collect();
-        format!(
-            "{{ {} }} ({} bytes, align {})",
-            fields.join(", "),
-            t.size,
-            t.align
-        )
-    }
-}
-
-/// The definition pieces joined.
-///
-/// # Safety
-/// The layout's strings and slices must be mapped.
-unsafe fn definition(t: &TypeLayout) -> String {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        t.definition
-            .as_slice()
-            .iter()
-            .map(|piece| piece.as_str())
-            .collect()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let size = format!("{} bytes, align {}", t.size, t.align);
+    match t.kind {
+        Kind::Struct => format!("{repr}struct ({size}) {{ {} }}", fields(t.fields)),
+        Kind::Enum => {
+            let variants: Vec<String> = t
+                .variants
+                .iter()
+                .map(|v| {
+                    if v.fields.is_empty() {
+                        format!("{} = {}", v.name, v.discriminant)
+                    } else {
+                        format!("{} {{ {} }} = {}", v.name, fields(v.fields), v.discriminant)
+                    }
+                })
+                .collect();
+            format!("{repr}enum ({size}) {{ {} }}", variants.join(", "))
+        }
+        Kind::Trait => {
+            let supertraits: Vec<String> = t.args.iter().map(|d| render(d(), 1)).collect();
+            let methods: Vec<String> = t
+                .methods
+                .iter()
+                .map(|m| {
+                    let mut params = vec![m.receiver.to_owned()];
+                    params.extend(m.params.iter().map(|d| render(d(), 1)));
+                    format!("fn {}({}) -> {};", m.name, params.join(", "), render((m.ret)(), 1))
+                })
+                .collect();
+            let bounds = if supertraits.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", supertraits.join(" + ").replace("dyn ", ""))
+            };
+            format!("trait{bounds} {{ {} }}", methods.join(" "))
+        }
+        Kind::Opaque => format!("opaque ({size})"),
+        _ => render(t, 0),
     }
 }
