@@ -268,6 +268,38 @@ fn refusals() -> Vec<Refusal> {
             },
         )
         .ends_with(TYPE_ADVICE),
+        // Issue 13's reproductions, none visible in any signature's text: aliases that name
+        // other types, a submodule's struct whose field changed type, a supertrait that gained
+        // a method (every vtable slot after it moves), an enum whose discriminants come from a
+        // constant that changed. Each is named with its difference.
+        Refusal::new(
+            "types_changed_behind_aliases_submodules_supertraits_and_constants",
+            |_| support::library("hidden").to_owned(),
+            |e| {
+                incompatible(e, |changes| {
+                    let function = |name: &str, want: &str, have: &str| {
+                        changes.iter().any(|c| {
+                            matches!(c, Incompatibility::FunctionChanged { name: n, expected, found }
+                                if n == name && expected.contains(want) && found.contains(have))
+                        })
+                    };
+                    let ty = |name: &str, want: &str, have: &str| {
+                        changes.iter().any(|c| {
+                            matches!(c, Incompatibility::TypeChanged { name: n, expected, found }
+                                if n == name && expected.contains(want) && found.contains(have))
+                        })
+                    };
+                    changes.len() == 5
+                        && function("token", "parameter 1 is u64", "parameter 1 is Box<u64>")
+                        && function("rename", "parameter 1 is String", "parameter 1 is Vec<u8>")
+                        && ty("hello_fixture::hello::shapes::Point", "y: u32 @4", "y: i32 @4")
+                        && ty("hello_fixture::hello::Named", "{ fn name(&self) -> String; }", "fn nickname(&self) -> String; fn name")
+                        && ty("hello_fixture::hello::Level", "Low = 1, High = 2", "Low = 10, High = 11")
+                })
+            },
+        )
+        .says("function `token` changed from fn(Token) -> Token (parameter 1 is u64) to fn(Token) -> Token (parameter 1 is Box<u64>)")
+        .ends_with(TYPE_ADVICE),
         // The descriptor as a library built against another hotmod ABI would carry it: the
         // header's version field (right after the magic) differs.
         Refusal::new(
