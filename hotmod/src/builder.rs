@@ -3,7 +3,12 @@
 //! A thread watches the module crate's `src/` (recursively), `Cargo.toml` and `build.rs`. After
 //! a change it waits for a short settle ([`SETTLE`], so an editor's write-rename-chmod burst
 //! and rapid saves make one build), runs `cargo build --lib -p <package>` with the host's
-//! profile and target directory, and loads the result. Changes that arrive during a build make
+//! profile and target directory, and loads the result. Where the host's own package is a member
+//! of the module crate's workspace, it is selected too (`-p <host>`, and `--test`/`--example`/
+//! `--bench <name>` when the host is one of those, so its dev-dependencies count): cargo's
+//! resolver 2 unifies features over the selected packages only, and a dependency shared by host
+//! and module must be built with the host's features, else the reloaded library's copy of it has
+//! other types (see [`HostSelection`]). Changes that arrive during a build make
 //! exactly one more build after it. A failed build leaves the current generation serving and
 //! reports the compiler's errors as cargo shows them. Before each build it checks that nobody but
 //! this user or root could have written what the build reads or runs (`security.rs`,
@@ -15,6 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use notify::event::{EventKind, ModifyKind};
@@ -53,6 +59,11 @@ struct Plan {
     target: Option<String>,
     /// Where the built library lands.
     artifact: PathBuf,
+    /// The running executable's place in a cargo target directory (`None`: not in one).
+    host_exe: Option<HostExe>,
+    /// The host's package in the module's workspace, found at the first build that could read
+    /// the workspace (`None` inside: not found, the module's package is built alone).
+    host: OnceLock<Option<HostSelection>>,
 }
 
 /// Starts watching the module crate's sources for `request`; returns the running rebuild and
@@ -140,6 +151,8 @@ fn plan(module: Intake, request: Request) -> Result<Plan, Error> {
         profile,
         target,
         artifact,
+        host_exe: host_exe(),
+        host: OnceLock::new(),
     })
 }
 
@@ -175,6 +188,468 @@ fn host_layout() -> Option<HostLayout> {
         profile,
         target,
     })
+}
+
+/// What the running executable is, read from where cargo put it: a binary
+/// (`<profile-dir>/<name>`), an example (`<profile-dir>/examples/<name>[-<hash>]`), or a test,
+/// bench or unit-test harness (`<profile-dir>/deps/<crate name>-<hash>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostExe {
+    Bin(String),
+    Example(String),
+    Deps(String),
+}
+
+fn host_exe() -> Option<HostExe> {
+    let exe = std::env::current_exe().ok()?;
+    let name = exe.file_name()?.to_str()?;
+    let name = name
+        .strip_suffix(std::env::consts::EXE_SUFFIX)
+        .filter(|_| !std::env::consts::EXE_SUFFIX.is_empty())
+        .unwrap_or(name);
+    let dir = exe.parent()?;
+    Some(if dir.ends_with("deps") {
+        HostExe::Deps(without_hash(name).to_owned())
+    } else if dir.ends_with("examples") {
+        HostExe::Example(without_hash(name).to_owned())
+    } else {
+        HostExe::Bin(name.to_owned())
+    })
+}
+
+/// `name` without cargo's `-<16 hex digits>` metadata suffix.
+fn without_hash(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((stem, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            stem
+        }
+        _ => name,
+    }
+}
+
+/// What the build adds to select the host's package the way its own build did: `-p <package>`
+/// and, for an example, test or bench host, that target (`--example <name>` …). Only a dev
+/// target brings the package's dev-dependencies (and their features) into cargo's feature
+/// resolution. Selecting it costs a relink of that target after each rebuild (it links the
+/// module crate's rlib); a binary host is not relinked (`--lib` leaves its binaries alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostSelection {
+    package: String,
+    target: Option<(&'static str, String)>,
+    /// Why the selection may still differ from the host's own build, if it may.
+    caveat: Option<String>,
+}
+
+/// The host's selection for `plan`'s builds: found once, at the first build, from
+/// `cargo metadata --no-deps` of the module's workspace (after the build inputs were checked:
+/// this runs cargo in the manifest directory too). `None` if the host's package is not there;
+/// then the module's package is built alone, as a `tracing` line says.
+fn host_selection<'a>(
+    plan: &'a Plan,
+    manifest_dir: &Path,
+    cargo: &std::ffi::OsStr,
+) -> Option<&'a HostSelection> {
+    if let Some(found) = plan.host.get() {
+        return found.as_ref();
+    }
+    let module = plan.module.name();
+    let found = match find_host(plan, manifest_dir, cargo) {
+        Ok(selection) => selection,
+        Err(Retry(why)) => {
+            // Not remembered: the manifest may be fixed before the next build.
+            tracing::warn!(
+                target: "hotmod",
+                "{module}: building {} without the host's package (its shared dependencies may \
+                 get other features than the host's): {why}",
+                plan.package
+            );
+            return None;
+        }
+    };
+    match &found {
+        Ok(selection) => {
+            let target = selection
+                .target
+                .as_ref()
+                .map(|(flag, name)| format!(" {flag} {name}"))
+                .unwrap_or_default();
+            let caveat = selection
+                .caveat
+                .as_ref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default();
+            tracing::info!(
+                target: "hotmod",
+                "{module}: building {} with the host's package: -p {}{target}{caveat}",
+                plan.package,
+                selection.package
+            );
+        }
+        Err(why) => tracing::warn!(
+            target: "hotmod",
+            "{module}: building {} without the host's package (its shared dependencies may get \
+             other features than the host's): {why}",
+            plan.package
+        ),
+    }
+    plan.host.get_or_init(|| found.ok()).as_ref()
+}
+
+/// A failure worth another try at the next build.
+struct Retry(String);
+
+fn find_host(
+    plan: &Plan,
+    manifest_dir: &Path,
+    cargo: &std::ffi::OsStr,
+) -> Result<Result<HostSelection, String>, Retry> {
+    let Some(exe) = &plan.host_exe else {
+        return Ok(Err(
+            "the running executable is not in a cargo target directory".into(),
+        ));
+    };
+    let output = Command::new(cargo)
+        .current_dir(manifest_dir)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--color",
+            "never",
+        ])
+        .arg("--manifest-path")
+        .arg(manifest_dir.join("Cargo.toml"))
+        .output()
+        .map_err(|e| Retry(format!("could not run cargo metadata: {e}")))?;
+    if !output.status.success() {
+        return Err(Retry(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let metadata = String::from_utf8_lossy(&output.stdout);
+    let metadata = json::parse(&metadata)
+        .map_err(|e| Retry(format!("cannot read cargo metadata's output: {e}")))?;
+    // Set by `cargo run`/`cargo test`/`cargo bench` for the process they start; only a
+    // tie-breaker, since a process started by such a process inherits them.
+    let env_package = std::env::var("CARGO_PKG_NAME").ok();
+    Ok(select_host(&metadata, exe, env_package.as_deref()))
+}
+
+/// The package and target of `metadata` (`cargo metadata --no-deps`: the workspace's members)
+/// that built the executable `exe`; if several could have, the one named `env_package`.
+fn select_host(
+    metadata: &json::Value,
+    exe: &HostExe,
+    env_package: Option<&str>,
+) -> Result<HostSelection, String> {
+    let crate_name = |name: &str| name.replace('-', "_");
+    let packages = metadata
+        .get("packages")
+        .and_then(json::Value::as_array)
+        .ok_or("cargo metadata lists no packages")?;
+    let mut found: Vec<HostSelection> = Vec::new();
+    for package in packages {
+        let Some(package_name) = package.get("name").and_then(json::Value::as_str) else {
+            continue;
+        };
+        let targets = package.get("targets").and_then(json::Value::as_array);
+        for target in targets.into_iter().flatten() {
+            let Some(name) = target.get("name").and_then(json::Value::as_str) else {
+                continue;
+            };
+            let kinds: Vec<&str> = target
+                .get("kind")
+                .and_then(json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(json::Value::as_str)
+                .collect();
+            let is = |kind: &str| kinds.contains(&kind);
+            let selection =
+                |target: Option<(&'static str, String)>, caveat: Option<String>| HostSelection {
+                    package: package_name.to_owned(),
+                    target,
+                    caveat,
+                };
+            let hit = match exe {
+                HostExe::Bin(exe) if is("bin") && name == exe => Some(selection(None, None)),
+                HostExe::Example(exe)
+                    if is("example") && (name == exe || crate_name(name) == *exe) =>
+                {
+                    Some(selection(Some(("--example", name.to_owned())), None))
+                }
+                HostExe::Deps(exe) if crate_name(name) == *exe => {
+                    if is("test") {
+                        Some(selection(Some(("--test", name.to_owned())), None))
+                    } else if is("bench") {
+                        Some(selection(Some(("--bench", name.to_owned())), None))
+                    } else if is("bin") || kinds.iter().any(|k| k.ends_with("lib")) {
+                        // `cargo build` cannot select a unit-test harness alone.
+                        Some(selection(
+                            None,
+                            Some(format!(
+                                "the host is {package_name}'s unit tests: its dev-dependencies \
+                                 do not count"
+                            )),
+                        ))
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
+            found.extend(hit);
+        }
+    }
+    let described = || match exe {
+        HostExe::Bin(name) => format!("binary {name}"),
+        HostExe::Example(name) => format!("example {name}"),
+        HostExe::Deps(name) => format!("test, bench or unit tests {name}"),
+    };
+    match found.len() {
+        0 => Err(format!(
+            "no package of the module's workspace has a target that built the running {}",
+            described()
+        )),
+        1 => Ok(found.remove(0)),
+        _ => {
+            let named = env_package.and_then(|env| found.iter().position(|s| s.package == env));
+            named.map(|at| found.remove(at)).ok_or_else(|| {
+                let names: Vec<&str> = found.iter().map(|s| s.package.as_str()).collect();
+                format!(
+                    "packages {} each have a target that could be the running {}",
+                    names.join(", "),
+                    described()
+                )
+            })
+        }
+    }
+}
+
+/// Just enough JSON to read `cargo metadata`'s output.
+mod json {
+    #[derive(Debug, Clone, PartialEq)]
+    pub(super) enum Value {
+        Null,
+        Bool(bool),
+        Number(f64),
+        String(String),
+        Array(Vec<Value>),
+        Object(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        pub(super) fn get(&self, key: &str) -> Option<&Value> {
+            match self {
+                Value::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+
+        pub(super) fn as_str(&self) -> Option<&str> {
+            match self {
+                Value::String(s) => Some(s),
+                _ => None,
+            }
+        }
+
+        pub(super) fn as_array(&self) -> Option<&Vec<Value>> {
+            match self {
+                Value::Array(items) => Some(items),
+                _ => None,
+            }
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Result<Value, String> {
+        let mut parser = Parser {
+            bytes: text.as_bytes(),
+            at: 0,
+        };
+        let value = parser.value(0)?;
+        parser.space();
+        if parser.at != parser.bytes.len() {
+            return Err(format!("unexpected text at byte {}", parser.at));
+        }
+        Ok(value)
+    }
+
+    /// Deeper nesting than cargo ever writes is refused rather than recursed into.
+    const MAX_DEPTH: usize = 128;
+
+    struct Parser<'a> {
+        bytes: &'a [u8],
+        at: usize,
+    }
+
+    impl Parser<'_> {
+        fn space(&mut self) {
+            while self.bytes.get(self.at).is_some_and(u8::is_ascii_whitespace) {
+                self.at += 1;
+            }
+        }
+
+        fn error(&self, what: &str) -> String {
+            format!("{what} at byte {}", self.at)
+        }
+
+        fn eat(&mut self, byte: u8) -> bool {
+            self.space();
+            let hit = self.bytes.get(self.at) == Some(&byte);
+            if hit {
+                self.at += 1;
+            }
+            hit
+        }
+
+        fn value(&mut self, depth: usize) -> Result<Value, String> {
+            if depth > MAX_DEPTH {
+                return Err(self.error("nesting too deep"));
+            }
+            self.space();
+            let rest = &self.bytes[self.at..];
+            for (word, value) in [
+                ("null", Value::Null),
+                ("true", Value::Bool(true)),
+                ("false", Value::Bool(false)),
+            ] {
+                if rest.starts_with(word.as_bytes()) {
+                    self.at += word.len();
+                    return Ok(value);
+                }
+            }
+            match rest.first() {
+                Some(b'"') => self.string().map(Value::String),
+                Some(b'[') => {
+                    self.at += 1;
+                    let mut items = Vec::new();
+                    if self.eat(b']') {
+                        return Ok(Value::Array(items));
+                    }
+                    loop {
+                        items.push(self.value(depth + 1)?);
+                        if self.eat(b']') {
+                            return Ok(Value::Array(items));
+                        }
+                        if !self.eat(b',') {
+                            return Err(self.error("expected , or ]"));
+                        }
+                    }
+                }
+                Some(b'{') => {
+                    self.at += 1;
+                    let mut fields = Vec::new();
+                    if self.eat(b'}') {
+                        return Ok(Value::Object(fields));
+                    }
+                    loop {
+                        self.space();
+                        let key = self.string()?;
+                        if !self.eat(b':') {
+                            return Err(self.error("expected :"));
+                        }
+                        fields.push((key, self.value(depth + 1)?));
+                        if self.eat(b'}') {
+                            return Ok(Value::Object(fields));
+                        }
+                        if !self.eat(b',') {
+                            return Err(self.error("expected , or }"));
+                        }
+                    }
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    let start = self.at;
+                    while self.bytes.get(self.at).is_some_and(|b| {
+                        matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                    }) {
+                        self.at += 1;
+                    }
+                    let text = std::str::from_utf8(&self.bytes[start..self.at])
+                        .map_err(|_| self.error("bad number"))?;
+                    text.parse()
+                        .map(Value::Number)
+                        .map_err(|_| self.error("bad number"))
+                }
+                _ => Err(self.error("expected a value")),
+            }
+        }
+
+        fn string(&mut self) -> Result<String, String> {
+            if self.bytes.get(self.at) != Some(&b'"') {
+                return Err(self.error("expected a string"));
+            }
+            self.at += 1;
+            let mut out = String::new();
+            loop {
+                let start = self.at;
+                while self
+                    .bytes
+                    .get(self.at)
+                    .is_some_and(|b| *b != b'"' && *b != b'\\')
+                {
+                    self.at += 1;
+                }
+                // The input is a `&str` and both stops are ASCII: a char boundary.
+                out.push_str(
+                    std::str::from_utf8(&self.bytes[start..self.at])
+                        .map_err(|_| self.error("bad UTF-8"))?,
+                );
+                match self.bytes.get(self.at) {
+                    Some(b'"') => {
+                        self.at += 1;
+                        return Ok(out);
+                    }
+                    Some(_) => {
+                        let escape = *self
+                            .bytes
+                            .get(self.at + 1)
+                            .ok_or_else(|| self.error("unterminated string"))?;
+                        self.at += 2;
+                        out.push(match escape {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            b'u' => self.unicode()?,
+                            _ => return Err(self.error("bad escape")),
+                        });
+                    }
+                    None => return Err(self.error("unterminated string")),
+                }
+            }
+        }
+
+        /// The `XXXX` of a `\uXXXX` escape (and a low surrogate's escape after a high one).
+        fn unicode(&mut self) -> Result<char, String> {
+            let high = self.hex4()?;
+            let code =
+                if (0xD800..0xDC00).contains(&high) && self.bytes[self.at..].starts_with(b"\\u") {
+                    self.at += 2;
+                    let low = self.hex4()?;
+                    0x10000 + ((high - 0xD800) << 10) + (low.wrapping_sub(0xDC00) & 0x3FF)
+                } else {
+                    high
+                };
+            Ok(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER))
+        }
+
+        fn hex4(&mut self) -> Result<u32, String> {
+            let digits = self
+                .bytes
+                .get(self.at..self.at + 4)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| u32::from_str_radix(d, 16).ok())
+                .ok_or_else(|| self.error("bad \\u escape"))?;
+            self.at += 4;
+            Ok(digits)
+        }
+    }
 }
 
 /// A saved Rust source or manifest (not build output, not editor scratch files). Only `src/`
@@ -242,19 +717,23 @@ fn build_and_load(plan: &Plan) {
         package: plan.package.clone(),
     });
     let started = Instant::now();
-    let mut command = Command::new(cargo);
+    let mut command = Command::new(&cargo);
     command
         .current_dir(&manifest_dir)
         .args(["build", "--lib", "--color", "never"])
         .arg("--manifest-path")
         .arg(manifest_dir.join("Cargo.toml"))
-        .args([
-            "-p",
-            &plan.package,
-            "--profile",
-            &plan.profile,
-            "--target-dir",
-        ])
+        .args(["-p", &plan.package]);
+    if let Some(host) = host_selection(plan, &manifest_dir, &cargo) {
+        if host.package != plan.package {
+            command.args(["-p", &host.package]);
+        }
+        if let Some((flag, name)) = &host.target {
+            command.arg(flag).arg(name);
+        }
+    }
+    command
+        .args(["--profile", &plan.profile, "--target-dir"])
         .arg(&target_dir);
     if let Some(triple) = &plan.target {
         command.args(["--target", triple]);
@@ -374,7 +853,94 @@ fn is_progress(line: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::compiler_errors;
+    use super::{compiler_errors, json, select_host, without_hash, HostExe, HostSelection};
+
+    /// `cargo metadata --no-deps` of a workspace (trimmed to what is read, plus a few fields
+    /// that are not): `game` has a binary, an example, a test and a bench; `tool` has a binary
+    /// named like `game`'s example.
+    const METADATA: &str = r#"{"packages":[
+        {"name":"game","version":"0.1.0","id":"path+file:///w/game#0.1.0","source":null,
+         "targets":[
+            {"kind":["lib"],"crate_types":["lib"],"name":"game","src_path":"/w/game/src/lib.rs","test":true},
+            {"kind":["bin"],"crate_types":["bin"],"name":"game-main","src_path":"/w/game/src/main.rs"},
+            {"kind":["example"],"crate_types":["bin"],"name":"demo","src_path":"/w/game/examples/demo.rs"},
+            {"kind":["test"],"crate_types":["bin"],"name":"live-reload","src_path":"/w/game/tests/live-reload.rs"},
+            {"kind":["bench"],"crate_types":["bin"],"name":"speed","src_path":"/w/game/benches/speed.rs"}],
+         "features":{"wide":[]},"manifest_path":"/w/game/Cargo.toml","description":"a \"quoted\" \u00e9 \ud83d\ude00"},
+        {"name":"tool","targets":[{"kind":["bin"],"crate_types":["bin"],"name":"demo"}],"metadata":null,"n":-1.5e3}
+    ],"workspace_root":"/w","version":1}"#;
+
+    fn select(exe: HostExe, env: Option<&str>) -> Result<HostSelection, String> {
+        select_host(
+            &json::parse(METADATA).expect("the metadata parses"),
+            &exe,
+            env,
+        )
+    }
+
+    fn selection(package: &str, target: Option<(&'static str, &str)>) -> HostSelection {
+        HostSelection {
+            package: package.into(),
+            target: target.map(|(flag, name)| (flag, name.into())),
+            caveat: None,
+        }
+    }
+
+    #[test]
+    fn the_host_executable_names_its_package_and_dev_target() {
+        assert_eq!(
+            select(HostExe::Bin("game-main".into()), None),
+            Ok(selection("game", None))
+        );
+        assert_eq!(
+            select(HostExe::Deps("live_reload".into()), None),
+            Ok(selection("game", Some(("--test", "live-reload"))))
+        );
+        assert_eq!(
+            select(HostExe::Deps("speed".into()), None),
+            Ok(selection("game", Some(("--bench", "speed"))))
+        );
+        let unit_tests = select(HostExe::Deps("game".into()), None).expect("the lib's tests");
+        assert_eq!(unit_tests.package, "game");
+        assert_eq!(unit_tests.target, None);
+        assert!(unit_tests.caveat.is_some());
+        // `tool`'s binary `demo` is not an example: only `game` matches.
+        assert_eq!(
+            select(HostExe::Example("demo".into()), None),
+            Ok(selection("game", Some(("--example", "demo"))))
+        );
+    }
+
+    #[test]
+    fn an_executable_no_member_built_is_not_guessed() {
+        let error = select(HostExe::Bin("server".into()), Some("game")).unwrap_err();
+        assert!(error.contains("binary server"), "{error}");
+        let error = select(HostExe::Deps("other_test".into()), None).unwrap_err();
+        assert!(error.contains("other_test"), "{error}");
+    }
+
+    #[test]
+    fn hashes_are_cut_only_when_they_are_cargos() {
+        assert_eq!(without_hash("live_reload-0123456789abcdef"), "live_reload");
+        assert_eq!(without_hash("game-main"), "game-main");
+        assert_eq!(without_hash("x-0123456789abcdeg"), "x-0123456789abcdeg");
+    }
+
+    #[test]
+    fn json_strings_and_errors() {
+        let value = json::parse(METADATA).expect("parses");
+        let packages = value.get("packages").and_then(json::Value::as_array);
+        let game = &packages.expect("packages")[0];
+        assert_eq!(
+            game.get("description").and_then(json::Value::as_str),
+            Some("a \"quoted\" \u{e9} \u{1f600}")
+        );
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "\"open", "[1] 2", "\"\\x\""] {
+            assert!(json::parse(bad).is_err(), "{bad:?} parsed");
+        }
+        let deep = "[".repeat(1000);
+        assert!(json::parse(&deep).is_err());
+    }
 
     #[test]
     fn errors_are_kept_whole_and_warnings_and_progress_left_out() {

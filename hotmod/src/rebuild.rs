@@ -8,6 +8,9 @@ use crate::imp;
 /// Configures and starts the built-in rebuild of one hot module; from
 /// [`Module::rebuild`](crate::Module::rebuild). Defaults: the module crate's own manifest
 /// directory, and the profile and target directory the running executable was built with.
+/// Where the running executable's package is a member of the module crate's workspace, it is
+/// built along (its binaries are not relinked; a test, example or bench host is), so that
+/// dependencies shared by host and module get the host's features.
 /// When reloading is compiled out, [`start`](Self::start) fails with
 /// [`Error::ReloadDisabled`].
 #[derive(Debug)]
