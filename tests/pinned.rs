@@ -96,7 +96,10 @@ fn a_trait_whose_methods_changed_is_refused() {
         .expect_err("Speaker gained a method");
     assert!(matches!(error, Error::Incompatible { .. }), "{error:?}");
     let message = error.to_string();
-    assert!(message.contains("type `Speaker` changed"), "{message}");
+    assert!(
+        message.contains("type `hello_fixture::hello::Speaker` changed"),
+        "{message}"
+    );
     assert!(message.contains("fn volume(&self) -> u32"), "{message}");
     assert_eq!(module.generation(), current);
 }

@@ -32,9 +32,16 @@ fn a_rebuilt_library_shares_the_hosts_dependency_features() {
     if !support::rebuilds_allowed_here("a_rebuilt_library_shares_the_hosts_dependency_features") {
         return;
     }
+    let _serial = support::serial();
     // The host's build: feature_dep with `wide`, in this binary and in generation 0.
     assert!(feature_dep::wide());
     assert!(shared::wide(), "generation 0 links the host's feature_dep");
+    let config = feature_dep::Config {
+        id: 1,
+        extra: 7,
+        scale: 3,
+    };
+    assert_eq!(shared::scale(&config), 3);
     let module = shared::module();
     let events = module.subscribe();
     // The host's target directory and profile, as `#[hot_module(rebuild)]` has them.
@@ -79,7 +86,43 @@ fn a_rebuilt_library_shares_the_hosts_dependency_features() {
         shared::wide(),
         "generation 1's copy of feature_dep was built without the host's feature `wide`"
     );
+    assert_eq!(
+        shared::scale(&config),
+        3,
+        "generation 1 reads the host's layout"
+    );
     // Stop before the trigger file goes, so its removal builds nothing.
     module.unwatch();
     drop(trigger);
+}
+
+/// The same crate built with other features is another type: a library built for the module's
+/// package alone (`cargo build -p feature_fixture`, without `wide`) is refused, naming the type
+/// and the field the host has and the library lacks, and generation 0 keeps serving.
+#[test]
+fn a_library_whose_shared_crate_has_other_features_is_refused() {
+    let _serial = support::serial();
+    let module = shared::module();
+    let before = module.generation();
+    let error = module
+        .load(support::library("feature"))
+        .expect_err("another build of feature_dep");
+    let hotmod::Error::Incompatible { changes, .. } = &error else {
+        panic!("expected an incompatibility, got {error}");
+    };
+    assert!(
+        changes.iter().any(|c| matches!(c,
+            hotmod::Incompatibility::TypeChanged { name, expected, found }
+                if name == "feature_dep::Config"
+                    && expected.contains("extra: u64")
+                    && !found.contains("extra"))),
+        "{error}"
+    );
+    assert_eq!(module.generation(), before);
+    let config = feature_dep::Config {
+        id: 1,
+        extra: 7,
+        scale: 3,
+    };
+    assert_eq!(shared::scale(&config), 3);
 }

@@ -158,11 +158,7 @@ impl Boundary {
 /// `hotmod::Pinned<…>` (or `Pinned<…>`) as the whole type.
 fn is_pinned(ty: &Type) -> bool {
     match ty {
-        Type::Path(tp) => tp
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Pinned"),
+        Type::Path(tp) => tp.path.segments.last().is_some_and(|s| s.ident == "Pinned"),
         Type::Paren(p) => is_pinned(&p.elem),
         Type::Group(g) => is_pinned(&g.elem),
         _ => false,
@@ -171,16 +167,24 @@ fn is_pinned(ty: &Type) -> bool {
 
 /// `#[derive(.., Describe, ..)]` already written by the user.
 fn derives_describe(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().filter(|a| a.path().is_ident("derive")).any(|a| {
-        let mut found = false;
-        let _ = a.parse_nested_meta(|meta| {
-            if meta.path.segments.last().is_some_and(|s| s.ident == "Describe") {
-                found = true;
-            }
-            Ok(())
-        });
-        found
-    })
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("derive"))
+        .any(|a| {
+            let mut found = false;
+            let _ = a.parse_nested_meta(|meta| {
+                if meta
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "Describe")
+                {
+                    found = true;
+                }
+                Ok(())
+            });
+            found
+        })
 }
 
 /// Every item of the module and its inline submodules.

@@ -6,7 +6,7 @@
 //! compiler through aliases, modules and crates.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned, ToTokens};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Data, DeriveInput, Fields, Path, Type};
@@ -198,17 +198,18 @@ fn opaque_inner(input: &DeriveInput) -> syn::Result<&Type> {
             }
             Err(syn::Error::new_spanned(&input.ident, OPAQUE_SHAPE))
         }
-        _ => Err(syn::Error::new_spanned(
-            &input.ident,
-            OPAQUE_SHAPE,
-        )),
+        _ => Err(syn::Error::new_spanned(&input.ident, OPAQUE_SHAPE)),
     }
 }
 
 fn field_types(data: &Data) -> Box<dyn Iterator<Item = &Type> + '_> {
     match data {
         Data::Struct(s) => Box::new(s.fields.iter().map(|f| &f.ty)),
-        Data::Enum(e) => Box::new(e.variants.iter().flat_map(|v| v.fields.iter().map(|f| &f.ty))),
+        Data::Enum(e) => Box::new(
+            e.variants
+                .iter()
+                .flat_map(|v| v.fields.iter().map(|f| &f.ty)),
+        ),
         Data::Union(_) => Box::new(std::iter::empty()),
     }
 }
@@ -282,13 +283,22 @@ pub fn trait_descriptions(krate: &TokenStream, t: &syn::ItemTrait) -> TokenStrea
     let mut methods = Vec::new();
     let mut checks = Vec::new();
     for item in &t.items {
-        let syn::TraitItem::Fn(f) = item else { continue };
+        let syn::TraitItem::Fn(f) = item else {
+            continue;
+        };
         let sig = &f.sig;
+        // The attribute sees the trait before `#[cfg]` is evaluated: each method's entry and
+        // check carries its method's.
+        let cfgs: Vec<&syn::Attribute> = f
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .collect();
         if !sig.generics.params.is_empty() || requires_sized(sig) {
             continue; // not in the vtable
         }
         let receiver = match sig.receiver() {
-            Some(r) => r.to_token_stream().to_string(),
+            Some(r) => crate::text::tokens(r),
             None => continue, // an associated function without `self`: not in the vtable
         };
         let params = sig.inputs.iter().filter_map(|arg| match arg {
@@ -309,12 +319,14 @@ pub fn trait_descriptions(krate: &TokenStream, t: &syn::ItemTrait) -> TokenStrea
                     Type::Reference(r) if r.lifetime.is_none() => erase_lifetimes(&r.elem),
                     _ => erased.clone(),
                 };
-                checks.push(quote_spanned!(ty.span()=> #d::__assert_owned::<#checked>();));
+                checks
+                    .push(quote_spanned!(ty.span()=> #(#cfgs)* #d::__assert_owned::<#checked>();));
                 quote!(#erased)
             }
         };
         let mname = sig.ident.to_string();
         methods.push(quote! {
+            #(#cfgs)*
             #d::Method {
                 name: #mname,
                 receiver: #receiver,
@@ -325,8 +337,14 @@ pub fn trait_descriptions(krate: &TokenStream, t: &syn::ItemTrait) -> TokenStrea
     }
     let forms = [
         (quote!(dyn #ident), String::new()),
-        (quote!(dyn #ident + ::core::marker::Send), " + Send".to_owned()),
-        (quote!(dyn #ident + ::core::marker::Sync), " + Sync".to_owned()),
+        (
+            quote!(dyn #ident + ::core::marker::Send),
+            " + Send".to_owned(),
+        ),
+        (
+            quote!(dyn #ident + ::core::marker::Sync),
+            " + Sync".to_owned(),
+        ),
         (
             quote!(dyn #ident + ::core::marker::Send + ::core::marker::Sync),
             " + Send + Sync".to_owned(),

@@ -56,9 +56,10 @@ use proc_macro::TokenStream;
 ///   `set_staged(..)`, `apply_staged()`, …).
 ///
 /// A new build is verified before any of its code runs: a library whose hot functions'
-/// signatures, or whose module types that cross the boundary (size, alignment, fields), differ
-/// from the host's is refused with an error that names the file and the difference, and the
-/// current generation keeps serving.
+/// signatures, or whose types that cross the boundary (as the compiler describes them: size,
+/// alignment, fields with offsets, discriminants, trait methods), differ from the host's is
+/// refused with an error that names the file and the difference, and the current generation
+/// keeps serving.
 ///
 /// Two attributes work inside the module: `#[hotmod::on_load]` on a `fn name() -> Result<(), E>`
 /// that a new generation must pass before it goes live, and `#[hotmod::state(version = N,
@@ -128,6 +129,14 @@ use proc_macro::TokenStream;
 ///   code, in a generation that may be unloaded; pass what the `Pinned` lends (`&*p` as a
 ///   `&dyn Trait` or `&str`), or call through the handle in the host. The attribute reads types
 ///   as written: a type alias or a renamed import hides one.
+///
+/// The compiler checks the rest, through any type alias, submodule or crate, and points at the
+/// type as written: every parameter and result type must implement `hotmod::Describe` (what the
+/// loader compares; the module's structs, enums and traits that its signatures name get it
+/// without asking), a result that is not a whole `hotmod::Pinned` must be `hotmod::Owned` (no
+/// reference, `Cow<'static, _>`, `dyn Trait`, fn pointer, raw pointer or `io::Error` in it,
+/// however deep), and so must what a `&mut` parameter points to; a method of a trait whose
+/// objects cross returns an owned value or a reference borrowed from `self`.
 ///
 /// Also refused: a variadic hot function; a `#[hotmod::state]` static that is `mut` or whose
 /// arguments are other than `version = N` and `migrate = function`; a second

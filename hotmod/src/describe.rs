@@ -537,16 +537,28 @@ macro_rules! std_dyn {
 
 std_dyn!("core::any::Any", dyn std::any::Any);
 std_dyn!("core::any::Any + Send", dyn std::any::Any + Send);
-std_dyn!("core::any::Any + Send + Sync", dyn std::any::Any + Send + Sync);
+std_dyn!(
+    "core::any::Any + Send + Sync",
+    dyn std::any::Any + Send + Sync
+);
 std_dyn!("core::error::Error", dyn std::error::Error);
 std_dyn!("core::error::Error + Send", dyn std::error::Error + Send);
-std_dyn!("core::error::Error + Send + Sync", dyn std::error::Error + Send + Sync);
+std_dyn!(
+    "core::error::Error + Send + Sync",
+    dyn std::error::Error + Send + Sync
+);
 std_dyn!("core::fmt::Debug", dyn std::fmt::Debug);
 std_dyn!("core::fmt::Debug + Send", dyn std::fmt::Debug + Send);
-std_dyn!("core::fmt::Debug + Send + Sync", dyn std::fmt::Debug + Send + Sync);
+std_dyn!(
+    "core::fmt::Debug + Send + Sync",
+    dyn std::fmt::Debug + Send + Sync
+);
 std_dyn!("core::fmt::Display", dyn std::fmt::Display);
 std_dyn!("core::fmt::Display + Send", dyn std::fmt::Display + Send);
-std_dyn!("core::fmt::Display + Send + Sync", dyn std::fmt::Display + Send + Sync);
+std_dyn!(
+    "core::fmt::Display + Send + Sync",
+    dyn std::fmt::Display + Send + Sync
+);
 
 /// `dyn Fn(A, …) -> R` and its `FnMut`/`FnOnce` and `+ Send`/`+ Send + Sync` forms.
 macro_rules! closure {

@@ -12,7 +12,9 @@
 
 use std::collections::HashSet;
 
-use crate::abi::{ModuleDescriptor, RawTrampoline, ABI_VERSION, CALL_MEMORY, CALL_REGISTERS, MAGIC};
+use crate::abi::{
+    ModuleDescriptor, RawTrampoline, ABI_VERSION, CALL_MEMORY, CALL_REGISTERS, MAGIC,
+};
 use crate::describe::{Field, Kind, TypeDesc};
 use crate::error::Incompatibility;
 
@@ -107,7 +109,8 @@ pub(crate) unsafe fn verify(
             continue;
         }
         // SAFETY: descriptor statics of libraries that stay loaded during `verify` (its contract).
-        let (want_params, have_params) = unsafe { (want.params.as_slice(), have.params.as_slice()) };
+        let (want_params, have_params) =
+            unsafe { (want.params.as_slice(), have.params.as_slice()) };
         let slots = want_params
             .iter()
             .zip(have_params)
@@ -126,12 +129,15 @@ pub(crate) unsafe fn verify(
                         changes.push(change);
                     }
                 }
-                Err(Difference::Mismatch { expected: e, found: f }) => {
+                Err(Difference::Mismatch {
+                    expected: e,
+                    found: f,
+                }) => {
                     same = false;
                     changes.push(Incompatibility::FunctionChanged {
                         name: name.to_owned(),
-                        expected: format!("{expected} ({slot}: {e})"),
-                        found: format!("{found} ({slot}: {f})"),
+                        expected: format!("{expected} ({slot} {e})"),
+                        found: format!("{found} ({slot} {f})"),
                     });
                 }
             }
@@ -221,7 +227,9 @@ impl Walk {
             && host.methods.len() == lib.methods.len()
             && same_fields(host.fields, lib.fields)
             && host.variants.iter().zip(lib.variants).all(|(a, b)| {
-                a.name == b.name && a.discriminant == b.discriminant && same_fields(a.fields, b.fields)
+                a.name == b.name
+                    && a.discriminant == b.discriminant
+                    && same_fields(a.fields, b.fields)
             })
             && host.methods.iter().zip(lib.methods).all(|(a, b)| {
                 a.name == b.name && a.receiver == b.receiver && a.params.len() == b.params.len()
@@ -315,11 +323,10 @@ fn render(t: &TypeDesc, depth: usize) -> String {
         Kind::Slice => format!("[{}]", arg(0)),
         Kind::Array => {
             let element = t.args.first().map(|d| d().size).unwrap_or(0);
-            let len = if element == 0 {
-                "_".to_owned()
-            } else {
-                (t.size / element).to_string()
-            };
+            let len = t
+                .size
+                .checked_div(element)
+                .map_or_else(|| "_".to_owned(), |n| n.to_string());
             format!("[{}; {len}]", arg(0))
         }
         Kind::Tuple => {
@@ -391,7 +398,12 @@ fn summary(t: &TypeDesc) -> String {
                 .map(|m| {
                     let mut params = vec![m.receiver.to_owned()];
                     params.extend(m.params.iter().map(|d| render(d(), 1)));
-                    format!("fn {}({}) -> {};", m.name, params.join(", "), render((m.ret)(), 1))
+                    format!(
+                        "fn {}({}) -> {};",
+                        m.name,
+                        params.join(", "),
+                        render((m.ret)(), 1)
+                    )
                 })
                 .collect();
             let bounds = if supertraits.is_empty() {

@@ -117,6 +117,8 @@ fn build_fixture(name: &str) -> PathBuf {
             "on_load" => build("on_load_fixture", "on_load_fixture", "on_load", &[]),
             "tss" => build("tss_fixture", "tss_fixture", "tss", &[]),
             "reentry" => build("reentry_fixture", "reentry_fixture", "reentry", &[]),
+            // Built for its own package alone: its feature_dep lacks the host's `wide`.
+            "feature" => build("feature_fixture", "feature_fixture", "feature", &[]),
             other => panic!("no fixture named {other}"),
         }
     };
@@ -127,7 +129,8 @@ fn build_fixture(name: &str) -> PathBuf {
 /// The path of a built fixture: a variant listed in fixtures/variants.rs (`v1`, `s2`, `c1bad`,
 /// …), `greeter` (another hot module's
 /// library), `plain` (a cdylib without hotmod), `tls` (`tls_fixture`), `pin` (`pin_fixture`),
-/// `on_load` (`on_load_fixture`), `tss` (`tss_fixture`) or `reentry` (`reentry_fixture`). Each is
+/// `on_load` (`on_load_fixture`), `tss` (`tss_fixture`), `reentry` (`reentry_fixture`) or
+/// `feature` (`feature_fixture`, built without the host's features of `feature_dep`). Each is
 /// built the first time a test of this process asks for it.
 pub fn library(name: &str) -> &'static Path {
     static BUILT: Mutex<Vec<(String, &'static Path)>> = Mutex::new(Vec::new());
