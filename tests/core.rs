@@ -139,6 +139,19 @@ fn the_usual_types_cross_the_boundary() {
     // Plain calls take the same path.
     assert_eq!(hello::swap((1, "t".into())), ("t".to_string(), 2));
     assert_eq!(hello::reply("z", 3).text, "zzz");
+    // Behind aliases, in a submodule, as an opaque newtype, an enum with discriminants from a
+    // constant, a trait object with a supertrait: each verified by its description.
+    assert_eq!(h.token(7), 7);
+    assert_eq!(h.rename("ann".into()), "ann");
+    let point = h.point();
+    assert_eq!((point.x, point.y), (1, 2));
+    let moment = hello::Moment(std::time::Duration::from_millis(5));
+    assert_eq!(h.moment_millis(&moment), 5);
+    assert!(matches!(h.level(true), hello::Level::High));
+    assert_eq!(hello::Level::Low as u8, 1);
+    assert_eq!(h.greeter().greeting(), "porter greets");
+    let tree = h.tree(2); // a recursive type
+    assert_eq!((tree.value, tree.kids.len(), tree.kids[1].kids.len()), (2, 2, 2));
 }
 
 /// With backtraces on, std's default panic hook would resolve one inside the library and map

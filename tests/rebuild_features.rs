@@ -119,10 +119,35 @@ fn a_library_whose_shared_crate_has_other_features_is_refused() {
         "{error}"
     );
     assert_eq!(module.generation(), before);
+    assert_eq!(shared::square(2.0).area(), 4.0);
     let config = feature_dep::Config {
         id: 1,
         extra: 7,
         scale: 3,
     };
     assert_eq!(shared::scale(&config), 3);
+}
+
+/// An opaque newtype is compared by the wrapped type's `TypeId`, which differs between two builds
+/// of its crate with other features: refused, naming the newtype and saying why.
+#[test]
+fn an_opaque_type_from_another_build_of_its_crate_is_refused() {
+    let _serial = support::serial();
+    let module = feature_fixture::opaque::module();
+    let before = module.generation();
+    let error = module
+        .load(support::library("feature"))
+        .expect_err("another build of feature_dep");
+    let hotmod::Error::Incompatible { changes, .. } = &error else {
+        panic!("expected an incompatibility, got {error}");
+    };
+    assert!(
+        matches!(changes.as_slice(), [hotmod::Incompatibility::TypeChanged { name, found, .. }]
+            if name == "feature_fixture::opaque::Wrapped"
+                && found.contains("another build of its crate")),
+        "{error}"
+    );
+    assert_eq!(module.generation(), before);
+    let wrapped = feature_fixture::opaque::Wrapped(feature_dep::Plain(5));
+    assert_eq!(feature_fixture::opaque::unwrap(&wrapped), 5);
 }

@@ -84,7 +84,7 @@ impl Boundary {
                 e.attrs.extend(self.derive_attrs());
                 quote!(#e)
             }
-            Item::Trait(t) if self.crosses(&t.ident) => {
+            Item::Trait(t) if self.crosses(&t.ident) && !describes_itself(&t.attrs) => {
                 let descriptions = trait_descriptions(&quote!(#krate), t);
                 let cfgs = t.attrs.iter().filter(|a| a.path().is_ident("cfg"));
                 quote!(#t #(#cfgs)* #descriptions)
@@ -114,8 +114,8 @@ impl Boundary {
                 quote_spanned!(p.ty.span()=> #d::__assert_described::<#ty>();)
             });
             let output = &f.output;
-            let ret = erase_lifetimes(output);
-            let owned = if is_pinned(output) {
+            let ret = described_result(output);
+            let owned = if pinned_pointer(output).is_some() {
                 TokenStream::new()
             } else {
                 quote_spanned!(output.span()=> #d::__assert_owned::<#ret>();)
@@ -155,13 +155,35 @@ impl Boundary {
     }
 }
 
-/// `hotmod::Pinned<…>` (or `Pinned<…>`) as the whole type.
-fn is_pinned(ty: &Type) -> bool {
+/// What the descriptor describes of a hot function's result: the result itself, or for a
+/// `hotmod::Pinned<P>` the pointer `P` it carries. `Pinned` itself has no description, so a
+/// `Pinned` anywhere else in a signature (a parameter, `Option<Pinned<…>>`, behind an alias) is
+/// a compile error: only a whole `Pinned` result is tied to its generation by the call.
+pub fn described_result(output: &Type) -> Type {
+    erase_lifetimes(pinned_pointer(output).unwrap_or(output))
+}
+
+/// `P` of `hotmod::Pinned<P>` (or `Pinned<P>`) when that is the whole type.
+fn pinned_pointer(ty: &Type) -> Option<&Type> {
     match ty {
-        Type::Path(tp) => tp.path.segments.last().is_some_and(|s| s.ident == "Pinned"),
-        Type::Paren(p) => is_pinned(&p.elem),
-        Type::Group(g) => is_pinned(&g.elem),
-        _ => false,
+        Type::Path(tp) if tp.qself.is_none() => {
+            let last = tp.path.segments.last()?;
+            if last.ident != "Pinned" {
+                return None;
+            }
+            match &last.arguments {
+                syn::PathArguments::AngleBracketed(args) => {
+                    args.args.iter().find_map(|arg| match arg {
+                        syn::GenericArgument::Type(inner) => Some(inner),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            }
+        }
+        Type::Paren(p) => pinned_pointer(&p.elem),
+        Type::Group(g) => pinned_pointer(&g.elem),
+        _ => None,
     }
 }
 
@@ -185,6 +207,16 @@ fn derives_describe(attrs: &[syn::Attribute]) -> bool {
             });
             found
         })
+}
+
+/// `#[hotmod::describe_trait]` already written by the user.
+fn describes_itself(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| {
+        a.path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "describe_trait")
+    })
 }
 
 /// Every item of the module and its inline submodules.

@@ -18,7 +18,7 @@ use quote::{format_ident, quote};
 use syn::Type;
 
 use crate::ast::{Args, HotFn, HotModule, ModItem, StateStatic};
-use crate::boundary::Boundary;
+use crate::boundary::{described_result, Boundary};
 use crate::describe::erase_lifetimes;
 use crate::text;
 
@@ -494,7 +494,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
             })
             .collect();
         let count = describers.len();
-        let ret = erase_lifetimes(&f.output);
+        let ret = described_result(&f.output);
         let tramp = &f.item.sig.ident;
         let (kind, erased) = match call_kind(f) {
             CallKind::Memory => (

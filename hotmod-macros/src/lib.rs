@@ -203,6 +203,39 @@ pub fn derive_describe(input: TokenStream) -> TokenStream {
         .into()
 }
 
+/// `#[hotmod::describe_trait]`: describes the objects of a trait defined outside a hot module
+/// (`dyn Trait` and its `+ Send`/`+ Sync` forms: supertraits and methods in vtable order), so a
+/// hot function can return `hotmod::Pinned<Box<dyn other_crate::Trait>>`. A hot module's own
+/// traits get this without asking. Each method must return an owned value (`hotmod::Owned`) or a
+/// reference borrowed from `self`; its supertraits other than `Send`/`Sync` need descriptions too.
+///
+/// `#[hotmod::describe_trait(crate = "path::to::hotmod")]` names hotmod when it is reached
+/// through a re-export.
+#[proc_macro_attribute]
+pub fn describe_trait(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    let result = (|| -> syn::Result<proc_macro2::TokenStream> {
+        let t: syn::ItemTrait = syn::parse2(item.clone())?;
+        let mut krate: syn::Path = syn::parse_quote!(::hotmod);
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("crate") {
+                let text: syn::LitStr = meta.value()?.parse()?;
+                krate = text.parse()?;
+                Ok(())
+            } else {
+                Err(meta.error("the only argument is `crate = \"path::to::hotmod\"`"))
+            }
+        });
+        syn::parse::Parser::parse2(parser, args.into())?;
+        let descriptions = describe::trait_descriptions(&quote::quote!(#krate), &t);
+        Ok(quote::quote!(#t #descriptions))
+    })();
+    match result {
+        Ok(tokens) => tokens.into(),
+        Err(errors) => fallback(errors, item),
+    }
+}
+
 /// Marks the function a new generation runs before it may become current:
 /// `#[hotmod::on_load] fn init() -> Result<(), E>` with `E: Display`, inside a
 /// `#[hot_module]` module. `Ok` lets the generation go live; `Err` (or a panic) rejects it and

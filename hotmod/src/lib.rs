@@ -223,7 +223,7 @@ mod state;
 pub use describe::{Describe, Owned};
 pub use error::{Error, Incompatibility};
 pub use events::{Event, Events};
-pub use hotmod_macros::{hot_module, on_load, state, Describe};
+pub use hotmod_macros::{describe_trait, hot_module, on_load, state, Describe};
 pub use module::{load_all, Module};
 pub use pinned::{Pinnable, Pinned};
 pub use progress::print_progress;

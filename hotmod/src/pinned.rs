@@ -22,7 +22,6 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::describe::{describer, Describe, Describer, Kind, TypeDesc};
 use crate::imp;
 
 /// A value returned by a hot function that keeps the generation that made it loaded while it
@@ -222,14 +221,6 @@ impl<U: ?Sized> Pinned<Box<U>> {
 }
 
 /// `*p` is the pointee (`dyn Trait`, `str`), borrowed from `p`; see [`Pinnable`].
-// SAFETY: described by the pointer it holds (compared recursively) and its own size; never
-// `Owned`, which is its point: it carries what points into a library.
-unsafe impl<T: Pinnable + Describe> Describe for Pinned<T> {
-    const DESC: &'static TypeDesc = &TypeDesc::new(Kind::Std, "hotmod::Pinned")
-        .sized::<Self>()
-        .with_args(&[describer::<T> as Describer]);
-}
-
 impl<T: Pinnable> Deref for Pinned<T> {
     type Target = T::Target;
 

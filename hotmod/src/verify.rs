@@ -117,7 +117,16 @@ pub(crate) unsafe fn verify(
             .enumerate()
             .map(|(k, pair)| (Slot::Parameter(k + 1), pair))
             .chain(std::iter::once((Slot::Result, (&want.ret, &have.ret))));
-        let mut same = want_params.len() == have_params.len();
+        if want_params.len() != have_params.len() {
+            // Same text, another count: only a forged descriptor gets here.
+            changes.push(Incompatibility::FunctionChanged {
+                name: name.to_owned(),
+                expected: format!("{expected} ({} parameters)", want_params.len()),
+                found: format!("{found} ({} parameters)", have_params.len()),
+            });
+            continue;
+        }
+        let mut same = true;
         for (slot, (w, h)) in slots {
             // The toolchain matched above, so the library's describers are functions of this
             // ABI returning descriptions of this layout (`describe.rs`).
