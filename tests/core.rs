@@ -151,7 +151,10 @@ fn the_usual_types_cross_the_boundary() {
     assert_eq!(hello::Level::Low as u8, 1);
     assert_eq!(h.greeter().greeting(), "porter greets");
     let tree = h.tree(2); // a recursive type
-    assert_eq!((tree.value, tree.kids.len(), tree.kids[1].kids.len()), (2, 2, 2));
+    assert_eq!(
+        (tree.value, tree.kids.len(), tree.kids[1].kids.len()),
+        (2, 2, 2)
+    );
 }
 
 /// With backtraces on, std's default panic hook would resolve one inside the library and map

@@ -10,7 +10,7 @@
 //! supertraits, an opaque type's identity). A library may add functions; it may not change or
 //! remove any the host was compiled against.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::abi::{
     ModuleDescriptor, RawTrampoline, ABI_VERSION, CALL_MEMORY, CALL_REGISTERS, MAGIC,
@@ -188,6 +188,7 @@ impl std::fmt::Display for Slot {
 }
 
 /// How two descriptions differ.
+#[derive(Clone)]
 enum Difference {
     /// The types themselves differ (another type, or another std type's size): the nearest
     /// enclosing struct, enum or trait (or the function) says where.
@@ -196,19 +197,55 @@ enum Difference {
     Explained(Incompatibility),
 }
 
-/// Compares descriptions all the way down. Pairs already under comparison are taken as equal:
+/// Compares descriptions all the way down. A pair already under comparison is taken as equal:
 /// a recursive type (`struct Node { kids: Vec<Node> }`) is equal when it is equal everywhere
-/// else, and every other difference is found on the way.
+/// else, and every other difference is found on the way. Outcomes are remembered, so that each
+/// function that reaches a changed type names it: a difference always (it never rests on an
+/// assumption), equality only when no pair still under comparison was assumed equal for it.
 #[derive(Default)]
 struct Walk {
-    seen: HashSet<(*const TypeDesc, *const TypeDesc)>,
+    known: HashMap<(*const TypeDesc, *const TypeDesc), Outcome>,
+    /// How often a pair under comparison was taken as equal.
+    assumed: usize,
+}
+
+enum Outcome {
+    Comparing,
+    Equal,
+    Differs(Difference),
 }
 
 impl Walk {
     fn compare(&mut self, host: &TypeDesc, lib: &TypeDesc) -> Result<(), Difference> {
-        if !self.seen.insert((host, lib)) {
-            return Ok(());
+        let key: (*const TypeDesc, *const TypeDesc) = (host, lib);
+        match self.known.get(&key) {
+            Some(Outcome::Comparing) => {
+                self.assumed += 1;
+                return Ok(());
+            }
+            Some(Outcome::Equal) => return Ok(()),
+            Some(Outcome::Differs(difference)) => return Err(difference.clone()),
+            None => {}
         }
+        self.known.insert(key, Outcome::Comparing);
+        let assumed = self.assumed;
+        let result = self.compare_new(host, lib);
+        match &result {
+            Ok(()) if self.assumed == assumed => {
+                self.known.insert(key, Outcome::Equal);
+            }
+            Ok(()) => {
+                self.known.remove(&key);
+            }
+            Err(difference) => {
+                self.known.insert(key, Outcome::Differs(difference.clone()));
+            }
+        }
+        result
+    }
+
+    /// [`Walk::compare`] of a pair not compared before.
+    fn compare_new(&mut self, host: &TypeDesc, lib: &TypeDesc) -> Result<(), Difference> {
         let mismatch = || Difference::Mismatch {
             expected: render(host, 0),
             found: render(lib, 0),
