@@ -205,6 +205,19 @@ described! {
         &[field("kids", 0, vec_node_wide), field("value", 24, describer::<u64>)],
     );
     vec_node_wide: VEC_NODE_WIDE = vec_of(&[node_wide]);
+    // `Node` again as a cycle of two: even and odd levels in statics of their own. It unfolds
+    // to the same infinite tree, so it equals `Node`, although the walk pairs `Node` with each
+    // of them in turn.
+    node_even: NODE_EVEN = structure(
+        "fuzz::Node",
+        &[field("kids", 0, vec_node_odd), field("value", 24, describer::<u32>)],
+    );
+    vec_node_odd: VEC_NODE_ODD = vec_of(&[node_odd]);
+    node_odd: NODE_ODD = structure(
+        "fuzz::Node",
+        &[field("kids", 0, vec_node_even), field("value", 24, u32_twin)],
+    );
+    vec_node_even: VEC_NODE_EVEN = vec_of(&[node_even]);
 
     // `trait Speaker { fn speak(&self, times: u32) -> String; }`, and with another result.
     speaker: SPEAKER = TypeDesc {
@@ -265,7 +278,7 @@ const fn entry(name: &'static str, describer: Describer, class: usize) -> Entry 
 
 /// The describers a [`Function`]'s parameters and result are taken from (by index, modulo the
 /// length).
-pub static DESCRIBERS: [Entry; 29] = [
+pub static DESCRIBERS: [Entry; 31] = [
     entry("u32", describer::<u32>, 0),
     entry("u32 (twin)", u32_twin, 0),
     entry("u64", describer::<u64>, 1),
@@ -295,6 +308,8 @@ pub static DESCRIBERS: [Entry; 29] = [
     entry("Box<dyn Speaker> (speak -> u32)", box_speaker_counting, 22),
     entry("Id", id, 23),
     entry("Id (another build)", id_rebuilt, 24),
+    entry("Node (a cycle of two)", node_even, 17),
+    entry("Vec<Node> (a cycle of two)", vec_node_even, 19),
 ];
 
 /// The entry `index` names: [`DESCRIBERS`]`[index % len]`.
@@ -552,5 +567,61 @@ pub fn verify(host: &Description, lib: &Description) -> Outcome {
         Err(Refusal::OtherModule { found }) => Outcome::OtherModule(found),
         Err(Refusal::Toolchain { expected, found }) => Outcome::Toolchain { expected, found },
         Err(Refusal::Incompatible(changes)) => Outcome::Incompatible(changes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(param: usize, ret: usize) -> Description {
+        Description {
+            magic: MAGIC,
+            abi_version: ABI_VERSION,
+            module_path: b"fuzz::table".to_vec(),
+            toolchain: TOOLCHAIN.as_bytes().to_vec(),
+            functions: vec![Function {
+                name: b"f".to_vec(),
+                signature: b"fn(T) -> T".to_vec(),
+                params: vec![param],
+                ret,
+                kind: CALL_MEMORY,
+                trampoline: 3,
+            }],
+        }
+    }
+
+    /// The table's promise, entry against entry, as a parameter and as the result: equal
+    /// classes are accepted, different ones refused, naming the function or a named type the
+    /// host's entry reaches.
+    #[test]
+    fn classes_decide() {
+        for a in 0..DESCRIBERS.len() {
+            for b in 0..DESCRIBERS.len() {
+                for (host, lib) in [(module(a, 8), module(b, 8)), (module(8, a), module(8, b))] {
+                    let outcome = verify(&host, &lib);
+                    let (ea, eb) = (&DESCRIBERS[a], &DESCRIBERS[b]);
+                    if ea.class == eb.class {
+                        assert_eq!(outcome, Outcome::Accepted(vec![3]), "{ea:?} / {eb:?}");
+                        continue;
+                    }
+                    let Outcome::Incompatible(changes) = outcome else {
+                        panic!("{ea:?} / {eb:?}: {outcome:?}");
+                    };
+                    let named = named_types(a);
+                    assert!(
+                        changes.len() == 1
+                            && match &changes[0] {
+                                Incompatibility::FunctionChanged { name, .. } => name == "f",
+                                Incompatibility::TypeChanged { name, .. } => {
+                                    named.contains(&name.as_str())
+                                }
+                                _ => false,
+                            },
+                        "{ea:?} / {eb:?}: {changes:?}"
+                    );
+                }
+            }
+        }
     }
 }
