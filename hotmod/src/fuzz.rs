@@ -596,11 +596,10 @@ mod tests {
     /// host's entry reaches.
     #[test]
     fn classes_decide() {
-        for a in 0..DESCRIBERS.len() {
-            for b in 0..DESCRIBERS.len() {
+        for (a, ea) in DESCRIBERS.iter().enumerate() {
+            for (b, eb) in DESCRIBERS.iter().enumerate() {
                 for (host, lib) in [(module(a, 8), module(b, 8)), (module(8, a), module(8, b))] {
                     let outcome = verify(&host, &lib);
-                    let (ea, eb) = (&DESCRIBERS[a], &DESCRIBERS[b]);
                     if ea.class == eb.class {
                         assert_eq!(outcome, Outcome::Accepted(vec![3]), "{ea:?} / {eb:?}");
                         continue;
