@@ -289,9 +289,12 @@ fn refusals() -> Vec<Refusal> {
                                 if n == name && expected.contains(want) && found.contains(have))
                         })
                     };
-                    changes.len() == 5
+                    // Each slot that differs is named: the aliases are parameter and result.
+                    changes.len() == 7
                         && function("token", "parameter 1 is u64", "parameter 1 is Box<u64>")
+                        && function("token", "result is u64", "result is Box<u64>")
                         && function("rename", "parameter 1 is String", "parameter 1 is Vec<u8>")
+                        && function("rename", "result is String", "result is Vec<u8>")
                         && ty("hello_fixture::hello::shapes::Point", "y: u32 @4", "y: i32 @4")
                         && ty("hello_fixture::hello::Named", "{ fn name(&self) -> String; }", "fn nickname(&self) -> String; fn name")
                         && ty("hello_fixture::hello::Level", "Low = 1, High = 2", "Low = 10, High = 11")
