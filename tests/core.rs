@@ -8,6 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Barrier};
 
 use hello_fixture::hello;
+use hotmod::Event;
 
 /// Loads v2 so the current generation is a real library, and returns its number.
 fn serve_v2() -> u64 {
@@ -84,6 +85,54 @@ fn an_added_function_is_accepted() {
     assert_eq!(added, before + 1);
     assert_eq!(hello::version(), 1);
     assert_eq!(hello::greet("di"), "hello di");
+}
+
+/// A library that changed code the host runs its own copy of (a public constant, a method) is
+/// accepted, and the load says which items keep their old code; one that changed only hot
+/// functions says nothing.
+#[test]
+fn a_load_that_changes_code_the_host_keeps_running_names_it() {
+    let _serial = support::serial();
+    let module = hello::module();
+    serve_v2();
+    let events = module.subscribe();
+    let stale = module
+        .load(support::library("stale"))
+        .expect("a changed constant or method does not refuse a load");
+    let reported: Vec<Event> = std::iter::from_fn(|| events.try_recv()).collect();
+    let items = reported.iter().find_map(|event| match event {
+        Event::StaleItems {
+            generation, items, ..
+        } if *generation == stale => Some(items.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        items,
+        Some(vec!["const GREETING".to_owned(), "Reply::label".to_owned()]),
+        "{reported:?}"
+    );
+    let line = reported
+        .iter()
+        .find(|event| matches!(event, Event::StaleItems { .. }))
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        line.contains("const GREETING, Reply::label; restart the host"),
+        "{line}"
+    );
+    // The host's copies keep their old code, as the event says.
+    assert_eq!(hello::GREETING, "hi");
+    assert_eq!(hello::reply("a", 2).label(), "aa x2");
+
+    // v2 changes hot functions only (and a private constant): nothing to report.
+    let v2 = serve_v2();
+    let quiet: Vec<Event> = std::iter::from_fn(|| events.try_recv()).collect();
+    assert!(
+        !quiet
+            .iter()
+            .any(|event| matches!(event, Event::StaleItems { .. })),
+        "generation {v2}: {quiet:?}"
+    );
 }
 
 #[test]

@@ -154,7 +154,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
 
 /// `hotmod::__private::SYMBOL_PREFIX`, `__hotmod_v<ABI_VERSION>__` (this crate cannot read
 /// hotmod's constant; a load of any fixture fails if the two differ, see `tests/refused_loads.rs`).
-const SYMBOL_PREFIX: &str = "__hotmod_v6__";
+const SYMBOL_PREFIX: &str = "__hotmod_v7__";
 
 /// `__hotmod_v<ABI>__<crate>__<module>`: the exported descriptor's symbol.
 fn symbol_name(module: &Ident) -> String {
@@ -455,6 +455,7 @@ fn indices(functions: &[&HotFn]) -> TokenStream {
 }
 
 fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> TokenStream {
+    let kept = crate::kept::entries(private, hot);
     let states = hot.states().map(|st| {
         let StateNames {
             export,
@@ -533,6 +534,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
         #(#statics)*
         const FUNCTIONS: &[#private::FnEntry] = &[#(#entries),*];
         const STATES: &[#private::StateEntry] = &[#(#states),*];
+        const KEPT: &[#private::KeptItem] = &[#(#kept),*];
         #private::ModuleDescriptor {
             magic: #private::MAGIC,
             abi_version: #private::ABI_VERSION,
@@ -542,6 +544,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
             on_load: #on_load_entry,
             enter: #private::enter_library,
             states: #private::SliceRef::new(STATES),
+            kept: #private::SliceRef::new(KEPT),
         }
     }}
 }

@@ -13,6 +13,7 @@ mod ctxt;
 mod describe;
 mod expand;
 mod expand_static;
+mod kept;
 mod parse;
 mod text;
 mod validate;

@@ -1,7 +1,7 @@
 //! The stable boundary between a host and a module's cdylib.
 //!
 //! A module's cdylib exports exactly one symbol per hot module: a [`ModuleDescriptor`] static,
-//! named by the macro (`__hotmod_v6__<crate>__<module>`). Everything a host needs to verify and
+//! named by the macro (`__hotmod_v7__<crate>__<module>`). Everything a host needs to verify and
 //! call the library hangs off it: the module path, the ABI version, the toolchain identity, and
 //! one [`FnEntry`] per `pub fn` (name, signature, the compiler's description of every parameter
 //! and return type, trampoline).
@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::describe::Describer;
 
 /// Bumped whenever any type in this file changes shape or meaning.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// The first bytes of every descriptor.
 pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
@@ -46,7 +46,7 @@ pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
 /// [`ABI_VERSION`] at compile time (and written by `hotmod-macros`' `symbol_name`, which the loader
 /// tests exercise). The loader also searches a library's bytes for `__hotmod_v` to tell "not a
 /// hotmod library" from "a library of another hot module" or "of another ABI version".
-pub const SYMBOL_PREFIX: &str = "__hotmod_v6__";
+pub const SYMBOL_PREFIX: &str = "__hotmod_v7__";
 
 /// What every descriptor symbol starts with, whatever its ABI version.
 pub const SYMBOL_STEM: &str = "__hotmod_v";
@@ -203,6 +203,19 @@ pub struct ModuleDescriptor {
     pub enter: unsafe extern "C" fn(),
     /// The module's `#[hotmod::state]` statics, handed from generation to generation.
     pub states: SliceRef<StateEntry>,
+    /// The items of the module a host runs its own copy of (public constants and statics,
+    /// methods), each with a digest of its source: a library whose digests differ changed code
+    /// the host does not run, which a load reports (`Event::StaleItems`).
+    pub kept: SliceRef<KeptItem>,
+}
+
+/// An item a host runs its own copy of, and a digest of its source tokens.
+#[repr(C)]
+pub struct KeptItem {
+    /// `const GREETING`, `Reply::label`, `<Reply as Display>::fmt`.
+    pub name: StrRef,
+    /// FNV-1a of the item's tokens as written, doc comments left out.
+    pub digest: u64,
 }
 
 /// One `#[hotmod::state]` static of a hot module.
@@ -323,6 +336,8 @@ unsafe impl Sync for ModuleDescriptor {}
 unsafe impl Sync for FnEntry {}
 // SAFETY: read-only strings and function pointers.
 unsafe impl Sync for StateEntry {}
+// SAFETY: a read-only string and an integer.
+unsafe impl Sync for KeptItem {}
 // SAFETY: `StrRef` is a `&'static str` in another form.
 unsafe impl Sync for StrRef {}
 // SAFETY: as above.

@@ -80,6 +80,17 @@ pub enum Event {
         /// The file.
         path: PathBuf,
     },
+    /// A new current generation changed items the host runs its own copy of — public
+    /// constants and statics, methods — so the host keeps running their old code: accepted,
+    /// but say so. A restart picks them up.
+    StaleItems {
+        /// The hot module.
+        module: &'static str,
+        /// The generation that changed them.
+        generation: u64,
+        /// `const GREETING`, `Reply::label`; `… (removed)` for one the library no longer has.
+        items: Vec<String>,
+    },
     /// A generation was unloaded: it was not current and nothing used it any more.
     Retired {
         /// The hot module.
@@ -127,6 +138,7 @@ impl Event {
             | Event::Staged { module, .. }
             | Event::Rejected { module, .. }
             | Event::Unchanged { module, .. }
+            | Event::StaleItems { module, .. }
             | Event::Retired { module, .. }
             | Event::RetireBlocked { module, .. }
             | Event::RolledBack { module, .. }
@@ -168,6 +180,15 @@ impl fmt::Display for Event {
             Event::Unchanged { module, path } => {
                 write!(f, "{module}: {} is unchanged; not reloaded", path.display())
             }
+            Event::StaleItems {
+                module,
+                generation,
+                items,
+            } => write!(
+                f,
+                "{module}: generation {generation} changed code the host runs its own copy of, which keeps its old code: {}; restart the host to pick it up",
+                items.join(", ")
+            ),
             Event::Retired { module, generation } => {
                 write!(f, "{module}: generation {generation} retired")
             }
@@ -309,7 +330,9 @@ impl Hub {
             | Event::RolledBack { .. } => {
                 tracing::warn!(target: "hotmod", "{event}")
             }
-            Event::RetireBlocked { .. } => tracing::warn!(target: "hotmod", "{event}"),
+            Event::RetireBlocked { .. } | Event::StaleItems { .. } => {
+                tracing::warn!(target: "hotmod", "{event}")
+            }
             Event::Unchanged { .. } => tracing::debug!(target: "hotmod", "{event}"),
             _ => tracing::info!(target: "hotmod", "{event}"),
         }

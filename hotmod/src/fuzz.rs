@@ -510,6 +510,7 @@ fn with_descriptor<R>(d: &Description, f: impl FnOnce(&ModuleDescriptor) -> R) -
         on_load: None,
         enter: no_enter,
         states: SliceRef::new(&[]),
+        kept: SliceRef::new(&[]),
     };
     f(&descriptor)
 }

@@ -7,9 +7,9 @@ pub use crate::pin::PinnedGeneration;
 use crate::pinned::{Pinnable, Pinned};
 
 pub use crate::abi::{
-    enter_library, on_load_result, register_trampoline, trampoline, FnEntry, ModuleDescriptor,
-    OnLoadResult, PanicMessage, RawTrampoline, Returned, SliceRef, StateEntry, StateExport,
-    StateImport, StateMark, StateTake, StrRef, Trampoline, ABI_VERSION, CALL_MEMORY,
+    enter_library, on_load_result, register_trampoline, trampoline, FnEntry, KeptItem,
+    ModuleDescriptor, OnLoadResult, PanicMessage, RawTrampoline, Returned, SliceRef, StateEntry,
+    StateExport, StateImport, StateMark, StateTake, StrRef, Trampoline, ABI_VERSION, CALL_MEMORY,
     CALL_REGISTERS, MAGIC, SYMBOL_PREFIX, TOOLCHAIN,
 };
 pub use crate::describe::{describer, Describer};

@@ -140,6 +140,25 @@ struct Step<'l> {
 }
 
 impl<'l> Step<'l> {
+    /// `Event::StaleItems` for the generation this step made current, if it changed items the
+    /// host runs its own copy of.
+    fn report_stale_items(&self, number: u64) {
+        let current = self.loading.current();
+        let Some(lib) = current.descriptor() else {
+            return;
+        };
+        // SAFETY: both descriptors were verified; the current generation's library stays
+        // loaded while our loading guard keeps it current.
+        let items = unsafe { crate::verify::stale_items(self.runtime.host_descriptor(), lib) };
+        if !items.is_empty() {
+            self.runtime.emit(Event::StaleItems {
+                module: self.runtime.name(),
+                generation: number,
+                items,
+            });
+        }
+    }
+
     fn new(
         loading: &'l mut Loading<'static>,
         runtime: &'static Runtime,
@@ -325,7 +344,11 @@ fn commit(mut steps: Vec<Step<'_>>, kind: &Kind) -> Result<Vec<u64>, (&'static R
             let number = step.made?;
             step.runtime.notify_changed();
             Some(match kind {
-                Kind::Load { started } => step.runtime.announce(number, &step.path, *started),
+                Kind::Load { started } => {
+                    let number = step.runtime.announce(number, &step.path, *started);
+                    step.report_stale_items(number);
+                    number
+                }
                 Kind::RollBack { from, reason } => {
                     step.runtime.emit(Event::RolledBack {
                         module: step.runtime.name(),

@@ -163,6 +163,33 @@ pub(crate) unsafe fn verify(
     }
 }
 
+/// The items the host runs its own copy of whose source differs in `lib` (or that `lib` no longer
+/// has): the host keeps running its own code for them, which a load reports.
+///
+/// # Safety
+/// Both descriptors must have been verified (`verify` returned `Ok`) and stay mapped while this
+/// runs.
+pub(crate) unsafe fn stale_items(host: &ModuleDescriptor, lib: &ModuleDescriptor) -> Vec<String> {
+    // SAFETY: verified descriptors of libraries that stay loaded (the caller's contract).
+    let (want, have) = unsafe { (host.kept.as_slice(), lib.kept.as_slice()) };
+    want.iter()
+        .filter_map(|item| {
+            // SAFETY: as above.
+            let name = unsafe { item.name.as_str() };
+            let found = have.iter().find(|other| {
+                // SAFETY: as above.
+                let other_name = unsafe { other.name.as_str() };
+                other_name == name
+            });
+            match found {
+                Some(other) if other.digest == item.digest => None,
+                Some(_) => Some(name.to_owned()),
+                None => Some(format!("{name} (removed)")),
+            }
+        })
+        .collect()
+}
+
 fn kind_name(kind: u32) -> String {
     match kind {
         CALL_MEMORY => "memory".to_owned(),
