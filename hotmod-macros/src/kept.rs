@@ -1,8 +1,11 @@
 //! The items of a hot module that a host runs its own copy of, with a digest of each one's
 //! source: public constants and statics (their values are compiled into the host), and methods
-//! (a method call is an ordinary call into the host's copy of the module, generation 0). A load
+//! of the module's public types (a method call is an ordinary call into the host's copy of the
+//! module, generation 0; a private type's methods run only in module code). A load
 //! whose library has other digests is accepted, and reported (`Event::StaleItems`), so that
 //! nobody is left wondering why an edit did not show.
+
+use std::collections::BTreeSet;
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -13,15 +16,39 @@ use crate::text;
 
 /// One `KeptItem { name, digest }` per such item, each behind the `#[cfg]`s it depends on.
 pub fn entries(private: &TokenStream, hot: &HotModule) -> Vec<TokenStream> {
+    let mut public = BTreeSet::new();
+    for item in hot.others() {
+        public_types(item, &mut public);
+    }
     let mut out = Vec::new();
     for item in hot.others() {
-        collect(private, item, "", &[], &mut out);
+        collect(private, &public, item, "", &[], &mut out);
     }
     out
 }
 
+/// The names of the module's public structs and enums: only their methods can the host call
+/// (a private type's methods run only in module code, each generation its own).
+fn public_types(item: &Item, names: &mut BTreeSet<String>) {
+    match item {
+        Item::Struct(s) if is_pub(&s.vis) => {
+            names.insert(s.ident.to_string());
+        }
+        Item::Enum(e) if is_pub(&e.vis) => {
+            names.insert(e.ident.to_string());
+        }
+        Item::Mod(m) => {
+            for inner in m.content.iter().flat_map(|(_, items)| items) {
+                public_types(inner, names);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn collect(
     private: &TokenStream,
+    public: &BTreeSet<String>,
     item: &Item,
     prefix: &str,
     outer_cfgs: &[&syn::Attribute],
@@ -47,7 +74,7 @@ fn collect(
             cfgs.extend(cfg_attrs(&s.attrs));
             entry(&cfgs, format!("static {prefix}{}", s.ident), source(item));
         }
-        Item::Impl(imp) => {
+        Item::Impl(imp) if self_type_is_public(&imp.self_ty, public) => {
             cfgs.extend(cfg_attrs(&imp.attrs));
             let self_ty = text::tokens(&imp.self_ty);
             let owner = match &imp.trait_ {
@@ -83,11 +110,22 @@ fn collect(
                 cfgs.extend(cfg_attrs(&m.attrs));
                 let prefix = format!("{prefix}{}::", m.ident);
                 for inner in items {
-                    collect(private, inner, &prefix, &cfgs, out);
+                    collect(private, public, inner, &prefix, &cfgs, out);
                 }
             }
         }
         _ => {}
+    }
+}
+
+fn self_type_is_public(ty: &syn::Type, public: &BTreeSet<String>) -> bool {
+    match ty {
+        syn::Type::Path(tp) => tp
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| public.contains(&s.ident.to_string())),
+        _ => false,
     }
 }
 
