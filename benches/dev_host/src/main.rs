@@ -48,7 +48,14 @@ fn build_variant(variant: &str) -> Result<PathBuf, Failure> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(cargo)
         .current_dir(workspace())
-        .args(["build", "--quiet", "--lib", "-p", "hello_fixture", "--target-dir"])
+        .args([
+            "build",
+            "--quiet",
+            "--lib",
+            "-p",
+            "hello_fixture",
+            "--target-dir",
+        ])
         .arg(target())
         .env("HOTMOD_FIXTURE", variant))?;
     let copy = target().join(format!("{variant}.so"));
@@ -58,7 +65,10 @@ fn build_variant(variant: &str) -> Result<PathBuf, Failure> {
 
 /// `build` without debug sections, padded to `megabytes` with a section `dlopen` does not map.
 fn sized(build: &Path, megabytes: u64) -> Result<PathBuf, Failure> {
-    let stem = build.file_stem().and_then(|s| s.to_str()).unwrap_or("build");
+    let stem = build
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("build");
     let out = target().join(format!("{stem}-{megabytes}mb.so"));
     run(Command::new("strip")
         .arg("--strip-debug")
@@ -140,7 +150,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank].as_secs_f64() * 1e3
 }
 
-fn measure(watched: &mut Watched, label: &str, pair: [&Path; 2], samples: usize) -> Result<(), Failure> {
+fn measure(
+    watched: &mut Watched,
+    label: &str,
+    pair: [&Path; 2],
+    samples: usize,
+) -> Result<(), Failure> {
     let size = std::fs::metadata(pair[0])?.len();
     // Warm up: the first loads touch cold pages.
     for i in 0..4 {
@@ -165,8 +180,16 @@ fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
     let samples: usize = args.next().map_or(Ok(30), |s| s.parse())?;
     let sizes: Vec<u64> = args.map(|s| s.parse()).collect::<Result<_, _>>()?;
-    let sizes = if sizes.is_empty() { vec![4, 12, 40] } else { sizes };
-    let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
+    let sizes = if sizes.is_empty() {
+        vec![4, 12, 40]
+    } else {
+        sizes
+    };
+    let profile = if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "release"
+    };
     println!("host profile: {profile}; load average: {}", loadavg());
     let builds = [build_variant("v1")?, build_variant("v2")?];
     let mut watched = Watched::new()?;
