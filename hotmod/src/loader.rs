@@ -2,7 +2,7 @@
 //! copy (`shadow.rs`), `dlopen` with thread-exit callbacks redirected (`os::open_library`),
 //! descriptor lookup and verification.
 
-use std::hash::Hasher;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -51,6 +51,11 @@ impl LoadedLibrary {
         }
         Ok(())
     }
+
+    /// The private copy the library was loaded from.
+    pub(crate) fn copy_path(&self) -> &Path {
+        self.copy.path()
+    }
 }
 
 impl Drop for LoadedLibrary {
@@ -76,12 +81,32 @@ pub(crate) struct Artifact {
 }
 
 impl Artifact {
-    /// A digest of the bytes, to tell an unchanged file from a new build.
-    pub(crate) fn digest(&self) -> u64 {
-        // Fixed keys: the digest of the same bytes is the same across calls.
-        let mut hasher = std::hash::DefaultHasher::new();
-        hasher.write(&self.bytes);
-        hasher.finish()
+    /// Whether `copy`, the private copy of a loaded generation, holds exactly these bytes: the
+    /// watcher does not load a file identical to the newest generation again.
+    pub(crate) fn same_as(&self, copy: &Path) -> bool {
+        // Why not a digest of the bytes: this runs at every landing, in whatever profile the
+        // user builds the host in, usually dev, where hotmod's own code is unoptimised. Hashing
+        // a 12 MB debug library with SipHash there cost tens of milliseconds, most of a
+        // reload. Here the per-byte work is the kernel's (`read`) and libc's (`[u8] == [u8]`
+        // is `memcmp`), optimised in any profile; a length that differs costs one `fstat`, and
+        // a new build usually differs within the first chunk.
+        const CHUNK: usize = 1 << 20;
+        let Ok(mut file) = std::fs::File::open(copy) else {
+            // Gone (a forked child's inherited copy, a cleaned temp directory): load the file.
+            return false;
+        };
+        if file.metadata().map(|m| m.len()).ok() != u64::try_from(self.bytes.len()).ok() {
+            return false;
+        }
+        let mut buffer = vec![0u8; CHUNK.min(self.bytes.len())];
+        for expected in self.bytes.chunks(CHUNK) {
+            let read = &mut buffer[..expected.len()];
+            if file.read_exact(read).is_err() || *read != *expected {
+                return false;
+            }
+        }
+        // Nothing after: the copy is ours and written once, but "same" means the whole file.
+        matches!(file.read(&mut [0u8; 1]), Ok(0))
     }
 }
 
