@@ -79,8 +79,7 @@ fn sized(build: &Path, megabytes: u64) -> Result<PathBuf, Failure> {
     let have = std::fs::metadata(&out)?.len();
     if have < want {
         let pad = target().join(format!("pad-{megabytes}"));
-        // Not zeros: a file of zeros would flatter any comparison that stops at the first
-        // difference as little as one that does not, but keep it honest anyway.
+        // Not zeros: a run of zeros is the one content a filesystem might store sparsely.
         let bytes: Vec<u8> = (0..want - have).map(|i| (i * 131 % 251) as u8).collect();
         std::fs::write(&pad, bytes)?;
         let section = format!(".hotmod_pad={}", pad.display());
