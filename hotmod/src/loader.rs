@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use crate::abi::{ModuleDescriptor, RawTrampoline, Trampoline, ABI_VERSION, SYMBOL_STEM};
 use crate::error::Error;
@@ -133,7 +133,12 @@ impl Drop for Artifact {
 
 /// Reads the whole file at `path`, into [`SPARE`]'s buffer if there is one.
 fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut bytes = std::mem::take(&mut *SPARE.lock().unwrap_or_else(PoisonError::into_inner));
+    // `try_lock`, never wait: busy means another load has it, or, in a child forked while a
+    // thread of the parent held it, never free again; either way a fresh buffer does.
+    let mut bytes = SPARE
+        .try_lock()
+        .map(|mut spare| std::mem::take(&mut *spare))
+        .unwrap_or_default();
     bytes.clear();
     // `read_to_end` reserves the file's length up front (as `std::fs::read` does) and reads with
     // plain `read` calls: no per-byte work in Rust.
