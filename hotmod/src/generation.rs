@@ -26,8 +26,6 @@ pub(crate) struct Generation {
     /// Handles and nested plain calls holding this generation. The only field written after
     /// creation, so it has cache lines of its own: pinning never slows calls reading `table`.
     pub(crate) pins: CachePadded<AtomicUsize>,
-    /// Digest of the library file's bytes (`None` for generation 0).
-    pub(crate) digest: Option<u64>,
     /// The library's descriptor (null for generation 0, whose descriptor is the module's).
     pub(crate) descriptor: *const ModuleDescriptor,
     /// The file the library was loaded from (`None` for generation 0).
@@ -48,13 +46,18 @@ impl Generation {
         unsafe { self.descriptor.as_ref() }
     }
 
+    /// The private copy its library was loaded from, which holds the bytes that were checked
+    /// and loaded (`None` for generation 0).
+    pub(crate) fn copy_path(&self) -> Option<&std::path::Path> {
+        self.library.as_ref().map(LoadedLibrary::copy_path)
+    }
+
     /// Generation 0: the built-in code.
     pub(crate) const fn builtin() -> Self {
         Generation {
             number: 0,
             table: Vec::new(),
             pins: CachePadded(AtomicUsize::new(0)),
-            digest: None,
             descriptor: std::ptr::null(),
             origin: None,
             probation: Probation::new(),

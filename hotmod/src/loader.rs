@@ -2,9 +2,9 @@
 //! copy (`shadow.rs`), `dlopen` with thread-exit callbacks redirected (`os::open_library`),
 //! descriptor lookup and verification.
 
-use std::hash::Hasher;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::abi::{ModuleDescriptor, RawTrampoline, Trampoline, ABI_VERSION, SYMBOL_STEM};
 use crate::error::Error;
@@ -51,6 +51,11 @@ impl LoadedLibrary {
         }
         Ok(())
     }
+
+    /// The private copy the library was loaded from.
+    pub(crate) fn copy_path(&self) -> &Path {
+        self.copy.path()
+    }
 }
 
 impl Drop for LoadedLibrary {
@@ -76,13 +81,69 @@ pub(crate) struct Artifact {
 }
 
 impl Artifact {
-    /// A digest of the bytes, to tell an unchanged file from a new build.
-    pub(crate) fn digest(&self) -> u64 {
-        // Fixed keys: the digest of the same bytes is the same across calls.
-        let mut hasher = std::hash::DefaultHasher::new();
-        hasher.write(&self.bytes);
-        hasher.finish()
+    /// Whether `copy`, the private copy of a loaded generation, holds exactly these bytes: the
+    /// watcher does not load a file identical to the newest generation again.
+    pub(crate) fn same_as(&self, copy: &Path) -> bool {
+        // Why not a digest of the bytes: this runs at every landing, in whatever profile the
+        // user builds the host in, usually dev, where hotmod's own code is unoptimised. Hashing
+        // a 12 MB debug library with SipHash there cost tens of milliseconds, most of a
+        // reload. Here the per-byte work is the kernel's (`read`) and libc's (`[u8] == [u8]`
+        // is `memcmp`), optimised in any profile; a length that differs costs one `fstat`, and
+        // a new build usually differs within the first chunk.
+        const CHUNK: usize = 1 << 20;
+        let Ok(mut file) = std::fs::File::open(copy) else {
+            // Gone (a forked child's inherited copy, a cleaned temp directory): load the file.
+            return false;
+        };
+        if file.metadata().map(|m| m.len()).ok() != u64::try_from(self.bytes.len()).ok() {
+            return false;
+        }
+        let mut buffer = vec![0u8; CHUNK.min(self.bytes.len())];
+        for expected in self.bytes.chunks(CHUNK) {
+            let read = &mut buffer[..expected.len()];
+            if file.read_exact(read).is_err() || *read != *expected {
+                return false;
+            }
+        }
+        // Nothing after: the copy is ours and written once, but "same" means the whole file.
+        matches!(file.read(&mut [0u8; 1]), Ok(0))
     }
+}
+
+/// The buffer of the last artifact dropped, reused by the next [`read`].
+///
+/// Why: a library's bytes are read into one allocation of its size. glibc serves an allocation
+/// above its mmap threshold (which it raises up to 32 MiB) with fresh pages every time, so each
+/// load of a larger library paid a page fault and a page clear per 4 KiB (a 40 MB debug library:
+/// ~15 ms of a ~34 ms reload in a dev host). Kept here, the pages are touched once per process.
+/// The cost is one buffer the size of the largest library read, kept for the process's life.
+static SPARE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+impl Drop for Artifact {
+    fn drop(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        // `try_lock`: never wait here; another load's buffer may take the place instead.
+        if let Ok(mut spare) = SPARE.try_lock() {
+            if spare.capacity() < bytes.capacity() {
+                *spare = bytes;
+            }
+        }
+    }
+}
+
+/// Reads the whole file at `path`, into [`SPARE`]'s buffer if there is one.
+fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    // `try_lock`, never wait: busy means another load has it, or, in a child forked while a
+    // thread of the parent held it, never free again; either way a fresh buffer does.
+    let mut bytes = SPARE
+        .try_lock()
+        .map(|mut spare| std::mem::take(&mut *spare))
+        .unwrap_or_default();
+    bytes.clear();
+    // `read_to_end` reserves the file's length up front (as `std::fs::read` does) and reads with
+    // plain `read` calls: no per-byte work in Rust.
+    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Reads `path` and checks it is a complete shared library (not a directory, not a file that
@@ -112,7 +173,7 @@ pub(crate) fn read(module: &'static str, path: &Path) -> Result<Artifact, Error>
         });
     }
     let resolved = crate::security::checked_path(module, path)?;
-    let bytes = std::fs::read(&resolved).map_err(|e| io("reading it", e))?;
+    let bytes = read_bytes(&resolved).map_err(|e| io("reading it", e))?;
     os::check_library(&bytes).map_err(|reason| Error::NotALibrary {
         module,
         path: path_buf.clone(),
@@ -131,10 +192,9 @@ pub(crate) fn open_artifact(
     host: &'static ModuleDescriptor,
     artifact: Artifact,
 ) -> Result<Opened, Error> {
-    let Artifact {
-        path: path_buf,
-        bytes,
-    } = artifact;
+    // Borrowed, not moved out: dropping `artifact` hands its buffer to the next read.
+    let path_buf = artifact.path.clone();
+    let bytes = &artifact.bytes[..];
     let path = path_buf.as_path();
     let io = |action, source| Error::Io {
         module,
@@ -143,13 +203,13 @@ pub(crate) fn open_artifact(
         source: Arc::new(source),
     };
 
-    let copy = ShadowCopy::create(path, &bytes).map_err(|(action, e)| io(action, e))?;
+    let copy = ShadowCopy::create(path, bytes).map_err(|(action, e)| io(action, e))?;
     // SAFETY: loading a library runs its initialisers. The file is a complete shared library
     // (checked above) the user asked to load; Rust cdylibs run no user code at load time unless
     // the module author wrote a static constructor, which is the author's code like any other.
     // `bytes` are what `copy` holds.
     let (opened, thread_exit) =
-        unsafe { os::open_library(copy.path(), &bytes) }.map_err(|e| Error::LoadFailed {
+        unsafe { os::open_library(copy.path(), bytes) }.map_err(|e| Error::LoadFailed {
             module,
             path: path_buf.clone(),
             message: e.to_string(),
@@ -171,7 +231,7 @@ pub(crate) fn open_artifact(
         Err(_) => std::ptr::null(),
     };
     if descriptor.is_null() {
-        let found = descriptor_symbols(&bytes);
+        let found = descriptor_symbols(bytes);
         let other_abi = found.iter().map(|(v, _)| *v).find(|v| *v != ABI_VERSION);
         return Err(match other_abi {
             // Built against another hotmod: its symbol names another ABI version.

@@ -711,11 +711,12 @@ impl Runtime {
         self.registry().current().number
     }
 
-    /// The newest generation's number and digest: the staged one if any, else the current one.
-    pub(crate) fn newest(&self) -> (u64, Option<u64>) {
+    /// The newest generation's number and its private copy (`None` for generation 0): the
+    /// staged one if any, else the current one.
+    pub(crate) fn newest(&self) -> (u64, Option<PathBuf>) {
         let registry = self.registry();
         let newest = registry.staged().unwrap_or_else(|| registry.current());
-        (newest.number, newest.digest)
+        (newest.number, newest.copy_path().map(Path::to_path_buf))
     }
 
     pub(crate) fn staged_generation(&self) -> Option<u64> {

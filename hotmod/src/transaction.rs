@@ -70,15 +70,13 @@ fn begin(runtimes: &[&'static Runtime]) -> Result<Vec<Loading<'static>>, Error> 
 // ---- prepare ----
 
 /// Reads `path` (checks it is a complete library a trusted user wrote).
-fn read(loading: &Loading, path: &Path) -> Result<(Artifact, u64), Error> {
-    let artifact = loader::read(loading.runtime().name(), path)?;
-    let digest = artifact.digest();
-    Ok((artifact, digest))
+fn read(loading: &Loading, path: &Path) -> Result<Artifact, Error> {
+    loader::read(loading.runtime().name(), path)
 }
 
 /// Copies, opens and verifies the artifact and runs its on_load function: a generation in all
 /// but number.
-fn prepare(loading: &Loading, artifact: Artifact, digest: u64) -> Result<Box<Generation>, Error> {
+fn prepare(loading: &Loading, artifact: Artifact) -> Result<Box<Generation>, Error> {
     let runtime = loading.runtime();
     // Every generation but 0 starts here, before it can be staged or made current: register
     // the process-wide barrier now, so that whichever way a loaded generation becomes current
@@ -115,7 +113,6 @@ fn prepare(loading: &Loading, artifact: Artifact, digest: u64) -> Result<Box<Gen
         number: 0,
         table: opened.table,
         pins: Default::default(),
-        digest: Some(digest),
         descriptor: opened.descriptor,
         origin: Some(path),
         probation: Probation::new(),
@@ -380,15 +377,21 @@ pub(crate) fn load(
     skip_unchanged: bool,
 ) -> Result<Outcome, Error> {
     let mut loading = runtime.lock_loading()?;
-    let (artifact, digest) = read(&loading, path)?;
-    if skip_unchanged && runtime.newest().1 == Some(digest) {
+    let artifact = read(&loading, path)?;
+    // The newest generation cannot change meanwhile: `loading` holds the module's loading lock.
+    if skip_unchanged
+        && runtime
+            .newest()
+            .1
+            .is_some_and(|copy| artifact.same_as(&copy))
+    {
         runtime.emit(Event::Unchanged {
             module: runtime.name(),
             path: path.to_path_buf(),
         });
         return Ok(Outcome::Unchanged);
     }
-    let generation = prepare(&loading, artifact, digest)?;
+    let generation = prepare(&loading, artifact)?;
     if runtime.staging() {
         return Ok(Outcome::Staged(runtime.stage(&mut loading, generation)));
     }
@@ -431,8 +434,7 @@ pub(crate) fn load_all(loads: Vec<(&'static Runtime, PathBuf)>) -> Result<Vec<u6
     let mut guards = begin(&runtimes)?;
     let mut prepared = Vec::new();
     for ((runtime, path), loading) in loads.iter().zip(&guards) {
-        match read(loading, path).and_then(|(artifact, digest)| prepare(loading, artifact, digest))
-        {
+        match read(loading, path).and_then(|artifact| prepare(loading, artifact)) {
             Ok(generation) => prepared.push(generation),
             Err(error) => {
                 runtime.reject(&error);
