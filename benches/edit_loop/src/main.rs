@@ -193,6 +193,11 @@ const VARIANTS: &[(&str, &str, &str)] = &[
         "[profile.dev]\nsplit-debuginfo = \"unpacked\"\n",
         "",
     ),
+    (
+        "split-unpacked+deps-no-debug",
+        "[profile.dev]\nsplit-debuginfo = \"unpacked\"\n[profile.dev.package.\"*\"]\ndebug = false\n",
+        "",
+    ),
     // rustc ≥ 1.90 links x86_64 Linux with its own lld already; this is the system linker
     // (GNU ld through cc) it replaced, for comparison.
     (
