@@ -395,6 +395,9 @@ fn options(args: &[String]) -> Result<Options, Failure> {
                      [--variant NAME]…\nvariants: {}",
                     names.join(", ")
                 );
+                if arg == "-h" || arg == "--help" {
+                    std::process::exit(0);
+                }
                 return Err(format!("unknown argument {arg}").into());
             }
         }
