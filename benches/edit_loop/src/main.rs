@@ -266,9 +266,10 @@ impl Host {
             .arg(copy)
             .arg(target)
             .stdout(Stdio::piped());
-        // SAFETY: the closure runs in the forked child before exec and calls only prctl and
-        // getppid, which are async-signal-safe; it allocates nothing and takes no lock.
         let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs in the forked child before exec and calls only prctl,
+        // getppid and errno reads, which are async-signal-safe; it allocates nothing (its errors
+        // are raw OS errors) and takes no lock.
         unsafe {
             command.pre_exec(move || {
                 // The host is killed when the harness dies, however it dies.
@@ -277,7 +278,7 @@ impl Host {
                 }
                 // The harness died before the prctl: nobody would kill this host.
                 if libc::getppid() != parent {
-                    return Err(std::io::Error::other("the harness is gone"));
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
