@@ -7,7 +7,10 @@ use std::collections::BTreeSet;
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, TokenStreamExt};
-use syn::{AttrStyle, Attribute, Ident, Item, ItemFn, ItemMod, ItemStatic, LitStr, Type};
+use syn::{
+    AttrStyle, Attribute, GenericArgument, Ident, Item, ItemFn, ItemMod, ItemStatic, LitStr,
+    PathArguments, Type,
+};
 
 /// `#[hot_module(crate = "...", path = "...")]`.
 pub struct Args {
@@ -204,6 +207,30 @@ pub fn item_ident(item: &Item) -> Option<&Ident> {
         Item::Union(i) => Some(&i.ident),
         _ => None,
     }
+}
+
+/// The `T` of `hotmod::Pinned<T>` (or of `Box<T>`, `Arc<T>`): a path with one type argument.
+pub fn single_type_argument(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Paren(inner) => single_type_argument(&inner.elem),
+        Type::Group(inner) => single_type_argument(&inner.elem),
+        Type::Path(path) => {
+            let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+                return None;
+            };
+            match args.args.iter().collect::<Vec<_>>()[..] {
+                [GenericArgument::Type(inner)] => Some(inner),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The `#[cfg]` attributes of an item, field or variant: everything generated for it carries
+/// them, because an attribute macro sees its input before `#[cfg]` is evaluated.
+pub fn cfgs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
 }
 
 /// `hotmod::Pinned<…>` (any path ending in `Pinned`).

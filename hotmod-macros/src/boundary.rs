@@ -18,7 +18,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Item, Path, Type};
 
-use crate::ast::{collect_idents, HotFn, HotModule};
+use crate::ast::{cfgs, collect_idents, single_type_argument, HotFn, HotModule};
 use crate::describe::{erase_lifetimes, trait_descriptions};
 
 pub struct Boundary {
@@ -86,7 +86,7 @@ impl Boundary {
             }
             Item::Trait(t) if self.crosses(&t.ident) && !describes_itself(&t.attrs) => {
                 let descriptions = trait_descriptions(&quote!(#krate), t);
-                let cfgs = t.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+                let cfgs = cfgs(&t.attrs);
                 quote!(#t #(#cfgs)* #descriptions)
             }
             Item::Mod(m) if m.content.is_some() => {
@@ -108,14 +108,14 @@ impl Boundary {
         let krate = &self.krate;
         let d = quote!(#krate::describe);
         let checks = functions.iter().map(|f| {
-            let cfgs = f.item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+            let cfgs = cfgs(&f.item.attrs);
             let params = f.params.iter().map(|p| {
                 let ty = erase_lifetimes(p.ty);
                 quote_spanned!(p.ty.span()=> #d::__assert_described::<#ty>();)
             });
             let output = &f.output;
-            let ret = described_result(output);
-            let owned = if pinned_pointer(output).is_some() {
+            let ret = described_result(f);
+            let owned = if f.pinned {
                 TokenStream::new()
             } else {
                 quote_spanned!(output.span()=> #d::__assert_owned::<#ret>();)
@@ -159,32 +159,13 @@ impl Boundary {
 /// `hotmod::Pinned<P>` the pointer `P` it carries. `Pinned` itself has no description, so a
 /// `Pinned` anywhere else in a signature (a parameter, `Option<Pinned<…>>`, behind an alias) is
 /// a compile error: only a whole `Pinned` result is tied to its generation by the call.
-pub fn described_result(output: &Type) -> Type {
-    erase_lifetimes(pinned_pointer(output).unwrap_or(output))
-}
-
-/// `P` of `hotmod::Pinned<P>` (or `Pinned<P>`) when that is the whole type.
-fn pinned_pointer(ty: &Type) -> Option<&Type> {
-    match ty {
-        Type::Path(tp) if tp.qself.is_none() => {
-            let last = tp.path.segments.last()?;
-            if last.ident != "Pinned" {
-                return None;
-            }
-            match &last.arguments {
-                syn::PathArguments::AngleBracketed(args) => {
-                    args.args.iter().find_map(|arg| match arg {
-                        syn::GenericArgument::Type(inner) => Some(inner),
-                        _ => None,
-                    })
-                }
-                _ => None,
-            }
-        }
-        Type::Paren(p) => pinned_pointer(&p.elem),
-        Type::Group(g) => pinned_pointer(&g.elem),
-        _ => None,
-    }
+pub fn described_result(f: &HotFn) -> Type {
+    let pointer = if f.pinned {
+        single_type_argument(&f.output)
+    } else {
+        None
+    };
+    erase_lifetimes(pointer.unwrap_or(&f.output))
 }
 
 /// `#[derive(.., Describe, ..)]` already written by the user.

@@ -289,11 +289,7 @@ pub fn trait_descriptions(krate: &TokenStream, t: &syn::ItemTrait) -> TokenStrea
         let sig = &f.sig;
         // The attribute sees the trait before `#[cfg]` is evaluated: each method's entry and
         // check carries its method's.
-        let cfgs: Vec<&syn::Attribute> = f
-            .attrs
-            .iter()
-            .filter(|a| a.path().is_ident("cfg"))
-            .collect();
+        let cfgs = crate::ast::cfgs(&f.attrs);
         if !sig.generics.params.is_empty() || requires_sized(sig) {
             continue; // not in the vtable
         }

@@ -17,7 +17,7 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 use syn::Type;
 
-use crate::ast::{Args, HotFn, HotModule, ModItem, StateStatic};
+use crate::ast::{cfgs, Args, HotFn, HotModule, ModItem, StateStatic};
 use crate::boundary::{described_result, Boundary};
 use crate::describe::erase_lifetimes;
 use crate::text;
@@ -233,7 +233,7 @@ fn method(private: &TokenStream, f: &HotFn) -> TokenStream {
 }
 
 fn trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
-    let cfgs = f.item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    let cfgs = cfgs(&f.item.attrs);
     let name = &f.item.sig.ident;
     let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
     if call_kind(f) == CallKind::Registers {
@@ -420,12 +420,6 @@ fn invoker(private: &TokenStream, f: &HotFn) -> TokenStream {
     }
 }
 
-/// The `#[cfg]` attributes of an item, field or variant: everything generated for it carries
-/// them, because the attribute sees its input before `#[cfg]` is evaluated.
-fn cfgs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
-    attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
-}
-
 /// `mod __hotmod_index`: each function's position in the descriptor's table, counting only
 /// the functions whose `#[cfg]` holds.
 fn indices(functions: &[&HotFn]) -> TokenStream {
@@ -495,7 +489,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
             })
             .collect();
         let count = describers.len();
-        let ret = described_result(&f.output);
+        let ret = described_result(f);
         let tramp = &f.item.sig.ident;
         let (kind, erased) = match call_kind(f) {
             CallKind::Memory => (

@@ -13,7 +13,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::ast::{Args, HotFn, HotModule, ModItem};
+use crate::ast::{cfgs, Args, HotFn, HotModule, ModItem};
 use crate::boundary::Boundary;
 
 pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
@@ -40,7 +40,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
         .map(|name| quote!(const _: () = { let _ = #name; };));
     let migrate = hot.states().filter_map(|state| {
         let path = state.migrate.as_ref()?;
-        let cfgs = state.item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+        let cfgs = cfgs(&state.item.attrs);
         Some(quote!(#(#cfgs)* const _: () = { let _ = #path; };))
     });
     let methods = hot.functions().map(method);

@@ -11,7 +11,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{ImplItem, Item, Visibility};
 
-use crate::ast::HotModule;
+use crate::ast::{self, HotModule};
 use crate::text;
 
 /// One `KeptItem { name, digest }` per such item, each behind the `#[cfg]`s it depends on.
@@ -67,15 +67,15 @@ fn collect(
     };
     match item {
         Item::Const(c) if is_pub(&c.vis) => {
-            cfgs.extend(cfg_attrs(&c.attrs));
+            cfgs.extend(ast::cfgs(&c.attrs));
             entry(&cfgs, format!("const {prefix}{}", c.ident), source(item));
         }
         Item::Static(s) if is_pub(&s.vis) => {
-            cfgs.extend(cfg_attrs(&s.attrs));
+            cfgs.extend(ast::cfgs(&s.attrs));
             entry(&cfgs, format!("static {prefix}{}", s.ident), source(item));
         }
         Item::Impl(imp) if self_type_is_public(&imp.self_ty, public) => {
-            cfgs.extend(cfg_attrs(&imp.attrs));
+            cfgs.extend(ast::cfgs(&imp.attrs));
             let self_ty = text::tokens(&imp.self_ty);
             let owner = match &imp.trait_ {
                 Some((_, path, _)) => format!("<{prefix}{self_ty} as {}>", text::tokens(path)),
@@ -95,7 +95,7 @@ fn collect(
                     continue;
                 }
                 let mut member_cfgs = cfgs.clone();
-                member_cfgs.extend(cfg_attrs(attrs));
+                member_cfgs.extend(ast::cfgs(attrs));
                 let mut member = member.clone();
                 strip_docs_impl_item(&mut member);
                 entry(
@@ -107,7 +107,7 @@ fn collect(
         }
         Item::Mod(m) => {
             if let Some((_, items)) = &m.content {
-                cfgs.extend(cfg_attrs(&m.attrs));
+                cfgs.extend(ast::cfgs(&m.attrs));
                 let prefix = format!("{prefix}{}::", m.ident);
                 for inner in items {
                     collect(private, public, inner, &prefix, &cfgs, out);
@@ -131,10 +131,6 @@ fn self_type_is_public(ty: &syn::Type, public: &BTreeSet<String>) -> bool {
 
 fn is_pub(vis: &Visibility) -> bool {
     matches!(vis, Visibility::Public(_))
-}
-
-fn cfg_attrs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
-    attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
 }
 
 /// The item's tokens without doc comments: a changed comment changes no code.

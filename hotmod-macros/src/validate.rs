@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 
 use syn::{FnArg, GenericArgument, Ident, Item, PathArguments, ReturnType, Type, TypeParamBound};
 
-use crate::ast::{collect_idents, is_pinned, HotFn, HotModule, ModItem, OnLoad, StateStatic};
+use crate::ast::{
+    collect_idents, is_pinned, single_type_argument, HotFn, HotModule, ModItem, OnLoad, StateStatic,
+};
 use crate::ctxt::Ctxt;
 use crate::text;
 
@@ -268,24 +270,6 @@ fn pinned_return(cx: &Ctxt, ty: &Type) {
         ),
         Some(Unpinnable::Because(spanned, why)) => cx.error_spanned_by(spanned, why),
         None => {}
-    }
-}
-
-/// The `T` of `hotmod::Pinned<T>` (or of `Box<T>`, `Arc<T>`): a path with one type argument.
-fn single_type_argument(ty: &Type) -> Option<&Type> {
-    match ty {
-        Type::Paren(inner) => single_type_argument(&inner.elem),
-        Type::Group(inner) => single_type_argument(&inner.elem),
-        Type::Path(path) => {
-            let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
-                return None;
-            };
-            match args.args.iter().collect::<Vec<_>>()[..] {
-                [GenericArgument::Type(inner)] => Some(inner),
-                _ => None,
-            }
-        }
-        _ => None,
     }
 }
 
