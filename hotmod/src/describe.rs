@@ -524,10 +524,16 @@ fn_pointer!(A B);
 fn_pointer!(A B C);
 fn_pointer!(A B C D);
 
-/// Trait objects of std's traits: compared by trait and arguments (their vtables are the
-/// toolchain's). Never `Owned`: the vtable is in the library that made the object.
+/// Trait objects of std's traits, alone and with `+ Send`, `+ Send + Sync`: compared by name
+/// (their vtables are the toolchain's). Never `Owned`: the vtable is in the library that made
+/// the object.
 macro_rules! std_dyn {
-    ($name:literal, $($object:tt)+) => {
+    ($($name:literal $trait:path;)*) => {$(
+        std_dyn!(@one $name, dyn $trait);
+        std_dyn!(@one concat!($name, " + Send"), dyn $trait + Send);
+        std_dyn!(@one concat!($name, " + Send + Sync"), dyn $trait + Send + Sync);
+    )*};
+    (@one $name:expr, $($object:tt)+) => {
         // SAFETY: std's trait, compared by name under the toolchain's identity.
         unsafe impl Describe for $($object)+ {
             const DESC: &'static TypeDesc = &TypeDesc::new(Kind::Trait, $name);
@@ -535,30 +541,12 @@ macro_rules! std_dyn {
     };
 }
 
-std_dyn!("core::any::Any", dyn std::any::Any);
-std_dyn!("core::any::Any + Send", dyn std::any::Any + Send);
-std_dyn!(
-    "core::any::Any + Send + Sync",
-    dyn std::any::Any + Send + Sync
-);
-std_dyn!("core::error::Error", dyn std::error::Error);
-std_dyn!("core::error::Error + Send", dyn std::error::Error + Send);
-std_dyn!(
-    "core::error::Error + Send + Sync",
-    dyn std::error::Error + Send + Sync
-);
-std_dyn!("core::fmt::Debug", dyn std::fmt::Debug);
-std_dyn!("core::fmt::Debug + Send", dyn std::fmt::Debug + Send);
-std_dyn!(
-    "core::fmt::Debug + Send + Sync",
-    dyn std::fmt::Debug + Send + Sync
-);
-std_dyn!("core::fmt::Display", dyn std::fmt::Display);
-std_dyn!("core::fmt::Display + Send", dyn std::fmt::Display + Send);
-std_dyn!(
-    "core::fmt::Display + Send + Sync",
-    dyn std::fmt::Display + Send + Sync
-);
+std_dyn! {
+    "core::any::Any" std::any::Any;
+    "core::error::Error" std::error::Error;
+    "core::fmt::Debug" std::fmt::Debug;
+    "core::fmt::Display" std::fmt::Display;
+}
 
 /// `dyn Fn(A, …) -> R` and its `FnMut`/`FnOnce` and `+ Send`/`+ Send + Sync` forms.
 macro_rules! closure {
