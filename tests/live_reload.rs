@@ -255,10 +255,7 @@ fn saving_a_source_file_rebuilds_and_loads_it() {
     let event = events
         .wait_for(BUILD_TIMEOUT, |e| {
             builds += usize::from(matches!(e, Event::BuildStarted { .. }));
-            matches!(
-                e,
-                Event::Loaded { .. } | Event::BuildFailed { .. } | Event::Rejected { .. }
-            )
+            support::is_build_outcome(e)
         })
         .expect("the edit is built and loaded");
     assert!(matches!(event, Event::Loaded { .. }), "{event}");
@@ -289,12 +286,7 @@ fn saving_a_source_file_rebuilds_and_loads_it() {
 
 fn next_build_outcome(events: &Events) -> Event {
     events
-        .wait_for(BUILD_TIMEOUT, |e| {
-            matches!(
-                e,
-                Event::Loaded { .. } | Event::BuildFailed { .. } | Event::Rejected { .. }
-            )
-        })
+        .wait_for(BUILD_TIMEOUT, support::is_build_outcome)
         .expect("a build outcome")
 }
 

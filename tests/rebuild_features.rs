@@ -64,10 +64,7 @@ fn a_rebuilt_library_shares_the_hosts_dependency_features() {
     events
         .wait_for(BUILD_TIMEOUT, |event| {
             seen.push(event.clone());
-            matches!(
-                event,
-                Event::Loaded { .. } | Event::BuildFailed { .. } | Event::Rejected { .. }
-            )
+            support::is_build_outcome(event)
         })
         .expect("the source change has an outcome");
     let Some(Event::Loaded {
@@ -102,14 +99,7 @@ fn a_rebuilt_library_shares_the_hosts_dependency_features() {
 #[test]
 fn a_library_whose_shared_crate_has_other_features_is_refused() {
     let _serial = support::serial();
-    let module = shared::module();
-    let before = module.generation();
-    let error = module
-        .load(support::library("feature"))
-        .expect_err("another build of feature_dep");
-    let hotmod::Error::Incompatible { changes, .. } = &error else {
-        panic!("expected an incompatibility, got {error}");
-    };
+    let (error, changes) = refused_by_another_build(shared::module());
     assert!(
         changes.iter().any(|c| matches!(c,
             hotmod::Incompatibility::TypeChanged { name, expected, found }
@@ -118,7 +108,6 @@ fn a_library_whose_shared_crate_has_other_features_is_refused() {
                     && !found.contains("extra"))),
         "{error}"
     );
-    assert_eq!(module.generation(), before);
     assert_eq!(shared::square(2.0).area(), 4.0);
     let config = feature_dep::Config {
         id: 1,
@@ -133,7 +122,23 @@ fn a_library_whose_shared_crate_has_other_features_is_refused() {
 #[test]
 fn an_opaque_type_from_another_build_of_its_crate_is_refused() {
     let _serial = support::serial();
-    let module = feature_fixture::opaque::module();
+    let (error, changes) = refused_by_another_build(feature_fixture::opaque::module());
+    assert!(
+        matches!(changes.as_slice(), [hotmod::Incompatibility::TypeChanged { name, found, .. }]
+            if name == "feature_fixture::opaque::Wrapped"
+                && found.contains("another build of its crate")),
+        "{error}"
+    );
+    let wrapped = feature_fixture::opaque::Wrapped(feature_dep::Plain(5));
+    assert_eq!(feature_fixture::opaque::unwrap(&wrapped), 5);
+}
+
+/// Offers `module` the fixture built for its own package alone (its feature_dep without `wide`),
+/// checks that the load is refused as incompatible and the module's generation stays, and
+/// returns the error and its changes.
+fn refused_by_another_build(
+    module: &'static hotmod::Module,
+) -> (hotmod::Error, Vec<hotmod::Incompatibility>) {
     let before = module.generation();
     let error = module
         .load(support::library("feature"))
@@ -141,13 +146,11 @@ fn an_opaque_type_from_another_build_of_its_crate_is_refused() {
     let hotmod::Error::Incompatible { changes, .. } = &error else {
         panic!("expected an incompatibility, got {error}");
     };
-    assert!(
-        matches!(changes.as_slice(), [hotmod::Incompatibility::TypeChanged { name, found, .. }]
-            if name == "feature_fixture::opaque::Wrapped"
-                && found.contains("another build of its crate")),
-        "{error}"
+    let changes = changes.clone();
+    assert_eq!(
+        module.generation(),
+        before,
+        "a refused load changes nothing"
     );
-    assert_eq!(module.generation(), before);
-    let wrapped = feature_fixture::opaque::Wrapped(feature_dep::Plain(5));
-    assert_eq!(feature_fixture::opaque::unwrap(&wrapped), 5);
+    (error, changes)
 }

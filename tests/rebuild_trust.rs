@@ -127,10 +127,7 @@ fn save(copy: &Path, events: &Events, version: u32) -> Vec<Event> {
     events
         .wait_for(BUILD_TIMEOUT, |event| {
             seen.push(event.clone());
-            matches!(
-                event,
-                Event::Loaded { .. } | Event::BuildFailed { .. } | Event::Rejected { .. }
-            )
+            support::is_build_outcome(event)
         })
         .expect("the save has an outcome");
     seen

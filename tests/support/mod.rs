@@ -734,12 +734,7 @@ pub fn first_use_starts_the_attr_rebuild(
         "{started:?}"
     );
     let outcome = events
-        .wait_for(BUILD_TIMEOUT, |e| {
-            matches!(
-                e,
-                Event::Loaded { .. } | Event::BuildFailed { .. } | Event::Rejected { .. }
-            )
-        })
+        .wait_for(BUILD_TIMEOUT, is_build_outcome)
         .expect("a build outcome");
     let Event::Loaded {
         generation, path, ..
@@ -757,4 +752,14 @@ pub fn first_use_starts_the_attr_rebuild(
     wait_for("the rebuild to close", || {
         inotify_instances() == watching_before
     });
+}
+
+/// Whether `event` ends a build the rebuild started: loaded, failed to build, or refused.
+pub fn is_build_outcome(event: &hotmod::Event) -> bool {
+    matches!(
+        event,
+        hotmod::Event::Loaded { .. }
+            | hotmod::Event::BuildFailed { .. }
+            | hotmod::Event::Rejected { .. }
+    )
 }
