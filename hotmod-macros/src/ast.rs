@@ -8,9 +8,11 @@ use std::collections::BTreeSet;
 use proc_macro2::TokenStream;
 use quote::{ToTokens, TokenStreamExt};
 use syn::{
-    AttrStyle, Attribute, GenericArgument, Ident, Item, ItemFn, ItemMod, ItemStatic, LitStr,
-    PathArguments, Type,
+    AttrStyle, Attribute, GenericArgument, Ident, Item, ItemFn, ItemImpl, ItemMod, ItemStatic,
+    LitStr, PathArguments, Type,
 };
+
+use crate::methods::{ImplPlan, MethodPlan};
 
 /// `#[hot_module(crate = "...", path = "...")]`.
 pub struct Args {
@@ -41,20 +43,48 @@ pub enum ModItem<'a> {
     OnLoad(OnLoad<'a>),
     /// A static with `#[hotmod::state]`.
     State(StateStatic<'a>),
+    /// An `impl` block of a public type of the module with hot methods.
+    Impl(HotImpl<'a>),
     /// Anything else (private functions, types, constants, …): each generation has its own
     /// copy, as written.
     Other(&'a Item),
 }
 
-/// One `pub fn` of the module.
+/// One `pub fn` of the module, or the function standing for a hot method.
 pub struct HotFn<'a> {
     pub item: &'a ItemFn,
+    /// For a hot method: its names (the function's is generated).
+    pub method: Option<&'a MethodPlan>,
     /// The typed parameters (a `self` receiver has none; validation refuses it).
     pub params: Vec<Param<'a>>,
     /// The return type; `()` when none is written.
     pub output: Cow<'a, Type>,
     /// The return type is `hotmod::Pinned<…>`: the value keeps its generation loaded.
     pub pinned: bool,
+}
+
+/// `impl Type { pub fn method(&self) … }` (or a trait impl) with hot methods.
+pub struct HotImpl<'a> {
+    pub item: &'a ItemImpl,
+    pub plan: &'a ImplPlan,
+    /// One per hot method, in source order.
+    pub functions: Vec<HotFn<'a>>,
+}
+
+impl HotFn<'_> {
+    /// Its method on `Handle`: the function's name, or for a hot method `type_method`.
+    pub fn handle_name(&self) -> &Ident {
+        self.method
+            .map_or(&self.item.sig.ident, |method| &method.handle_name)
+    }
+
+    /// What the descriptor and messages call it: `greet`, `Reply::label`.
+    pub fn display_name(&self) -> String {
+        self.method.map_or_else(
+            || self.item.sig.ident.to_string(),
+            |method| method.name.clone(),
+        )
+    }
 }
 
 pub struct Param<'a> {
@@ -96,11 +126,12 @@ impl<'a> HotModule<'a> {
             .filter(|a| matches!(a.style, AttrStyle::Inner(_)))
     }
 
-    /// The hot functions, in source order.
+    /// The hot functions, hot methods' included, in source order.
     pub fn functions(&self) -> impl Iterator<Item = &HotFn<'a>> {
-        self.items.iter().filter_map(|item| match item {
-            ModItem::Hot(f) => Some(f),
-            _ => None,
+        self.items.iter().flat_map(|item| match item {
+            ModItem::Hot(f) => std::slice::from_ref(f),
+            ModItem::Impl(imp) => &imp.functions[..],
+            _ => &[],
         })
     }
 
@@ -141,6 +172,7 @@ impl ModItem<'_> {
             ModItem::Hot(f) => Some(&f.item.sig.ident),
             ModItem::OnLoad(f) => Some(&f.item.sig.ident),
             ModItem::State(st) => Some(&st.item.ident),
+            ModItem::Impl(_) => None,
             ModItem::Other(item) => item_ident(item),
         }
     }
@@ -152,6 +184,7 @@ impl ToTokens for ModItem<'_> {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         match self {
             ModItem::Hot(f) => f.item.to_tokens(tokens),
+            ModItem::Impl(imp) => imp.item.to_tokens(tokens),
             ModItem::Other(item) => item.to_tokens(tokens),
             // As syn prints an `ItemFn`, minus one attribute.
             ModItem::OnLoad(OnLoad { item, attr }) => {

@@ -8,7 +8,8 @@
 //!   picks (registers or memory, see hotmod's `abi.rs`);
 //! - `__hotmod_invoke`: for each function with a register trampoline, the host's `Invoke`
 //!   implementation that calls it;
-//! - `__HOTMOD_DESCRIPTOR`, the exported descriptor the loader verifies.
+//! - `__HOTMOD_DESCRIPTOR`, the exported descriptor the loader verifies (and its unexported
+//!   twin `__HOTMOD_OWN_DESCRIPTOR`, the host's side of that check).
 //!
 //! All logic lives in the runtime; the expansion only names things and calls `__private`. The
 //! module reaching it has been validated: nothing here checks or reports anything.
@@ -36,6 +37,11 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let boundary = Boundary::new(krate, hot);
     let items = hot.items.iter().map(|item| match item {
         ModItem::Hot(f) => wrapper(&private, f),
+        ModItem::Impl(imp) => {
+            let expanded = crate::methods::expand(imp.item, imp.plan);
+            let wrappers = imp.functions.iter().map(|f| wrapper(&private, f));
+            quote!(#expanded #(#wrappers)*)
+        }
         ModItem::Other(item) => boundary.item(item),
         other => quote!(#other),
     });
@@ -117,7 +123,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
 
             static __HOTMOD_MODULE: #krate::Module = #krate::Module::__new(
                 &__HOTMOD_MODULE,
-                &__HOTMOD_DESCRIPTOR,
+                &__HOTMOD_OWN_DESCRIPTOR,
                 #private::ModuleInfo {
                     name: ::core::module_path!(),
                     symbol: #symbol,
@@ -145,9 +151,17 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
                 #(#state_trampolines)*
             }
 
+            const __HOTMOD_DESCRIPTION: #private::ModuleDescriptor = #descriptor;
+
+            // What this crate's module refers to: the exported descriptor's twin, which no symbol
+            // names. Code of a library that reaches `__HOTMOD_MODULE` (a hot method calling
+            // another) then needs no relocation against the library's own exported name, which
+            // a host exporting the same name would interpose.
+            static __HOTMOD_OWN_DESCRIPTOR: #private::ModuleDescriptor = __HOTMOD_DESCRIPTION;
+
             #[doc(hidden)]
             #[export_name = #symbol]
-            pub static __HOTMOD_DESCRIPTOR: #private::ModuleDescriptor = #descriptor;
+            pub static __HOTMOD_DESCRIPTOR: #private::ModuleDescriptor = __HOTMOD_DESCRIPTION;
         }
     }
 }
@@ -189,8 +203,13 @@ fn carried_attrs<'a>(f: &HotFn<'a>) -> impl Iterator<Item = &'a syn::Attribute> 
 }
 
 /// `pub fn greet(name: &str) -> String { call(&MODULE, 0, (name,), |(name,)| impl::greet(name)) }`
+/// (for a hot method, a private function its method calls).
 fn wrapper(private: &TokenStream, f: &HotFn) -> TokenStream {
     let attrs = carried_attrs(f);
+    let vis = match f.method {
+        Some(_) => TokenStream::new(),
+        None => quote!(pub),
+    };
     let name = &f.item.sig.ident;
     let params = params(f);
     let output = &f.item.sig.output;
@@ -204,16 +223,18 @@ fn wrapper(private: &TokenStream, f: &HotFn) -> TokenStream {
     quote! {
         #(#attrs)*
         #[inline]
-        pub fn #name(#(#params),*) #output {
+        #vis fn #name(#(#params),*) #output {
             #private::#call(&__HOTMOD_MODULE, __hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args)
         }
     }
 }
 
-/// `pub fn greet(&self, name: &str) -> String`: runs the pinned generation.
+/// `pub fn greet(&self, name: &str) -> String`: runs the pinned generation (for a hot method
+/// `Reply::label`, `pub fn reply_label(&self, self_: &Reply) -> String`).
 fn method(private: &TokenStream, f: &HotFn) -> TokenStream {
     let attrs = carried_attrs(f);
     let name = &f.item.sig.ident;
+    let handle_name = f.handle_name();
     let params = params(f);
     let output = &f.item.sig.output;
     let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
@@ -226,7 +247,7 @@ fn method(private: &TokenStream, f: &HotFn) -> TokenStream {
     quote! {
         #(#attrs)*
         #[inline]
-        pub fn #name(&self, #(#params),*) #output {
+        pub fn #handle_name(&self, #(#params),*) #output {
             #call
         }
     }
@@ -478,7 +499,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
     let mut entries = Vec::new();
     for (index, f) in functions.iter().enumerate() {
         let cfgs = cfgs(&f.item.attrs);
-        let name = f.item.sig.ident.to_string();
+        let name = f.display_name();
         let params_static = format_ident!("PARAMS_{}", index);
         let describers: Vec<_> = f
             .params

@@ -111,14 +111,19 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     }
 }
 
-/// `pub fn greet(&self, name: &str) -> String { self::greet(name) }`
+/// `pub fn greet(&self, name: &str) -> String { self::greet(name) }` (for a hot method
+/// `Reply::label`, `pub fn reply_label(&self, self_: &Reply) -> String { <Reply>::label(self_) }`)
 fn method(f: &HotFn) -> TokenStream {
     let attrs = f
         .item
         .attrs
         .iter()
         .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("doc"));
-    let name = &f.item.sig.ident;
+    let name = f.handle_name();
+    let callee = match f.method {
+        Some(method) => method.direct.clone(),
+        None => quote!(self::#name),
+    };
     let params = f.params.iter().map(|p| {
         let (ident, ty) = (&p.ident, &p.ty);
         quote!(#ident: #ty)
@@ -129,7 +134,7 @@ fn method(f: &HotFn) -> TokenStream {
         #(#attrs)*
         #[inline(always)]
         pub fn #name(&self, #(#params),*) #output {
-            self::#name(#(#args),*)
+            #callee(#(#args),*)
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The items of a hot module that a host runs its own copy of, with a digest of each one's
-//! source: public constants and statics (their values are compiled into the host), and methods
-//! of the module's public types (a method call is an ordinary call into the host's copy of the
-//! module, generation 0; a private type's methods run only in module code). A load
+//! source: public constants and statics (their values are compiled into the host), and the
+//! methods of the module's public types that are not hot (marked `#[hotmod::not_hot]`, or in an
+//! impl so marked; see `methods.rs`): a call of one is an ordinary call into the host's copy of
+//! the module, generation 0. A private type's methods run only in module code. A load
 //! whose library has other digests is accepted, and reported (`Event::StaleItems`), so that
 //! nobody is left wondering why an edit did not show.
 
@@ -11,39 +12,29 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{ImplItem, Item, Visibility};
 
-use crate::ast::{self, HotModule};
+use crate::ast::{self, HotModule, ModItem};
+use crate::methods;
 use crate::text;
 
 /// One `KeptItem { name, digest }` per such item, each behind the `#[cfg]`s it depends on.
 pub fn entries(private: &TokenStream, hot: &HotModule) -> Vec<TokenStream> {
-    let mut public = BTreeSet::new();
-    for item in hot.others() {
-        public_types(item, &mut public);
-    }
+    let public = match &hot.module.content {
+        Some((_, items)) => methods::public_types(items),
+        None => Default::default(),
+    };
     let mut out = Vec::new();
-    for item in hot.others() {
-        collect(private, &public, item, "", &[], &mut out);
+    for item in &hot.items {
+        match item {
+            ModItem::Other(item) => collect(private, &public, item, "", &[], &mut out),
+            // What is left of a hot impl: its methods marked `not_hot`, its private methods.
+            ModItem::Impl(imp) => {
+                let item = Item::Impl(imp.item.clone());
+                collect(private, &public, &item, "", &[], &mut out);
+            }
+            _ => {}
+        }
     }
     out
-}
-
-/// The names of the module's public structs and enums: only their methods can the host call
-/// (a private type's methods run only in module code, each generation its own).
-fn public_types(item: &Item, names: &mut BTreeSet<String>) {
-    match item {
-        Item::Struct(s) if is_pub(&s.vis) => {
-            names.insert(s.ident.to_string());
-        }
-        Item::Enum(e) if is_pub(&e.vis) => {
-            names.insert(e.ident.to_string());
-        }
-        Item::Mod(m) => {
-            for inner in m.content.iter().flat_map(|(_, items)| items) {
-                public_types(inner, names);
-            }
-        }
-        _ => {}
-    }
 }
 
 fn collect(
@@ -94,6 +85,15 @@ fn collect(
                 if imp.trait_.is_none() && !is_pub(vis) {
                     continue;
                 }
+                // A hot method runs the current generation: nothing of it is kept.
+                if let ImplItem::Fn(f) = member {
+                    if prefix.is_empty()
+                        && methods::impl_is_hot(imp, public)
+                        && methods::is_hot_member(imp, f)
+                    {
+                        continue;
+                    }
+                }
                 let mut member_cfgs = cfgs.clone();
                 member_cfgs.extend(ast::cfgs(attrs));
                 let mut member = member.clone();
@@ -130,7 +130,7 @@ fn self_type_is_public(ty: &syn::Type, public: &BTreeSet<String>) -> bool {
 }
 
 fn is_pub(vis: &Visibility) -> bool {
-    matches!(vis, Visibility::Public(_))
+    methods::is_pub(vis)
 }
 
 /// The item's tokens without doc comments: a changed comment changes no code.

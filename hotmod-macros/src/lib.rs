@@ -14,6 +14,7 @@ mod describe;
 mod expand;
 mod expand_static;
 mod kept;
+mod methods;
 mod parse;
 mod text;
 mod validate;
@@ -48,10 +49,20 @@ use proc_macro::TokenStream;
 ///   that is current when the call starts, and that generation stays loaded until it returns.
 ///   Items that are not `pub fn` (private functions, types, constants, statics, `pub(crate)`
 ///   functions) stay as written: each generation has its own copy.
+/// - the methods of the module's public types, written in `impl` blocks at the module's top
+///   level (`pub` inherent methods, every method of a trait impl) are hot too (*hot methods*):
+///   each keeps its signature, and a call runs the current generation's body. The descriptor
+///   names one `Type::method` (`<Type as Trait>::method`). `#[hotmod::not_hot]` on a method or an
+///   impl keeps it an ordinary method compiled into the host; what cannot be hot (a generic
+///   method or impl, a method returning a reference or taking a `Formatter`, an impl in a
+///   submodule) is a compile error that says so. Code the attribute never sees, such as
+///   `#[derive]` output and a trait's default methods, is compiled into the host.
 /// - `Handle`: `Clone + Send + Sync + 'static`. `Handle::current()` pins the current generation
 ///   until the handle and its clones are dropped; `h.generation()` (0 is the built-in code),
 ///   `h.is_current()`, and one method per hot function with the same parameters after `&self`
-///   (`h.greet("x")`), which runs the pinned generation however many reloads happen.
+///   (`h.greet("x")`), which runs the pinned generation however many reloads happen; a hot
+///   method is `h.type_method(receiver, …)` (`h.visitor_welcome(&visitor)`), a trait impl's
+///   `h.type_trait_method(…)`.
 /// - `module() -> &'static hotmod::Module`: the control surface (`load(path)`, `reload()`,
 ///   `path()`, `watch()`, `rebuild_on_save()`, `subscribe()`, `live_generations()`,
 ///   `set_staged(..)`, `apply_staged()`, …).
@@ -104,8 +115,11 @@ use proc_macro::TokenStream;
 /// - `const fn`: const calls are evaluated at compile time and cannot be reloaded;
 /// - `unsafe fn`: not supported yet; keep the `unsafe` block inside a safe function;
 /// - `extern "…" fn`: the attribute generates the `extern "C"` trampoline itself;
-/// - a `self` receiver: hot modules hold free functions; take the value as a parameter
-///   (`fn update(state: &mut State)`);
+/// - a `self` receiver on a free function: write the method in an `impl` block (hot methods
+///   above), or take the value as a parameter (`fn update(state: &mut State)`);
+/// - a hot method that cannot be hot (a generic method or impl, `const`/`async`/`unsafe`, a
+///   reference returned, a `Formatter` taken, an impl of a public type in a submodule), unless
+///   marked `#[hotmod::not_hot]`; each error names the method;
 /// - `impl Trait` in a parameter (it is a generic) or in the return type: take a concrete type
 ///   or `&dyn Trait`; return a concrete type;
 /// - a return type that holds a reference (`&'static str`, or a reference borrowed from an
@@ -167,7 +181,8 @@ fn hot_module_tokens(
     let item: syn::Item = syn::parse2(item.clone())?;
     let cx = ctxt::Ctxt::new();
     let args = parse::args(&cx, args);
-    let Some(module) = parse::module(&cx, &item) else {
+    let plans = methods::plan(&item);
+    let Some(module) = parse::module(&cx, &item, &plans) else {
         return Err(cx
             .check()
             .expect_err("parse::module reports why it has no module"));
@@ -234,6 +249,31 @@ pub fn describe_trait(args: TokenStream, item: TokenStream) -> TokenStream {
     match result {
         Ok(tokens) => tokens.into(),
         Err(errors) => fallback(errors, item),
+    }
+}
+
+/// Keeps a method of a hot module's public type (or every method of an `impl` block) out of
+/// reloading: `#[hotmod::not_hot] pub fn len(&self) -> usize { self.items.len() }`.
+///
+/// The methods of a hot module's public types, written in the module's own `impl` blocks, are
+/// hot: a call runs the current generation. A method marked `not_hot` is an ordinary method
+/// instead, compiled into the host and inlined like any other: what a small getter wants, and
+/// what a method that cannot be hot needs (a generic one, one returning a reference, a
+/// `Display` impl). Calls of it from the host run the host's copy; a load whose library changed
+/// it is accepted and reported (`Event::StaleItems`). Anywhere else the attribute does nothing.
+#[proc_macro_attribute]
+pub fn not_hot(args: TokenStream, item: TokenStream) -> TokenStream {
+    if args.is_empty() {
+        item
+    } else {
+        let error = syn::Error::new(
+            proc_macro2::TokenStream::from(args)
+                .into_iter()
+                .next()
+                .map_or_else(proc_macro2::Span::call_site, |t| t.span()),
+            "#[hotmod::not_hot] takes no arguments",
+        );
+        fallback(error, item.into())
     }
 }
 

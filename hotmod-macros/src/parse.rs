@@ -10,9 +10,10 @@ use syn::spanned::Spanned;
 use syn::{FnArg, Ident, Item, ItemFn, LitStr, Pat, ReturnType};
 
 use crate::ast::{
-    is_pinned, item_ident, Args, HotFn, HotModule, ModItem, OnLoad, Param, StateStatic,
+    is_pinned, item_ident, Args, HotFn, HotImpl, HotModule, ModItem, OnLoad, Param, StateStatic,
 };
 use crate::ctxt::Ctxt;
+use crate::methods::ImplPlan;
 
 /// `#[hot_module(…)]`'s arguments; on a mistake, the error and the defaults.
 pub fn args(cx: &Ctxt, tokens: TokenStream) -> Args {
@@ -47,7 +48,7 @@ pub fn args(cx: &Ctxt, tokens: TokenStream) -> Args {
 
 /// The module and its items in source order; `None` (with the error in `cx`) when the item is
 /// not an inline module.
-pub fn module<'a>(cx: &Ctxt, item: &'a Item) -> Option<HotModule<'a>> {
+pub fn module<'a>(cx: &Ctxt, item: &'a Item, plans: &'a [ImplPlan]) -> Option<HotModule<'a>> {
     let Item::Mod(module) = item else {
         cx.syn_error(syn::Error::new(
             item_span(item),
@@ -62,7 +63,27 @@ pub fn module<'a>(cx: &Ctxt, item: &'a Item) -> Option<HotModule<'a>> {
         ));
         return None;
     };
-    let items = items.iter().map(|item| mod_item(cx, item)).collect();
+    let items = items
+        .iter()
+        .enumerate()
+        .map(
+            |(position, item)| match (item, plans.iter().find(|p| p.position == position)) {
+                (Item::Impl(imp), Some(plan)) => ModItem::Impl(HotImpl {
+                    item: imp,
+                    plan,
+                    functions: plan
+                        .methods
+                        .iter()
+                        .map(|method| HotFn {
+                            method: Some(method),
+                            ..hot_fn(&method.function)
+                        })
+                        .collect(),
+                }),
+                _ => mod_item(cx, item),
+            },
+        )
+        .collect();
     Some(HotModule { module, items })
 }
 
@@ -115,6 +136,7 @@ fn hot_fn(item: &ItemFn) -> HotFn<'_> {
     };
     HotFn {
         item,
+        method: None,
         params,
         pinned: is_pinned(&output),
         output,

@@ -10,6 +10,7 @@ use crate::ast::{
     collect_idents, is_pinned, single_type_argument, HotFn, HotModule, ModItem, OnLoad, StateStatic,
 };
 use crate::ctxt::Ctxt;
+use crate::methods;
 use crate::text;
 
 /// Names the generated code defines in the module; user items must not take them.
@@ -24,10 +25,97 @@ pub fn check(cx: &Ctxt, hot: &HotModule) {
             ModItem::Hot(f) => hot_fn(cx, f),
             ModItem::OnLoad(f) => on_load_fn(cx, f, hot.on_load()),
             ModItem::State(st) => state(cx, st),
+            ModItem::Impl(imp) => imp.functions.iter().for_each(|f| hot_fn(cx, f)),
             ModItem::Other(_) => {}
         }
     }
+    impls_that_cannot_be_hot(cx, hot);
+    handle_names_taken_twice(cx, hot);
     returned_types_pointing_into_library(cx, hot);
+}
+
+/// A hot method's `Handle` method (`type_method`) named like a hot function or another's.
+fn handle_names_taken_twice(cx: &Ctxt, hot: &HotModule) {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for f in hot.functions() {
+        // Definitions under `#[cfg]`s may be alternatives; rustc reports a real clash.
+        if !crate::ast::cfgs(&f.item.attrs).is_empty() {
+            continue;
+        }
+        let name = f.handle_name().to_string();
+        if let Some((_, earlier)) = seen.iter().find(|(n, _)| *n == name) {
+            cx.error_spanned_by(
+                f.handle_name(),
+                format!("`Handle::{name}` would stand for both `{earlier}` and `{}`; rename one (a hot method's is `type_method`)", f.display_name()),
+            );
+        }
+        seen.push((name, f.display_name()));
+    }
+}
+
+/// How to keep a method out of reloading, said after every error on a hot method.
+const NOT_HOT: &str = "mark it `#[hotmod::not_hot]` to keep it compiled into the host instead (calls then run the host's copy, and a load whose library changed it says so)";
+
+/// The errors of a hot method say which method, and how to opt it out.
+struct Hinted<'a> {
+    cx: &'a Ctxt,
+    method: Option<&'a str>,
+}
+
+impl Hinted<'_> {
+    fn error_spanned_by(&self, object: impl quote::ToTokens, message: impl std::fmt::Display) {
+        match self.method {
+            Some(name) => self.cx.error_spanned_by(
+                object,
+                format!("{message}\n(`{name}` is a hot method: the methods of the module's public types reload like its `pub fn`s; {NOT_HOT})"),
+            ),
+            None => self.cx.error_spanned_by(object, message),
+        }
+    }
+}
+
+/// Impls of the module's public types whose methods cannot be hot and are not marked
+/// `#[hotmod::not_hot]`: generic impls, and impls in a submodule.
+fn impls_that_cannot_be_hot(cx: &Ctxt, hot: &HotModule) {
+    let Some((_, items)) = &hot.module.content else {
+        return;
+    };
+    let public = methods::public_types(items);
+    for item in hot.others() {
+        match item {
+            Item::Impl(imp)
+                if methods::of_public_type(imp, &public)
+                    && !methods::is_not_hot(&imp.attrs)
+                    && (!imp.generics.params.is_empty() || imp.generics.where_clause.is_some()) =>
+            {
+                cx.error_spanned_by(
+                    &imp.generics,
+                    format!("the methods of a generic impl cannot be hot: the library is compiled on its own, so it has no code for the parameters a host would pick; {}", NOT_HOT.replacen("mark it", "mark the impl", 1)),
+                );
+            }
+            Item::Mod(m) => in_submodule(cx, m, &public),
+            _ => {}
+        }
+    }
+}
+
+fn in_submodule(cx: &Ctxt, module: &syn::ItemMod, public: &BTreeSet<String>) {
+    for item in module.content.iter().flat_map(|(_, items)| items) {
+        match item {
+            Item::Impl(imp)
+                if methods::of_public_type(imp, public)
+                    && !methods::is_not_hot(&imp.attrs)
+                    && imp.items.iter().any(|m| matches!(m, syn::ImplItem::Fn(_))) =>
+            {
+                cx.error_spanned_by(
+                    &imp.self_ty,
+                    format!("the methods of `{}` are written in a submodule, where they cannot be hot yet: move the impl to the hot module's top level, or {}", text::tokens(&imp.self_ty), NOT_HOT.replacen("mark it", "mark the impl", 1)),
+                );
+            }
+            Item::Mod(m) => in_submodule(cx, m, public),
+            _ => {}
+        }
+    }
 }
 
 fn reserved_item_name(cx: &Ctxt, item: &ModItem) {
@@ -44,8 +132,20 @@ fn reserved_item_name(cx: &Ctxt, item: &ModItem) {
 }
 
 fn hot_fn(cx: &Ctxt, f: &HotFn) {
+    let display = f.display_name();
+    let cx = &Hinted {
+        cx,
+        method: f.method.map(|_| display.as_str()),
+    };
     let sig = &f.item.sig;
-    let name = sig.ident.to_string();
+    let name = f.handle_name().to_string();
+    if f.method.is_some() {
+        for p in &f.params {
+            if mentions(p.ty, "Formatter") {
+                cx.error_spanned_by(p.ty, "a `Formatter` cannot be handed to another generation's code: it borrows the host's output through a trait object; formatting stays compiled into the host");
+            }
+        }
+    }
     if RESERVED_METHODS.contains(&name.as_str()) {
         cx.error_spanned_by(
             &sig.ident,
@@ -77,7 +177,7 @@ fn hot_fn(cx: &Ctxt, f: &HotFn) {
         match input {
             FnArg::Receiver(receiver) => cx.error_spanned_by(
                 receiver,
-                "a hot function cannot take `self`: hot modules hold free functions; take the value as an ordinary parameter (`fn update(state: &mut State)`)",
+                "a hot function cannot take `self`: a free function has no receiver; write the method in an `impl` block of the module's type (the methods of its public types are hot too), or take the value as an ordinary parameter (`fn update(state: &mut State)`)",
             ),
             FnArg::Typed(typed) => {
                 if contains_impl_trait(&typed.ty) {
@@ -221,6 +321,13 @@ fn points_into_library(ty: &Type) -> Option<&'static str> {
     finder.0
 }
 
+/// Whether a path segment of `ty` is `name`.
+fn mentions(ty: &Type, name: &str) -> bool {
+    let mut names = BTreeSet::new();
+    collect_idents(ty, &mut names);
+    names.contains(name)
+}
+
 fn contains_impl_trait(ty: &Type) -> bool {
     struct Finder(bool);
     impl<'ast> syn::visit::Visit<'ast> for Finder {
@@ -245,7 +352,7 @@ const PINNABLE: &str = "a hot function returns `hotmod::Pinned<T>` with `T` one 
 
 /// A hot function's return type `hotmod::Pinned<T>`: `T` must be a pointer a `Pinned` can lend
 /// without letting anything of the library outlive it.
-fn pinned_return(cx: &Ctxt, ty: &Type) {
+fn pinned_return(cx: &Hinted, ty: &Type) {
     let Some(inner) = single_type_argument(ty) else {
         cx.error_spanned_by(
             ty,

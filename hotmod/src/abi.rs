@@ -212,7 +212,7 @@ pub struct ModuleDescriptor {
 /// An item a host runs its own copy of, and a digest of its source tokens.
 #[repr(C)]
 pub struct KeptItem {
-    /// `const GREETING`, `Reply::label`, `<Reply as Display>::fmt`.
+    /// `const GREETING`, `Visitor::initial`, `<Visitor as Display>::fmt` (`not_hot` methods).
     pub name: StrRef,
     /// FNV-1a of the item's tokens as written, doc comments left out.
     pub digest: u64,

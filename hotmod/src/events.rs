@@ -81,14 +81,15 @@ pub enum Event {
         path: PathBuf,
     },
     /// A new current generation changed items the host runs its own copy of — public
-    /// constants and statics, methods — so the host keeps running their old code: accepted,
-    /// but say so. A restart picks them up.
+    /// constants and statics, methods marked `not_hot` — so the host keeps running their old
+    /// code: accepted, but say so. A restart picks them up.
     StaleItems {
         /// The hot module.
         module: &'static str,
         /// The generation that changed them.
         generation: u64,
-        /// `const GREETING`, `Reply::label`; `… (removed)` for one the library no longer has.
+        /// `const GREETING`, `Visitor::initial` (a `not_hot` method); `… (removed)` for one the
+        /// library no longer has.
         items: Vec<String>,
     },
     /// A generation was unloaded: it was not current and nothing used it any more.

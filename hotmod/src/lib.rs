@@ -80,10 +80,14 @@
 //! declared in the module as [`State`] with `#[hotmod::state]` (feature `state`): it is handed to
 //! each new generation, and migrated with serde when its type changes.
 //!
+//! The methods of the module's public types, written in its own `impl` blocks, are hot too;
+//! [`#[not_hot]`](not_hot) keeps one compiled into the host.
+//!
 //! What [`#[hot_module]`](hot_module) refuses at compile time — generic, `async`, `const`,
-//! `unsafe` and `extern` functions, `self` receivers, `impl Trait`, and return values that
-//! would point into an unloaded library (references, trait objects, function pointers) unless
-//! wrapped in [`Pinned`] — is listed with the reasons in its documentation.
+//! `unsafe` and `extern` functions and methods, `self` receivers on free functions,
+//! `impl Trait`, and return values that would point into an unloaded library (references, trait
+//! objects, function pointers) unless wrapped in [`Pinned`] — is listed with the reasons in its
+//! documentation.
 //!
 //! # More control
 //!
@@ -223,7 +227,7 @@ mod state;
 pub use describe::{Describe, Owned};
 pub use error::{Error, Incompatibility};
 pub use events::{Event, Events};
-pub use hotmod_macros::{describe_trait, hot_module, on_load, state, Describe};
+pub use hotmod_macros::{describe_trait, hot_module, not_hot, on_load, state, Describe};
 pub use module::{load_all, Module};
 pub use pinned::{Pinnable, Pinned};
 pub use progress::print_progress;

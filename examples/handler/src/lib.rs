@@ -49,8 +49,9 @@ pub mod app {
     }
 
     impl Request {
-        /// A `GET` request for `path` with query string `query` (without the `?`). A plain
-        /// method: it always runs the host's own copy; only the module's `pub fn`s are hot.
+        /// A `GET` request for `path` with query string `query` (without the `?`). A hot
+        /// method, like every `pub` method of the module's public types: a call runs the
+        /// current generation.
         pub fn get(path: &str, query: &str) -> Request {
             Request {
                 method: "GET".to_owned(),
