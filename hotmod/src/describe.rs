@@ -188,7 +188,7 @@ impl TypeDesc {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not describe its layout to hotmod, so it cannot cross a hot module's boundary",
     label = "no `hotmod::Describe` for this type",
-    note = "derive it where the type is defined: `#[derive(hotmod::Describe)]` (types defined in the `#[hotmod::hot_module]` and named in its signatures get it without asking); for a type of another crate, wrap it: `#[derive(hotmod::Describe)] #[hotmod(opaque)] struct MyId(other_crate::Id);`"
+    note = "derive it where the type is defined: `#[derive(hotmod::Describe)]` (types defined in the `#[hotmod::hot_module]` and named in its signatures get it without asking); for a type of another crate, wrap it: `#[derive(hotmod::Describe)] #[hotmod(opaque)] struct MyId(other_crate::Id);`; if this is a hot method's receiver or parameter, `#[hotmod::not_hot]` on the method or its impl keeps it compiled into the host instead"
 )]
 pub unsafe trait Describe {
     /// The description the loader compares.
@@ -214,7 +214,7 @@ pub fn describer<T: Describe + ?Sized>() -> &'static TypeDesc {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` can point into the hot module's library (a reference, `dyn Trait`, fn pointer, raw pointer, `Cow<'static, _>` or `io::Error`, maybe inside it), so it cannot leave a hot function",
     label = "may point into the library, which is unloaded after a reload while the value lives",
-    note = "return an owned value instead (String for &'static str and Cow, Vec<u8>, a struct of owned fields, `Result<T, String>` for io::Result), or return the whole value as `hotmod::Pinned<…>` (Box/Arc/&'static of dyn Trait, str or [u8]) to keep its generation loaded while it lives"
+    note = "return an owned value instead (String for &'static str and Cow, Vec<u8>, a struct of owned fields, `Result<T, String>` for io::Result), or return the whole value as `hotmod::Pinned<…>` (Box/Arc/&'static of dyn Trait, str or [u8]) to keep its generation loaded while it lives; for a hot method, `#[hotmod::not_hot]` keeps it compiled into the host instead"
 )]
 pub unsafe trait Owned {}
 

@@ -92,3 +92,4 @@ pub mod clash {
         false
     }
 }
+
