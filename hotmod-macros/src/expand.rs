@@ -244,8 +244,10 @@ fn method(private: &TokenStream, f: &HotFn) -> TokenStream {
         let invoke = invoke_type(private, f);
         quote!(self.0.call::<#tys, #ret, #invoke, _>(__hotmod_index::#name, #args, |#args| __hotmod_impl::#name #args))
     };
+    let method_doc = f.method.map(crate::methods::handle_doc);
     quote! {
         #(#attrs)*
+        #method_doc
         #[inline]
         pub fn #handle_name(&self, #(#params),*) #output {
             #call

@@ -120,6 +120,7 @@ fn method(f: &HotFn) -> TokenStream {
         .iter()
         .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("doc"));
     let name = f.handle_name();
+    let method_doc = f.method.map(crate::methods::handle_doc);
     let callee = match f.method {
         Some(method) => method.direct.clone(),
         None => quote!(self::#name),
@@ -132,6 +133,7 @@ fn method(f: &HotFn) -> TokenStream {
     let output = &f.item.sig.output;
     quote! {
         #(#attrs)*
+        #method_doc
         #[inline(always)]
         pub fn #name(&self, #(#params),*) #output {
             #callee(#(#args),*)

@@ -270,6 +270,16 @@ fn param_ident(pat: &Pat, index: usize) -> Ident {
     }
 }
 
+/// The doc line a hot method's `Handle` method gets after the method's own (a trait impl's
+/// method usually has none, and `missing_docs` asks for one on a public method).
+pub fn handle_doc(method: &MethodPlan) -> TokenStream {
+    let doc = format!(
+        "`{}` in the pinned generation; the receiver is the first argument.",
+        method.name
+    );
+    quote!(#[doc = ""] #[doc = #doc])
+}
+
 /// `mut self` → `self` (a declaration takes no binding mode; a delegating method would leave
 /// it unused). `&mut self`'s `mut` is the reference's, and stays.
 fn unbind_mut(receiver: &mut syn::Receiver) {

@@ -5,39 +5,51 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static DROPPED: AtomicUsize = AtomicUsize::new(0);
 
+/// `missing_docs` holds in the module: what the attribute adds to `Handle` for hot methods
+/// (trait impl methods without docs included) is documented.
+#[deny(missing_docs)]
 #[hotmod::hot_module]
 pub mod shapes {
     use super::{Ordering, DROPPED};
 
+    /// Counts up to a limit.
     #[derive(Debug, PartialEq)]
     pub struct Counter {
+        /// The count.
         pub n: u32,
+        /// Where it stops.
         pub limit: u32,
     }
 
     impl Counter {
+        /// `new`.
         pub fn new(limit: u32) -> Self {
             Counter { n: 0, limit }
         }
 
+        /// `with`.
         pub fn with(self: Box<Self>, n: u32) -> Box<Self> {
             Box::new(Counter { n, ..*self })
         }
 
+        /// `consume`.
         pub fn consume(mut self, (a, b): (u32, u32)) -> u32 {
             self.n += a * b;
             self.n
         }
 
+        /// `pair`.
         pub fn pair(&self, other: &Self) -> (u32, u32) {
             (self.n, other.n)
         }
 
+        /// `reset`.
         pub fn reset(&mut self, Wrapper(to): Wrapper) {
             self.n = to;
         }
     }
 
+    /// A tuple struct taken apart in a parameter.
     pub struct Wrapper(pub u32);
 
     impl Iterator for Counter {
@@ -63,6 +75,7 @@ pub mod shapes {
         }
     }
 
+    /// Counts its drops.
     pub struct Noisy;
 
     impl Drop for Noisy {
