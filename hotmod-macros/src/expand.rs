@@ -50,6 +50,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let indices = indices(&functions);
     let methods = functions.iter().map(|f| method(&private, f));
     let trampolines = functions.iter().map(|f| trampoline(&private, f));
+    let forwards = functions.iter().map(|f| forward_trampoline(&private, f));
     let invokers = functions.iter().map(|f| invoker(&private, f));
     let descriptor = descriptor(&private, hot, &functions);
     let symbol = symbol_name(ident);
@@ -135,6 +136,19 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
                 },
             );
 
+            // Enrols the module before `main` (a static constructor), so that a library which
+            // embeds a copy of it can be linked to this one (see hotmod's `abi::HostLinks`).
+            #[used]
+            #[cfg_attr(any(target_os = "linux", target_os = "android", target_os = "freebsd"), link_section = ".init_array")]
+            #[cfg_attr(target_vendor = "apple", link_section = "__DATA,__mod_init_func")]
+            #[cfg_attr(windows, link_section = ".CRT$XCU")]
+            static __HOTMOD_REGISTER: extern "C" fn() = {
+                extern "C" fn register() {
+                    #private::register(&__HOTMOD_MODULE);
+                }
+                register
+            };
+
             #[doc(hidden)]
             #[allow(non_camel_case_types, unused_imports)]
             mod __hotmod_invoke {
@@ -147,6 +161,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
                 #![allow(unused_imports)]
                 use super::*;
                 #(#trampolines)*
+                #(#forwards)*
                 #on_load
                 #(#state_trampolines)*
             }
@@ -168,7 +183,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
 
 /// `hotmod::__private::SYMBOL_PREFIX`, `__hotmod_v<ABI_VERSION>__` (this crate cannot read
 /// hotmod's constant; a load of any fixture fails if the two differ, see `tests/refused_loads.rs`).
-const SYMBOL_PREFIX: &str = "__hotmod_v7__";
+const SYMBOL_PREFIX: &str = "__hotmod_v8__";
 
 /// `__hotmod_v<ABI>__<crate>__<module>`: the exported descriptor's symbol.
 fn symbol_name(module: &Ident) -> String {
@@ -256,8 +271,31 @@ fn method(private: &TokenStream, f: &HotFn) -> TokenStream {
 }
 
 fn trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
-    let cfgs = cfgs(&f.item.attrs);
     let name = &f.item.sig.ident;
+    let callee = quote!(super::__hotmod_impl::#name);
+    trampoline_to(private, f, name, callee)
+}
+
+/// The trampoline a library's embedded copy of this module calls in the host (`FnEntry::forward`):
+/// the same kind as `trampoline`, making a plain call through the module's wrapper, so it runs
+/// the current generation of the build it is in. None for a function returning `Pinned`.
+fn forward_trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
+    if f.pinned {
+        return TokenStream::new();
+    }
+    let name = &f.item.sig.ident;
+    let forward = format_ident!("__hotmod_forward_{}", name);
+    trampoline_to(private, f, &forward, quote!(super::#name))
+}
+
+/// An `extern "C"` trampoline named `name` of the kind `call_kind` picks, calling `callee`.
+fn trampoline_to(
+    private: &TokenStream,
+    f: &HotFn,
+    name: &Ident,
+    callee: TokenStream,
+) -> TokenStream {
+    let cfgs = cfgs(&f.item.attrs);
     let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
     if call_kind(f) == CallKind::Registers {
         let params = params(f);
@@ -266,8 +304,9 @@ fn trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
         return quote! {
             #(#cfgs)*
             #[allow(improper_ctypes_definitions)]
+            #[allow(non_snake_case)]
             pub(super) extern "C" fn #name(#(#params),*) -> #private::Returned<#ret> {
-                #private::register_trampoline(move || super::__hotmod_impl::#name(#(#names),*))
+                #private::register_trampoline(move || #callee(#(#names),*))
             }
         };
     }
@@ -275,8 +314,9 @@ fn trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
     // verified against its own, so `args` owns this argument tuple and `ret` has room for `R`.
     quote! {
         #(#cfgs)*
+        #[allow(non_snake_case)]
         pub(super) unsafe extern "C" fn #name(args: *mut u8, ret: *mut u8) -> #private::PanicMessage {
-            unsafe { #private::trampoline::<#tys, #ret>(args, ret, |#args| super::__hotmod_impl::#name #args) }
+            unsafe { #private::trampoline::<#tys, #ret>(args, ret, |#args| #callee #args) }
         }
     }
 }
@@ -514,18 +554,27 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
         let count = describers.len();
         let ret = described_result(f);
         let tramp = &f.item.sig.ident;
-        let (kind, erased) = match call_kind(f) {
-            CallKind::Memory => (
-                quote!(#private::CALL_MEMORY),
-                quote!(#private::transmute::<#private::Trampoline, #private::RawTrampoline>(__hotmod_trampolines::#tramp)),
-            ),
+        let forward_fn = format_ident!("__hotmod_forward_{}", tramp);
+        let erase = |path: TokenStream| match call_kind(f) {
+            CallKind::Memory => {
+                quote!(#private::transmute::<#private::Trampoline, #private::RawTrampoline>(#path))
+            }
             CallKind::Registers => {
                 let (tys, output) = (f.params.iter().map(|p| p.ty), &f.output);
-                (
-                    quote!(#private::CALL_REGISTERS),
-                    quote!(#private::transmute::<extern "C" fn(#(#tys),*) -> #private::Returned<#output>, #private::RawTrampoline>(__hotmod_trampolines::#tramp)),
-                )
+                quote!(#private::transmute::<extern "C" fn(#(#tys),*) -> #private::Returned<#output>, #private::RawTrampoline>(#path))
             }
+        };
+        let kind = match call_kind(f) {
+            CallKind::Memory => quote!(#private::CALL_MEMORY),
+            CallKind::Registers => quote!(#private::CALL_REGISTERS),
+        };
+        let erased = erase(quote!(__hotmod_trampolines::#tramp));
+        let forward = if f.pinned {
+            quote!(#private::None)
+        } else {
+            let erased = erase(quote!(__hotmod_trampolines::#forward_fn));
+            // SAFETY: as for `trampoline`.
+            quote!(#private::Some(unsafe { #erased }))
         };
         let signature = signature_text(f);
         statics.push(quote! {
@@ -543,6 +592,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
                 // SAFETY: function pointers have one size; the host casts it back to the type
                 // `kind` names (`Invoke`), which is this one.
                 trampoline: unsafe { #erased },
+                forward: #forward,
             }
         });
     }

@@ -1,7 +1,7 @@
 //! The stable boundary between a host and a module's cdylib.
 //!
 //! A module's cdylib exports exactly one symbol per hot module: a [`ModuleDescriptor`] static,
-//! named by the macro (`__hotmod_v7__<crate>__<module>`). Everything a host needs to verify and
+//! named by the macro (`__hotmod_v8__<crate>__<module>`). Everything a host needs to verify and
 //! call the library hangs off it: the module path, the ABI version, the toolchain identity, and
 //! one [`FnEntry`] per `pub fn` (name, signature, the compiler's description of every parameter
 //! and return type, trampoline).
@@ -32,12 +32,12 @@
 use std::any::Any;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use crate::describe::Describer;
 
 /// Bumped whenever any type in this file changes shape or meaning.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 /// The first bytes of every descriptor.
 pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
@@ -46,7 +46,7 @@ pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
 /// [`ABI_VERSION`] at compile time (and written by `hotmod-macros`' `symbol_name`, which the loader
 /// tests exercise). The loader also searches a library's bytes for `__hotmod_v` to tell "not a
 /// hotmod library" from "a library of another hot module" or "of another ABI version".
-pub const SYMBOL_PREFIX: &str = "__hotmod_v7__";
+pub const SYMBOL_PREFIX: &str = "__hotmod_v8__";
 
 /// What every descriptor symbol starts with, whatever its ABI version.
 pub const SYMBOL_STEM: &str = "__hotmod_v";
@@ -169,6 +169,15 @@ impl<T> SliceRef<T> {
         }
     }
 
+    /// Borrow a slice that is not static: whoever reads it relies on its owner keeping it alive
+    /// (the host's links, kept until the library they were made for is unloaded).
+    pub(crate) fn borrowed(s: &[T]) -> Self {
+        SliceRef {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
     /// The slice.
     ///
     /// # Safety
@@ -199,8 +208,9 @@ pub struct ModuleDescriptor {
     /// `Result<(), String>`), run before a new generation may become current.
     pub on_load: Option<Trampoline>,
     /// [`enter_library`] of the hotmod copy linked into the library: the host calls it right
-    /// after verifying the descriptor, before any other code of the library runs.
-    pub enter: unsafe extern "C" fn(),
+    /// after verifying the descriptor, before any other code of the library runs, with the
+    /// host's modules the library's embedded copies of other hot modules call instead.
+    pub enter: unsafe extern "C" fn(links: *const HostLinks),
     /// The module's `#[hotmod::state]` statics, handed from generation to generation.
     pub states: SliceRef<StateEntry>,
     /// The items of the module a host runs its own copy of (public constants and statics,
@@ -288,9 +298,11 @@ pub static HOSTED: AtomicBool = AtomicBool::new(false);
 ///
 /// # Safety
 /// Call only through a verified descriptor of a library loaded as a generation, before any of
-/// its other functions runs, and once per loaded copy (it sets that copy's panic hook).
-pub unsafe extern "C" fn enter_library() {
+/// its other functions runs, and once per loaded copy (it sets that copy's panic hook), with
+/// `links` null or valid until the library is unloaded.
+pub unsafe extern "C" fn enter_library(links: *const HostLinks) {
     HOSTED.store(true, Ordering::Relaxed);
+    LINKS.store(links.cast_mut(), Ordering::Release);
     std::panic::set_hook(Box::new(report_module_panic));
 }
 
@@ -327,6 +339,56 @@ pub struct FnEntry {
     pub kind: u32,
     /// Calls the function: a [`Trampoline`] or a register trampoline, as `kind` says.
     pub trampoline: RawTrampoline,
+    /// The same kind of trampoline, making a plain call (the current generation of the build it
+    /// is in): what a library's embedded copy of this module calls in the host. `None` for a
+    /// function returning `Pinned` (its pin would be dropped by the library's hotmod).
+    pub forward: Option<RawTrampoline>,
+}
+
+/// What the host hands a library it loads (`ModuleDescriptor::enter`): for each other hot
+/// module the library embeds and the host has too (a crate the module's crate depends on), the
+/// host's forwarding trampolines, so the embedded copy's calls run the host's module. Lives
+/// until the library is unloaded.
+#[repr(C)]
+pub struct HostLinks {
+    pub modules: SliceRef<HostLink>,
+}
+
+/// One embedded module's link to the host's module of the same path.
+#[repr(C)]
+pub struct HostLink {
+    /// `module_path!()` of the module, as both descriptors say.
+    pub module_path: StrRef,
+    /// In the library's function order: the host's `FnEntry::forward` of the function of the
+    /// same name (verified equal), or `None` where the host has none.
+    pub forward: SliceRef<Option<RawTrampoline>>,
+}
+
+// SAFETY: immutable after the host builds it, before the library sees it; pointers to host
+// statics and to the host's allocation that outlives the library.
+unsafe impl Sync for HostLinks {}
+// SAFETY: as above.
+unsafe impl Sync for HostLink {}
+
+/// The library's links (null in the host, and in a library until `enter_library`).
+static LINKS: AtomicPtr<HostLinks> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The host's forwarding trampolines for the embedded module `module_path`, if the host linked
+/// it (only inside a loaded library).
+pub(crate) fn host_link(module_path: &str) -> Option<&'static HostLink> {
+    let links = LINKS.load(Ordering::Acquire);
+    if links.is_null() {
+        return None;
+    }
+    // SAFETY: set once by `enter_library` from the host's `HostLinks`, which outlives this
+    // library (the host frees it only after unloading it).
+    let links = unsafe { &*links };
+    // SAFETY: the host built the slices and strings from live data it keeps with the links.
+    let modules = unsafe { links.modules.as_slice() };
+    modules.iter().find(|link| {
+        // SAFETY: as above: a string of the host's, alive with the links.
+        unsafe { link.module_path.as_str() == module_path }
+    })
 }
 
 // SAFETY: descriptors are immutable statics made of pointers to other immutable statics;

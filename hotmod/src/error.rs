@@ -113,6 +113,20 @@ pub enum Error {
         /// Every difference found, host's view first.
         changes: Vec<Incompatibility>,
     },
+    /// The library embeds a copy of another hot module the host has (a crate the module's crate
+    /// depends on), built from other code: its calls of that module would run the host's, whose
+    /// functions or types differ from what it was compiled against.
+    #[error("{module}: {} was not loaded: the copy of {embedded} compiled into it differs from the host's {embedded}: {}; build it against the {embedded} the host runs, or restart the host", path.display(), Changes(changes))]
+    EmbeddedIncompatible {
+        /// The hot module.
+        module: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The other hot module, `base::b`.
+        embedded: &'static str,
+        /// Every difference found, host's view first.
+        changes: Vec<Incompatibility>,
+    },
     /// The library's `#[hotmod::on_load]` function returned an error or panicked.
     #[error("{module}: {} was not made current: its on_load function {message}", path.display())]
     OnLoad {
@@ -238,6 +252,7 @@ impl Error {
             | Error::AbiVersion { module, .. }
             | Error::Toolchain { module, .. }
             | Error::Incompatible { module, .. }
+            | Error::EmbeddedIncompatible { module, .. }
             | Error::OnLoad { module, .. }
             | Error::State { module, .. }
             | Error::DuplicateModule { module }
@@ -264,6 +279,7 @@ impl Error {
             | Error::AbiVersion { path, .. }
             | Error::Toolchain { path, .. }
             | Error::Incompatible { path, .. }
+            | Error::EmbeddedIncompatible { path, .. }
             | Error::OnLoad { path, .. }
             | Error::State { path, .. }
             | Error::Watch { path, .. }

@@ -422,7 +422,7 @@ const DUMMIES: [RawTrampoline; TRAMPOLINES] = [
     dummy::<0>, dummy::<1>, dummy::<2>, dummy::<3>, dummy::<4>, dummy::<5>, dummy::<6>, dummy::<7>,
 ];
 
-unsafe extern "C" fn no_enter() {}
+unsafe extern "C" fn no_enter(_links: *const crate::abi::HostLinks) {}
 
 /// The layout `StrRef` and `SliceRef` share (`#[repr(C)]` pointer and length, see `abi.rs`).
 #[repr(C)]
@@ -499,6 +499,7 @@ fn with_descriptor<R>(d: &Description, f: impl FnOnce(&ModuleDescriptor) -> R) -
             ret: entry_at(f.ret).describer,
             kind: f.kind,
             trampoline: DUMMIES[f.trampoline % TRAMPOLINES],
+            forward: None,
         })
         .collect();
     let descriptor = ModuleDescriptor {

@@ -6,7 +6,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::abi::{ModuleDescriptor, RawTrampoline, Trampoline, ABI_VERSION, SYMBOL_STEM};
+use crate::abi::{
+    HostLink, HostLinks, ModuleDescriptor, RawTrampoline, SliceRef, Trampoline, ABI_VERSION,
+    SYMBOL_STEM,
+};
 use crate::error::Error;
 use crate::os;
 use crate::shadow::ShadowCopy;
@@ -16,6 +19,9 @@ use crate::verify::{verify, Refusal};
 pub(crate) struct LoadedLibrary {
     library: Option<libloading::Library>,
     thread_exit: Option<os::ThreadExit>,
+    /// What the library's embedded copies of other hot modules call in the host; it reads
+    /// them until it is unloaded, so they are freed only after a successful unload.
+    links: Option<Box<Links>>,
     // Declared last: removed after the library is closed.
     copy: ShadowCopy,
 }
@@ -41,6 +47,10 @@ impl LoadedLibrary {
         }
         // A failed dlclose leaves the library mapped; still_mapped reports that below.
         let _ = library.close();
+        if os::still_mapped(self.copy.path()) {
+            // Its code may still run (a thread-exit callback): keep what it reads.
+            std::mem::forget(self.links.take());
+        }
         if check && os::still_mapped(self.copy.path()) {
             return Err(
                 "the dynamic loader kept it mapped: code hotmod could not redirect \
@@ -62,6 +72,120 @@ impl Drop for LoadedLibrary {
     fn drop(&mut self) {
         let _ = self.close(false);
     }
+}
+
+/// One of the host's hot modules, as a load links a library's embedded copy of it.
+pub(crate) struct HostModule {
+    pub(crate) name: &'static str,
+    pub(crate) symbol: &'static str,
+    pub(crate) descriptor: &'static ModuleDescriptor,
+}
+
+/// The host's side of `abi::HostLinks` for one library, owned by its `LoadedLibrary`.
+struct Links {
+    header: HostLinks,
+    modules: Vec<HostLink>,
+    /// What `modules`' `forward` slices point into.
+    _forwards: Vec<Box<[Option<RawTrampoline>]>>,
+}
+
+impl Links {
+    fn new(mut links: Vec<(HostLink, Box<[Option<RawTrampoline>]>)>) -> Box<Links> {
+        let mut forwards = Vec::with_capacity(links.len());
+        let mut modules = Vec::with_capacity(links.len());
+        for (mut link, forward) in links.drain(..) {
+            // The boxed slice does not move when the box does.
+            link.forward = SliceRef::borrowed(&forward);
+            forwards.push(forward);
+            modules.push(link);
+        }
+        let mut links = Box::new(Links {
+            header: HostLinks {
+                modules: SliceRef::borrowed(&[]),
+            },
+            modules,
+            _forwards: forwards,
+        });
+        links.header.modules = SliceRef::borrowed(&links.modules);
+        links
+    }
+}
+
+/// The other hot modules `library` embeds (a crate the loaded module's crate depends on) that
+/// this binary has too, each verified against the host's and linked to it: the embedded copy's
+/// calls then run the host's module. A copy that differs refuses the load.
+fn link_embedded(
+    module: &'static str,
+    own_symbol: &str,
+    path: &Path,
+    library: &libloading::Library,
+    host_modules: &[HostModule],
+) -> Result<Box<Links>, Error> {
+    let mut links = Vec::new();
+    // The host's modules, each looked up in the library by its symbol: a hash lookup per
+    // module, no scan of the file.
+    for host in host_modules {
+        let symbol = host.symbol;
+        if symbol == own_symbol {
+            continue;
+        }
+        let mut symbol_name = symbol.as_bytes().to_vec();
+        symbol_name.push(0);
+        // SAFETY: as for the module's own descriptor in `open_artifact`: only the address.
+        let Ok(embedded) = (unsafe { library.get::<*const ModuleDescriptor>(&symbol_name) }) else {
+            continue;
+        };
+        let embedded = *embedded;
+        if embedded.is_null() {
+            continue;
+        }
+        let host_descriptor = host.descriptor;
+        // SAFETY: the symbol's address in `library`, loaded while this runs; `verify` reads the
+        // header before trusting the rest.
+        if let Err(refusal) = unsafe { verify(host_descriptor, embedded) } {
+            let changes = match refusal {
+                Refusal::Incompatible(changes) => changes,
+                // Header, ABI or toolchain: the module's own descriptor passed those checks, and
+                // the embedded one was built in the same compilation; anything else is foreign.
+                _ => continue,
+            };
+            return Err(Error::EmbeddedIncompatible {
+                module,
+                path: path.to_path_buf(),
+                embedded: host.name,
+                changes,
+            });
+        }
+        // SAFETY: verified: a whole descriptor in `library`, loaded while this runs; the host's
+        // is a static.
+        let (theirs, ours) = unsafe {
+            (
+                (*embedded).functions.as_slice(),
+                host_descriptor.functions.as_slice(),
+            )
+        };
+        let forward: Box<[Option<RawTrampoline>]> = theirs
+            .iter()
+            .map(|f| {
+                // SAFETY: strings of the verified descriptors.
+                let name = unsafe { f.name.as_str() };
+                ours.iter()
+                    .find(|h| {
+                        // SAFETY: a string of the host's own descriptor, a static.
+                        unsafe { h.name.as_str() == name }
+                    })
+                    .and_then(|h| h.forward)
+            })
+            .collect();
+        links.push((
+            HostLink {
+                module_path: host_descriptor.module_path,
+                forward: SliceRef::borrowed(&[]),
+            },
+            forward,
+        ));
+    }
+    Ok(Links::new(links))
 }
 
 /// What a successful `open` yields: the library, its trampolines in host order, and its
@@ -190,6 +314,7 @@ pub(crate) fn open_artifact(
     module: &'static str,
     symbol: &'static str,
     host: &'static ModuleDescriptor,
+    host_modules: &[HostModule],
     artifact: Artifact,
 ) -> Result<Opened, Error> {
     // Borrowed, not moved out: dropping `artifact` hands its buffer to the next read.
@@ -218,6 +343,7 @@ pub(crate) fn open_artifact(
     let mut library = LoadedLibrary {
         library: None,
         thread_exit: Some(thread_exit),
+        links: None,
         copy,
     };
     let library_ref = library.library.insert(opened);
@@ -259,10 +385,13 @@ pub(crate) fn open_artifact(
         Ok(table) => {
             // SAFETY: verified: a whole descriptor of this ABI version in `library`, loaded.
             let descriptor = unsafe { &*descriptor };
+            let links = link_embedded(module, symbol, path, library_ref, host_modules)?;
             // Before any other function of the library runs (see `enter_library`).
             // SAFETY: the verified descriptor's `enter` is `enter_library` of the library's
-            // hotmod copy, and this is the first call into this freshly loaded copy.
-            unsafe { (descriptor.enter)() };
+            // hotmod copy, and this is the first call into this freshly loaded copy; the links
+            // live in `library`, which frees them only once the library is unloaded.
+            unsafe { (descriptor.enter)(&links.header) };
+            library.links = Some(links);
             Ok(Opened {
                 library,
                 table,
@@ -301,8 +430,9 @@ pub(crate) fn open_artifact(
     }
 }
 
-/// Hot modules a library provides, read from its descriptor symbol names: `greeter::hello` for
-/// `__hotmod_v4__greeter__hello`, with the ABI version each names.
+/// Hot modules a library provides, read from its descriptor symbol names (NUL-terminated, as in
+/// the string table): `greeter::hello` for `__hotmod_v4__greeter__hello`, with the ABI version
+/// each names. Only for explaining a refusal.
 fn descriptor_symbols(bytes: &[u8]) -> Vec<(u32, String)> {
     let stem = SYMBOL_STEM.as_bytes();
     let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
@@ -315,6 +445,11 @@ fn descriptor_symbols(bytes: &[u8]) -> Vec<(u32, String)> {
             .position(|b| !word(b))
             .map_or(bytes.len(), |n| start + n);
         at = end.max(start);
+        // A symbol name ends with its NUL in the string table; the same characters inside
+        // string data (a module's `ModuleInfo`) run on into the next string.
+        if bytes.get(end) != Some(&0) {
+            continue;
+        }
         // `<version>__<crate>__<module>`
         let symbol = String::from_utf8_lossy(&bytes[start..end]);
         let Some((version, name)) = symbol.split_once("__") else {

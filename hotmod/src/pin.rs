@@ -182,6 +182,9 @@ pub(crate) fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
 ) -> R {
     let current = runtime.current_loaded();
     if current.is_null() {
+        if let Some(forward) = runtime.forwarded(index) {
+            return call_host::<A, R, I>(forward, args);
+        }
         runtime.first_use();
         return builtin(args);
     }
@@ -228,6 +231,20 @@ pub(crate) fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     if !ptr::eq(runtime.current_loaded(), current) {
         retired_while_calling(runtime);
     }
+    // SAFETY: `returned` came from the call.
+    unsafe { returned.finish() }
+}
+
+/// Inside a loaded library, a call of another hot module the library embeds: made in the
+/// host's module of the same path, through its forwarding trampoline (a plain call there).
+#[cold]
+#[inline(never)]
+fn call_host<A, R, I: Invoke<A, R>>(forward: RawTrampoline, args: A) -> R {
+    // SAFETY: the host verified this library's copy of the module against its own before it
+    // linked them: the function of this index has the same name, argument and return types and
+    // kind in both, and the forwarding trampoline has the kind `I` calls. The host's module
+    // outlives the library.
+    let returned = unsafe { I::invoke(forward, args) };
     // SAFETY: `returned` came from the call.
     unsafe { returned.finish() }
 }

@@ -29,6 +29,12 @@ impl PinnedGeneration {
     }
 }
 
+/// Enrols the module with this binary's list of hot modules (`runtime::register`); the
+/// generated code calls it before `main` (a static constructor) and at first use.
+pub fn register(module: &'static Module) {
+    crate::runtime::register(module.runtime());
+}
+
 /// A plain call of function `index` (see `pin::call`).
 #[inline(always)]
 pub fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::abi::{ModuleDescriptor, StateMark, HOSTED};
+use crate::abi::{self, HostLink, ModuleDescriptor, RawTrampoline, StateMark, HOSTED};
 use crate::artifact_path;
 use crate::error::Error;
 use crate::events::{Event, Events, Hub};
@@ -38,6 +38,41 @@ use crate::invocation::invoke;
 use crate::loader::LoadedLibrary;
 use crate::rollback::Rollback;
 use crate::snapshot::Publishing;
+
+/// Every hot module linked into this binary (or library), enrolled before `main` by the
+/// generated code (`__private::register`): how a load finds the host's module for a copy of it
+/// that a library embeds. A list through `Runtime::next_module`, so that enrolling allocates
+/// nothing (a library's copies enrol too, at `dlopen`, and a library leaves no allocation
+/// behind when it is unloaded).
+static MODULES: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
+
+/// Enrols a module's runtime (see `MODULES`); once per runtime.
+pub(crate) fn register(runtime: &'static Runtime) {
+    if runtime.listed.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let this = ptr::from_ref(runtime).cast_mut();
+    let mut head = MODULES.load(Ordering::Acquire);
+    loop {
+        runtime.next_module.store(head, Ordering::Relaxed);
+        // Release: a reader that finds `this` also finds its `next_module`.
+        match MODULES.compare_exchange_weak(head, this, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
+    }
+}
+
+/// The enrolled modules, newest first.
+pub(crate) fn registered() -> impl Iterator<Item = &'static Runtime> {
+    let mut next = MODULES.load(Ordering::Acquire);
+    std::iter::from_fn(move || {
+        // SAFETY: only `&'static Runtime`s are ever linked in, and never unlinked.
+        let runtime: &'static Runtime = unsafe { next.as_ref()? };
+        next = runtime.next_module.load(Ordering::Acquire);
+        Some(runtime)
+    })
+}
 
 /// What the generated code knows about its module at compile time.
 #[doc(hidden)]
@@ -72,6 +107,14 @@ pub(crate) struct Runtime {
     /// Starts what the attribute or the environment asks for (the façade's services).
     autostart: fn(&'static Runtime),
     builtin: Generation,
+    /// Inside a loaded library, for a copy of another hot module the library embeds: the host's
+    /// link to its own module of the same path (null: none, or not looked up yet).
+    link: AtomicPtr<HostLink>,
+    /// Whether `link` was looked up (once, at the copy's first call).
+    link_resolved: AtomicBool,
+    /// The next enrolled module (see `MODULES`), and whether this one is enrolled.
+    next_module: AtomicPtr<Runtime>,
+    listed: AtomicBool,
     registry: Mutex<Registry>,
     /// Signalled whenever the current or staged generation changes.
     changed: Condvar,
@@ -228,6 +271,10 @@ impl Runtime {
             started: AtomicBool::new(false),
             autostart,
             builtin: Generation::builtin(),
+            link: AtomicPtr::new(ptr::null_mut()),
+            link_resolved: AtomicBool::new(false),
+            next_module: AtomicPtr::new(ptr::null_mut()),
+            listed: AtomicBool::new(false),
             registry: Mutex::new(Registry {
                 live: Vec::new(),
                 next: 1,
@@ -684,6 +731,41 @@ impl Runtime {
         self.events().stopped();
     }
 
+    /// Inside a loaded library, for a copy of a hot module the host links (see
+    /// `abi::HostLinks`): the host's forwarding trampoline of function `index` (the library's
+    /// index), which makes the call in the host's module. `None` in the host, for the module the
+    /// library was loaded as, and for a function the host's module lacks.
+    #[inline]
+    pub(crate) fn forwarded(&self, index: usize) -> Option<RawTrampoline> {
+        if !HOSTED.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.forwarded_slow(index)
+    }
+
+    #[cold]
+    fn forwarded_slow(&self, index: usize) -> Option<RawTrampoline> {
+        let link = if self.link_resolved.load(Ordering::Acquire) {
+            self.link.load(Ordering::Relaxed)
+        } else {
+            // SAFETY: the descriptor is this copy's own static.
+            let path = unsafe { self.descriptor.module_path.as_str() };
+            let link =
+                abi::host_link(path).map_or(ptr::null_mut(), |l| ptr::from_ref(l).cast_mut());
+            self.link.store(link, Ordering::Relaxed);
+            self.link_resolved.store(true, Ordering::Release);
+            link
+        };
+        if link.is_null() {
+            return None;
+        }
+        // SAFETY: a link of the host's, alive until this library is unloaded (`abi::host_link`).
+        let link = unsafe { &*link };
+        // SAFETY: as above.
+        let forward = unsafe { link.forward.as_slice() };
+        forward.get(index).copied().flatten()
+    }
+
     /// Starts what `#[hot_module(watch)]`, `#[hot_module(rebuild)]`, `HOTMOD_WATCH=1` or
     /// `HOTMOD_REBUILD=1` ask for, once, at the module's first use in the host.
     #[inline]
@@ -701,6 +783,8 @@ impl Runtime {
             // host's statics may start background work.
             return;
         }
+        // Where no static constructor enrolled it (a platform without one).
+        register(self.this);
         (self.autostart)(self);
     }
 

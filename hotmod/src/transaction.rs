@@ -84,10 +84,19 @@ fn prepare(loading: &Loading, artifact: Artifact) -> Result<Box<Generation>, Err
     // must use — and the fast plain-call path is open to them.
     crate::os::prepare_barrier();
     let path = artifact.path.clone();
+    // The host's other modules, which the library may embed copies of (`abi::HostLinks`).
+    let host_modules: Vec<loader::HostModule> = crate::runtime::registered()
+        .map(|other| loader::HostModule {
+            name: other.name(),
+            symbol: other.info().symbol,
+            descriptor: other.host_descriptor(),
+        })
+        .collect();
     let opened = loader::open_artifact(
         runtime.name(),
         runtime.info().symbol,
         runtime.host_descriptor(),
+        &host_modules,
         artifact,
     )?;
     if let Some(on_load) = opened.on_load {

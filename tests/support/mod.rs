@@ -73,7 +73,9 @@ fn build(package: &str, lib_name: &str, label: &str, env: &[(&str, &str)]) -> Pa
         .current_dir(workspace())
         .args(["build", "--quiet", "--lib", "-p", package, "--target-dir"])
         .arg(&target)
-        .env_remove("HOTMOD_FIXTURE");
+        .env_remove("HOTMOD_FIXTURE")
+        .env_remove("HOTMOD_GRAPH_BASE")
+        .env_remove("HOTMOD_GRAPH_TOP");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -119,6 +121,32 @@ fn build_fixture(name: &str) -> PathBuf {
             "reentry" => build("reentry_fixture", "reentry_fixture", "reentry", &[]),
             // Built for its own package alone: its feature_dep lacks the host's `wide`.
             "feature" => build("feature_fixture", "feature_fixture", "feature", &[]),
+            // graph_base's `b` and graph_top's `a` (which calls `b`), in variants.
+            "graph-b1" => build("graph_base", "graph_base", name, &[]),
+            "graph-b2" => build(
+                "graph_base",
+                "graph_base",
+                name,
+                &[("HOTMOD_GRAPH_BASE", "b2")],
+            ),
+            "graph-a2" => build(
+                "graph_top",
+                "graph_top",
+                name,
+                &[("HOTMOD_GRAPH_TOP", "a2")],
+            ),
+            "graph-a2-b2" => build(
+                "graph_top",
+                "graph_top",
+                name,
+                &[("HOTMOD_GRAPH_TOP", "a2"), ("HOTMOD_GRAPH_BASE", "b2")],
+            ),
+            "graph-a2-bwide" => build(
+                "graph_top",
+                "graph_top",
+                name,
+                &[("HOTMOD_GRAPH_TOP", "a2"), ("HOTMOD_GRAPH_BASE", "bwide")],
+            ),
             other => panic!("no fixture named {other}"),
         }
     };

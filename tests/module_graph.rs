@@ -1,0 +1,72 @@
+//! Hot modules that call hot modules (issue 14), against real cdylibs: `graph_top`'s `a` calls
+//! `graph_base`'s `b`, and `libgraph_top.so` embeds its own copy of `b`. A loaded generation of
+//! `a` calls the host's `b` (one copy of its state), a new generation of `b` reaches it, and a
+//! library whose copy of `b` differs from the host's is refused, naming `b` and the function.
+
+mod support;
+
+use graph_base::b;
+use graph_top::a;
+use hotmod::Error;
+
+#[test]
+fn a_loaded_generation_calls_the_hosts_module_and_its_new_generations() {
+    let _serial = support::serial();
+    let counted = b::count();
+    assert_eq!(
+        a::count_in_b(),
+        counted + 1,
+        "generation 0 of `a` calls the host's `b`"
+    );
+
+    let loaded = a::module()
+        .load(support::library("graph-a2"))
+        .expect("a2 loads");
+    assert_eq!(a::module().generation(), loaded);
+    // The loaded `a` (version 2) reaches the host's `b`: one count, not a private copy's.
+    assert_eq!(a::versions(), (2, 1));
+    assert_eq!(a::count_in_b(), counted + 2);
+    assert_eq!(b::count(), counted + 3);
+
+    // A new generation of `b`, loaded in the host, reaches the loaded `a`'s calls.
+    b::module()
+        .load(support::library("graph-b2"))
+        .expect("b2 loads");
+    assert_eq!(a::versions(), (2, 2));
+
+    // An `a` built against b2 (compatible) calls the host's current `b` too; back to the
+    // host's generation 0 of `b`, it sees version 1, whatever it was built against.
+    a::module()
+        .load(support::library("graph-a2-b2"))
+        .expect("a2 built against b2 loads");
+    assert_eq!(a::versions(), (2, 2));
+    b::module()
+        .load(support::library("graph-b1"))
+        .expect("b1 loads");
+    assert_eq!(a::versions(), (2, 1));
+}
+
+#[test]
+fn a_library_whose_copy_of_a_called_module_differs_is_refused() {
+    let _serial = support::serial();
+    let before = a::module().generation();
+    let error = a::module()
+        .load(support::library("graph-a2-bwide"))
+        .expect_err("a copy of `b` whose `version` takes a parameter");
+    assert!(
+        matches!(&error, Error::EmbeddedIncompatible { embedded, .. } if *embedded == "graph_base::b"),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    eprintln!("{message}");
+    assert!(
+        message.contains("graph_base::b") && message.contains("function `version` changed"),
+        "{message}"
+    );
+    assert_eq!(
+        a::module().generation(),
+        before,
+        "the current `a` keeps serving"
+    );
+    let _ = a::versions();
+}
