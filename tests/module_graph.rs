@@ -70,3 +70,29 @@ fn a_library_whose_copy_of_a_called_module_differs_is_refused() {
     );
     let _ = a::versions();
 }
+
+#[test]
+fn a_library_that_only_embeds_a_module_is_not_loaded_as_it() {
+    let _serial = support::serial();
+    // What `cargo build -p graph_top` writes: graph_top's library, with a copy of `b` in it.
+    let dir = support::TempDir::new("embeds");
+    let top = dir.path().join(format!(
+        "{}graph_top{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    std::fs::copy(support::library("graph-a2"), &top).expect("copy graph_top's library");
+    let before = b::module().generation();
+    let error = b::module()
+        .load(&top)
+        .expect_err("graph_top's library offered as graph_base::b");
+    assert!(
+        matches!(&error, Error::OtherModule { found, .. } if found == &["graph_top::a"]),
+        "{error:?}"
+    );
+    assert_eq!(b::module().generation(), before);
+    // The same library loads as what it is.
+    a::module()
+        .load(&top)
+        .expect("graph_top's library loads as graph_top::a");
+}

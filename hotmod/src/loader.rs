@@ -188,6 +188,35 @@ fn link_embedded(
     Ok(Links::new(links))
 }
 
+/// The crate of a descriptor symbol: `graph_top` for `__hotmod_v8__graph_top__a`.
+fn crate_of(symbol: &str) -> Option<&str> {
+    let rest = symbol.strip_prefix(SYMBOL_STEM)?;
+    let (_version, name) = rest.split_once("__")?;
+    Some(name.rsplit_once("__")?.0)
+}
+
+/// A library cargo built for another crate, which embeds this module only as a dependency's
+/// copy: `libgraph_top.so` offered as `graph_base::b`. Told by the file name cargo gives a
+/// cdylib (`lib<crate>.so`) naming the crate of another hot module the library has (read from
+/// its symbol names only then: a file named after the module's own crate costs nothing); a
+/// renamed file is not caught. Returns that other module, `graph_top::a`.
+fn embedding_crate(own_symbol: &str, path: &Path, bytes: &[u8]) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let stem = file
+        .strip_prefix(std::env::consts::DLL_PREFIX)?
+        .strip_suffix(std::env::consts::DLL_SUFFIX)?;
+    if crate_of(own_symbol) == Some(stem) {
+        return None;
+    }
+    descriptor_symbols(bytes)
+        .into_iter()
+        .map(|(_, name)| name)
+        .find(|name| {
+            name.rsplit_once("::")
+                .is_some_and(|(krate, _)| krate == stem)
+        })
+}
+
 /// What a successful `open` yields: the library, its trampolines in host order, and its
 /// `#[on_load]` function, not yet run.
 pub(crate) struct Opened {
@@ -385,6 +414,13 @@ pub(crate) fn open_artifact(
         Ok(table) => {
             // SAFETY: verified: a whole descriptor of this ABI version in `library`, loaded.
             let descriptor = unsafe { &*descriptor };
+            if let Some(owner) = embedding_crate(symbol, path, bytes) {
+                return Err(Error::OtherModule {
+                    module,
+                    path: path_buf,
+                    found: vec![owner],
+                });
+            }
             let links = link_embedded(module, symbol, path, library_ref, host_modules)?;
             // Before any other function of the library runs (see `enter_library`).
             // SAFETY: the verified descriptor's `enter` is `enter_library` of the library's
