@@ -149,6 +149,12 @@ fn link_embedded(
                 // the embedded one was built in the same compilation; anything else is foreign.
                 _ => continue,
             };
+            // Another hot module of the library's own crate is part of this build, not a
+            // dependency it was compiled against: left unlinked (the library's copy), never a
+            // reason to refuse the module being loaded.
+            if crate_of(symbol) == crate_of(own_symbol) {
+                continue;
+            }
             return Err(Error::EmbeddedIncompatible {
                 module,
                 path: path.to_path_buf(),
