@@ -232,10 +232,18 @@ fn without_hash(name: &str) -> &str {
 /// target brings the package's dev-dependencies (and their features) into cargo's feature
 /// resolution. Selecting it costs a relink of that target after each rebuild (it links the
 /// module crate's rlib); a binary host is not relinked (`--lib` leaves its binaries alone).
+///
+/// A binary or example host was started by `cargo run`, which selects more than the host's
+/// package where it runs without `-p`: the workspace's `default-members` (or all members of a
+/// virtual workspace) at the workspace root. Features unify over that whole selection, so the
+/// build selects it too ([`run_selection`]), else the first save would compile the shared
+/// dependencies again with other features (and the user's next `cargo run` once more).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct HostSelection {
     package: String,
     target: Option<(&'static str, String)>,
+    /// The other packages the host's `cargo run` selected (see [`run_selection`]).
+    also: Vec<String>,
     /// Why the selection may still differ from the host's own build, if it may.
     caveat: Option<String>,
 }
@@ -278,9 +286,10 @@ fn host_selection<'a>(
                 .as_ref()
                 .map(|c| format!(" ({c})"))
                 .unwrap_or_default();
+            let also: String = selection.also.iter().map(|p| format!(" -p {p}")).collect();
             tracing::info!(
                 target: "hotmod",
-                "{module}: building {} with the host's package: -p {}{target}{caveat}",
+                "{module}: building {} with the host's package: -p {}{also}{target}{caveat}",
                 plan.package,
                 selection.package
             );
@@ -334,7 +343,106 @@ fn find_host(
     // Set by `cargo run`/`cargo test`/`cargo bench` for the process they start; only a
     // tie-breaker, since a process started by such a process inherits them.
     let env_package = std::env::var("CARGO_PKG_NAME").ok();
-    Ok(select_host(&metadata, exe, env_package.as_deref()))
+    let mut selection = match select_host(&metadata, exe, env_package.as_deref()) {
+        Ok(selection) => selection,
+        Err(why) => return Ok(Err(why)),
+    };
+    // `cargo test` and `cargo bench` run their executables in the package's directory, whatever
+    // the directory they ran in: only `cargo run` leaves a trace of its selection.
+    if matches!(exe, HostExe::Bin(_) | HostExe::Example(_)) {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Retry(format!("cannot read the working directory: {e}")))?;
+        let also = run_selection(&metadata, &cwd, |root_manifest| {
+            let output = Command::new(cargo)
+                .current_dir(manifest_dir)
+                .args(["metadata", "--no-deps", "--format-version", "1"])
+                .args(["--color", "never", "--manifest-path"])
+                .arg(root_manifest)
+                .output()
+                .map_err(|e| format!("could not run cargo metadata: {e}"))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "cargo metadata failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ));
+            }
+            json::parse(&String::from_utf8_lossy(&output.stdout))
+                .map_err(|e| format!("cannot read cargo metadata's output: {e}"))
+        })
+        .map_err(Retry)?;
+        selection.also = also
+            .into_iter()
+            .filter(|p| *p != selection.package && *p != plan.package)
+            .collect();
+    }
+    Ok(Ok(selection))
+}
+
+/// The packages a `cargo run` without `-p` selects in `cwd` (the host's working directory,
+/// where `cargo run` ran), if `cwd` is in the module's workspace (`metadata`, `cargo metadata
+/// --no-deps` run for the module's manifest): in a member's directory, that member; at the
+/// workspace's root, its default members, read by `root_metadata` (`cargo metadata --no-deps`
+/// for the root manifest: `workspace_default_members`, which cargo fills from
+/// `default-members`, or all members of a virtual workspace, or the root package). Elsewhere,
+/// none. (A `cargo run -p <host>` at the root selected less; that host's first build compiles
+/// what the default members add, once, and a `tracing` line names it.)
+fn run_selection(
+    metadata: &json::Value,
+    cwd: &Path,
+    root_metadata: impl FnOnce(&Path) -> Result<json::Value, String>,
+) -> Result<Vec<String>, String> {
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || matches!(
+                (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                (Ok(a), Ok(b)) if a == b
+            )
+    };
+    let Some(current) = cwd
+        .ancestors()
+        .map(|dir| dir.join("Cargo.toml"))
+        .find(|manifest| manifest.is_file())
+    else {
+        return Ok(Vec::new());
+    };
+    let packages = metadata
+        .get("packages")
+        .and_then(json::Value::as_array)
+        .ok_or("cargo metadata lists no packages")?;
+    let field = |package: &json::Value, key: &str| {
+        package
+            .get(key)
+            .and_then(json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let root = metadata
+        .get("workspace_root")
+        .and_then(json::Value::as_str)
+        .map(|root| Path::new(root).join("Cargo.toml"));
+    if root.as_deref().is_some_and(|root| same(root, &current)) {
+        let root_metadata = root_metadata(&current)?;
+        let ids: Vec<&str> = root_metadata
+            .get("workspace_default_members")
+            .and_then(json::Value::as_array)
+            .ok_or("cargo metadata lists no workspace_default_members")?
+            .iter()
+            .filter_map(json::Value::as_str)
+            .collect();
+        let packages = root_metadata
+            .get("packages")
+            .and_then(json::Value::as_array)
+            .ok_or("cargo metadata lists no packages")?;
+        return Ok(packages
+            .iter()
+            .filter(|p| field(p, "id").is_some_and(|id| ids.contains(&id.as_str())))
+            .filter_map(|p| field(p, "name"))
+            .collect());
+    }
+    Ok(packages
+        .iter()
+        .filter(|p| field(p, "manifest_path").is_some_and(|m| same(Path::new(&m), &current)))
+        .filter_map(|p| field(p, "name"))
+        .collect())
 }
 
 /// The package and target of `metadata` (`cargo metadata --no-deps`: the workspace's members)
@@ -371,6 +479,7 @@ fn select_host(
                 |target: Option<(&'static str, String)>, caveat: Option<String>| HostSelection {
                     package: package_name.to_owned(),
                     target,
+                    also: Vec::new(),
                     caveat,
                 };
             let hit = match exe {
@@ -728,6 +837,9 @@ fn build_and_load(plan: &Plan) {
         if host.package != plan.package {
             command.args(["-p", &host.package]);
         }
+        for package in &host.also {
+            command.args(["-p", package]);
+        }
         if let Some((flag, name)) = &host.target {
             command.arg(flag).arg(name);
         }
@@ -882,6 +994,7 @@ mod tests {
         HostSelection {
             package: package.into(),
             target: target.map(|(flag, name)| (flag, name.into())),
+            also: Vec::new(),
             caveat: None,
         }
     }
