@@ -3,22 +3,25 @@
 //! A thread watches the module crate's `src/` (recursively), `Cargo.toml` and `build.rs`. After
 //! a change it waits for a short settle ([`SETTLE`], so an editor's write-rename-chmod burst
 //! and rapid saves make one build), runs `cargo build --lib -p <package>` with the host's
-//! profile and target directory, and loads the result. Where the host's own package is a member
-//! of the module crate's workspace, it is selected too (`-p <host>`, and `--test`/`--example`/
-//! `--bench <name>` when the host is one of those, so its dev-dependencies count): cargo's
-//! resolver 2 unifies features over the selected packages only, and a dependency shared by host
-//! and module must be built with the host's features, else the reloaded library's copy of it has
-//! other types (see [`HostSelection`]). Changes that arrive during a build make
-//! exactly one more build after it. A failed build leaves the current generation serving and
-//! reports the compiler's errors as cargo shows them. Before each build it checks that nobody but
+//! profile and target directory, and loads the result as soon as cargo reports it built (its
+//! JSON message for the library; cargo may still be relinking the host). Where the host's own
+//! package is a member of the module crate's workspace, it is selected too (`-p <host>`, and
+//! `--test`/`--example`/`--bench <name>` when the host is one of those, so its dev-dependencies
+//! count, plus what the host's `cargo run` selected): cargo's resolver 2 unifies features over
+//! the selected packages only, and a dependency shared by host and module must be built with the
+//! host's features, else the reloaded library's copy of it has other types and the first save
+//! compiles the dependencies again (see [`HostSelection`]). Changes that arrive during a build
+//! make exactly one more build after it. A failed build leaves the current generation serving
+//! and reports the compiler's errors as cargo shows them. Before each build it checks that nobody but
 //! this user or root could have written what the build reads or runs (`security.rs`,
 //! `check_rebuild`); if someone could, cargo does not run and an [`Event::Rejected`] carries
 //! [`Error::InsecureBuildInput`]. cargo runs in the manifest directory. Every step is an
 //! [`Event`] (and a `tracing` line): `building greeter …`, `built greeter in 1.4 s`,
 //! `greeter::hello: generation 3 live in 98 ms`.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -850,25 +853,82 @@ fn build_and_load(plan: &Plan) {
     if let Some(triple) = &plan.target {
         command.args(["--target", triple]);
     }
-    let output = match command.output() {
-        Ok(output) => output,
-        Err(e) => {
-            module.emit(Event::BuildFailed {
-                module: module.name(),
-                package: plan.package.clone(),
-                message: format!("could not run cargo: {e}"),
-            });
-            return;
-        }
-    };
-    if !output.status.success() {
+    // Messages on stdout, rustc's diagnostics rendered on stderr as without the flag: the
+    // module's library is offered when cargo reports it built, not when cargo exits, which
+    // is later where the host's package is selected (cargo relinks the host's example or test
+    // next: it links the module's rlib).
+    command
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let failed = |message: String| {
         module.emit(Event::BuildFailed {
             module: module.name(),
             package: plan.package.clone(),
-            message: compiler_errors(&String::from_utf8_lossy(&output.stderr)),
-        });
-        return;
+            message,
+        })
+    };
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return failed(format!("could not run cargo: {e}")),
+    };
+    // stderr on a thread of its own, so that neither pipe fills while the other is read.
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::Builder::new()
+            .name(format!("hotmod cargo stderr {}", plan.package))
+            .spawn(move || {
+                let mut text = Vec::new();
+                let _ = pipe.read_to_end(&mut text);
+                text
+            })
+    });
+    let stderr = match stderr {
+        Some(Ok(thread)) => Some(thread),
+        Some(Err(e)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return failed(format!("could not run cargo: starting a thread: {e}"));
+        }
+        None => None,
+    };
+    let artifact = std::path::absolute(&plan.artifact).unwrap_or_else(|_| plan.artifact.clone());
+    let mut offered = false;
+    if let Some(stdout) = child.stdout.take() {
+        let mut stdout = BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match stdout.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if !offered && reports_built(&String::from_utf8_lossy(&line), &artifact) {
+                offered = true;
+                built(plan, started);
+            }
+        }
     }
+    let status = child.wait();
+    let stderr = stderr
+        .and_then(|thread| thread.join().ok())
+        .unwrap_or_default();
+    match status {
+        Ok(status) if status.success() => {
+            if !offered {
+                built(plan, started);
+            }
+        }
+        // After an offer too: the host's part of the build failed (the module's library had
+        // built), and the user must see why.
+        Ok(_) => failed(compiler_errors(&String::from_utf8_lossy(&stderr))),
+        Err(e) => failed(format!("could not wait for cargo: {e}")),
+    }
+}
+
+/// The module's library is built: say so, and offer it.
+fn built(plan: &Plan, started: Instant) {
+    let module = plan.module;
     module.emit(Event::BuildFinished {
         module: module.name(),
         package: plan.package.clone(),
@@ -877,6 +937,28 @@ fn build_and_load(plan: &Plan) {
     if let Err(error) = module.offer(&plan.artifact, Instant::now()) {
         module.report(&error);
     }
+}
+
+/// Whether `line`, one of cargo's JSON messages, reports `artifact` built (cargo writes the
+/// message once the library is linked and linked to its final name).
+fn reports_built(line: &str, artifact: &Path) -> bool {
+    // Most lines are other units' artifacts: skip them unparsed.
+    let Some(file_name) = artifact.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if !line.contains(r#""reason":"compiler-artifact""#) || !line.contains(file_name) {
+        return false;
+    }
+    let Ok(message) = json::parse(line.trim_end()) else {
+        return false;
+    };
+    message
+        .get("filenames")
+        .and_then(json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(json::Value::as_str)
+        .any(|file| Path::new(file) == artifact)
 }
 
 /// The manifest and target directories made absolute, and the cargo to run (`$CARGO` made
@@ -965,7 +1047,9 @@ fn is_progress(line: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{compiler_errors, json, select_host, without_hash, HostExe, HostSelection};
+    use super::{
+        compiler_errors, json, reports_built, select_host, without_hash, HostExe, HostSelection,
+    };
 
     /// `cargo metadata --no-deps` of a workspace (trimmed to what is read, plus a few fields
     /// that are not): `game` has a binary, an example, a test and a bench; `tool` has a binary
@@ -1092,6 +1176,38 @@ error: mismatched closing delimiter: `}`
 
 error: could not compile `greeter` (lib) due to 1 previous error; 1 warning emitted"
         );
+    }
+
+    #[test]
+    fn the_librarys_artifact_message_is_recognised() {
+        let artifact = std::path::Path::new("/w/target/debug/libgreeter.so");
+        let message = |files: &str, fresh: bool| {
+            format!(
+                r#"{{"reason":"compiler-artifact","package_id":"path+file:///w/greeter#0.1.0","target":{{"kind":["rlib","cdylib"],"name":"greeter"}},"filenames":[{files}],"executable":null,"fresh":{fresh}}}"#
+            )
+        };
+        let built = message(
+            r#""/w/target/debug/libgreeter.rlib","/w/target/debug/libgreeter.so""#,
+            false,
+        );
+        assert!(reports_built(&built, artifact));
+        assert!(reports_built(&format!("{built}\n"), artifact));
+        // Fresh (nothing to compile) is built too: the library is there.
+        assert!(reports_built(
+            &message(r#""/w/target/debug/libgreeter.so""#, true),
+            artifact
+        ));
+        // Only in deps/ (the package was not selected), another library, other messages.
+        let deps = message(r#""/w/target/debug/deps/libgreeter.so""#, false);
+        assert!(!reports_built(&deps, artifact));
+        let other = message(r#""/w/target/debug/libgreeter_extra.so""#, false);
+        assert!(!reports_built(&other, artifact));
+        let finished = r#"{"reason":"build-finished","success":true,"x":"libgreeter.so"}"#;
+        assert!(!reports_built(finished, artifact));
+        assert!(!reports_built(
+            r#"{"reason":"compiler-artifact","libgreeter.so"#,
+            artifact
+        ));
     }
 
     #[test]
