@@ -836,7 +836,8 @@ fn build_and_load(plan: &Plan) {
         .arg("--manifest-path")
         .arg(manifest_dir.join("Cargo.toml"))
         .args(["-p", &plan.package]);
-    if let Some(host) = host_selection(plan, &manifest_dir, &cargo) {
+    let host = host_selection(plan, &manifest_dir, &cargo);
+    if let Some(host) = host {
         if host.package != plan.package {
             command.args(["-p", &host.package]);
         }
@@ -894,6 +895,17 @@ fn build_and_load(plan: &Plan) {
     };
     let artifact = std::path::absolute(&plan.artifact).unwrap_or_else(|_| plan.artifact.clone());
     let mut offered = false;
+    // Packages cargo compiled besides the selected ones (the module's, the host's and what the
+    // host's `cargo run` selected, which may link the module): none, when the build is the
+    // host's own and only the module changed.
+    let host_packages: Vec<String> = host
+        .map(|host| {
+            let mut packages = host.also.clone();
+            packages.push(host.package.clone());
+            packages
+        })
+        .unwrap_or_default();
+    let mut others: Vec<String> = Vec::new();
     if let Some(stdout) = child.stdout.take() {
         let mut stdout = BufReader::new(stdout);
         let mut line = Vec::new();
@@ -903,9 +915,14 @@ fn build_and_load(plan: &Plan) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            if !offered && reports_built(&String::from_utf8_lossy(&line), &artifact) {
+            let line = String::from_utf8_lossy(&line);
+            if !offered && reports_built(&line, &artifact) {
                 offered = true;
                 built(plan, started);
+            } else if let Some(package) = compiled_package(&line) {
+                if package != plan.package && !host_packages.contains(&package) {
+                    others.push(package);
+                }
             }
         }
     }
@@ -917,6 +934,20 @@ fn build_and_load(plan: &Plan) {
         Ok(status) if status.success() => {
             if !offered {
                 built(plan, started);
+            }
+            if !others.is_empty() {
+                others.sort();
+                others.dedup();
+                tracing::warn!(
+                    target: "hotmod",
+                    "{}: building {} compiled {} too: changed since the last build, or the \
+                     host's executable was built with another selection of packages (`cargo run \
+                     -p …`?) or other features than this build's; the host's next `cargo run` may \
+                     compile them again",
+                    module.name(),
+                    plan.package,
+                    others.join(", ")
+                );
             }
         }
         // After an offer too: the host's part of the build failed (the module's library had
@@ -937,6 +968,23 @@ fn built(plan: &Plan, started: Instant) {
     if let Err(error) = module.offer(&plan.artifact, Instant::now()) {
         module.report(&error);
     }
+}
+
+/// The package of a unit that `line`, one of cargo's JSON messages, reports compiled (not
+/// fresh), if it does: the name in its `package_id` (`path+file:///w/greeter#0.1.0`,
+/// `path+file:///w/x#greeter@0.1.0`, `registry+https://…#serde@1.0.0`).
+fn compiled_package(line: &str) -> Option<String> {
+    if !line.contains(r#""reason":"compiler-artifact""#) || !line.contains(r#""fresh":false"#) {
+        return None;
+    }
+    let message = json::parse(line.trim_end()).ok()?;
+    let id = message.get("package_id")?.as_str()?;
+    let (path, fragment) = id.rsplit_once('#')?;
+    let name = match fragment.split_once('@') {
+        Some((name, _)) => name,
+        None => path.rsplit('/').next()?,
+    };
+    Some(name.to_owned())
 }
 
 /// Whether `line`, one of cargo's JSON messages, reports `artifact` built (cargo writes the
@@ -1048,7 +1096,8 @@ fn is_progress(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{
-        compiler_errors, json, reports_built, select_host, without_hash, HostExe, HostSelection,
+        compiled_package, compiler_errors, json, reports_built, run_selection, select_host,
+        without_hash, HostExe, HostSelection,
     };
 
     /// `cargo metadata --no-deps` of a workspace (trimmed to what is read, plus a few fields
@@ -1208,6 +1257,69 @@ error: could not compile `greeter` (lib) due to 1 previous error; 1 warning emit
             r#"{"reason":"compiler-artifact","libgreeter.so"#,
             artifact
         ));
+    }
+
+    #[test]
+    fn cargo_runs_selection_follows_the_directory_it_ran_in() {
+        let root =
+            std::env::temp_dir().join(format!("hotmod-run-selection-{}", std::process::id()));
+        let member = root.join("app");
+        std::fs::create_dir_all(member.join("src")).expect("create the workspace");
+        std::fs::write(root.join("Cargo.toml"), "").expect("write the root manifest");
+        std::fs::write(member.join("Cargo.toml"), "").expect("write the member's manifest");
+        let metadata = json::parse(&format!(
+            r#"{{"packages":[{{"name":"app","id":"a","manifest_path":{:?}}},
+                {{"name":"logic","id":"l","manifest_path":"/elsewhere/logic/Cargo.toml"}}],
+               "workspace_root":{:?}}}"#,
+            member.join("Cargo.toml").display().to_string(),
+            root.display().to_string()
+        ))
+        .expect("the metadata parses");
+        let root_metadata = json::parse(
+            r#"{"packages":[{"name":"app","id":"a"},{"name":"logic","id":"l"}],
+                "workspace_default_members":["l"]}"#,
+        )
+        .expect("the root's metadata parses");
+        let not_asked = |_: &std::path::Path| Err("not asked".to_owned());
+        // In a member's directory, or below it: that member.
+        assert_eq!(
+            run_selection(&metadata, &member.join("src"), not_asked),
+            Ok(vec!["app".to_owned()])
+        );
+        // At the root: its default members, from the root's own metadata.
+        let asked = run_selection(&metadata, &root, |manifest| {
+            assert_eq!(manifest, root.join("Cargo.toml"));
+            Ok(root_metadata.clone())
+        });
+        assert_eq!(asked, Ok(vec!["logic".to_owned()]));
+        // Outside the workspace: nothing.
+        assert_eq!(
+            run_selection(&metadata, std::path::Path::new("/"), not_asked),
+            Ok(vec![])
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn compiled_packages_are_named_from_their_ids() {
+        let line = |id: &str, fresh: bool| {
+            format!(
+                r#"{{"reason":"compiler-artifact","package_id":"{id}","target":{{"name":"x"}},"fresh":{fresh}}}"#
+            )
+        };
+        let named = |id, fresh| compiled_package(&line(id, fresh));
+        assert_eq!(
+            named("path+file:///w/greeter#0.1.0", false).as_deref(),
+            Some("greeter")
+        );
+        assert_eq!(
+            named("path+file:///w/x#greeter@0.1.0", false).as_deref(),
+            Some("greeter")
+        );
+        let serde = "registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0";
+        assert_eq!(named(serde, false).as_deref(), Some("serde"));
+        assert_eq!(named(serde, true), None);
+        assert_eq!(compiled_package(r#"{"reason":"build-finished"}"#), None);
     }
 
     #[test]
