@@ -245,7 +245,9 @@ fn the_first_save_compiles_only_the_module_crate() {
     assert_ne!(alone, all, "the selections resolve hotmod alike");
     assert!(all.contains("state"), "{all}");
 
-    // The user's `cargo build` (or `cargo run`).
+    // The user's `cargo build` at the root. (A bare `cargo run` there would build fs_app and
+    // what it links, not fs_tool's library: the rebuild, which selects fs_tool for its
+    // features, would then compile that library at the first save, once.)
     user_build(&root, &target);
 
     // The user's `cargo run`: the binary, started in the workspace's root.

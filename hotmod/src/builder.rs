@@ -388,7 +388,9 @@ fn find_host(
 /// for the root manifest: `workspace_default_members`, which cargo fills from
 /// `default-members`, or all members of a virtual workspace, or the root package). Elsewhere,
 /// none. (A `cargo run -p <host>` at the root selected less; that host's first build compiles
-/// what the default members add, once, and a `tracing` line names it.)
+/// what the default members add, once, and a `tracing` line names it. A default member's
+/// library that the host does not link is compiled at the first save too, once: `--lib`
+/// selects the libraries of every selected package.)
 fn run_selection(
     metadata: &json::Value,
     cwd: &Path,
