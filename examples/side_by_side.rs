@@ -1,25 +1,26 @@
 //! An old handle and a new one, side by side.
 //!
-//! 1. Builds the `greeter` module's cdylib and loads it as generation 1.
+//! 1. Copies the `greeter` module crate, builds its cdylib and loads it as generation 1.
 //! 2. Pins generation 1 in a `Handle`, as a request would at its start.
-//! 3. Writes an edited copy of the module (`hello` becomes `bonjour`), builds it, and loads it
+//! 3. Edits the copy (`hello` becomes `bonjour`), builds it, and loads it
 //!    as generation 2 — the host keeps running.
 //! 4. Shows the old handle still answering with generation 1 while plain calls and new handles
 //!    get generation 2; then drops the old handle and watches generation 1 retire.
 //!
-//! Run with `cargo run --example side_by_side`.
+//! Run with `cargo run --example side_by_side` (the copies build into
+//! `target/hotmod-examples/target`, which the tour and direct_handles share).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "shared/crate_copy.rs"]
+mod crate_copy;
 
 use greeter::hello;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // This example's package is `examples/`, in the workspace's root.
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("the examples' package has no parent directory")?;
-    let target = workspace.join("target").join("side-by-side");
+fn main() -> crate_copy::Result<()> {
+    let workspace = crate_copy::workspace();
+    // The examples' one scratch directory and target directory (the tour's and
+    // direct_handles' too): hotmod is compiled there once for all of their copies.
+    let scratch = workspace.join("target").join("hotmod-examples");
+    let target = scratch.join("target");
     let module = hello::module();
 
     println!(
@@ -28,13 +29,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hello::greet("world")
     );
 
-    let v1 = build(&workspace.join("examples/greeter"), &target)?;
+    // A copy of the module crate, built as written and then edited; each build lands at the
+    // same path, so each is kept aside, under the target directory's lock, before the next.
+    let dir = scratch.join("side-by-side");
+    let copy = crate_copy::copy_crate(&workspace.join("examples/greeter"), &dir.join("greeter"))?;
+    let lock = crate_copy::lock(&target)?;
+    let keep = |name: &str| -> crate_copy::Result<std::path::PathBuf> {
+        let built = crate_copy::build(&copy, &target, "greeter")?;
+        let kept = dir.join(name);
+        std::fs::copy(&built, &kept)?;
+        Ok(kept)
+    };
+    println!("building {} ...", copy.display());
+    let v1 = keep("greeter-hello.so")?;
+    // `hello` becomes `bonjour`.
+    crate_copy::edit(
+        &copy.join("src/lib.rs"),
+        &[(r#"format!("hello {name}")"#, r#"format!("bonjour {name}")"#)],
+    )?;
+    println!("building the edited copy ...");
+    let v2 = keep("greeter-bonjour.so")?;
+    drop(lock);
+
     let g1 = module.load(&v1)?;
     println!("loaded {} as generation {g1}", v1.display());
     let old = hello::Handle::current();
 
-    let edited = edited_copy(workspace, &target)?;
-    let v2 = build(&edited, &target)?;
     let g2 = module.load(&v2)?;
     println!("loaded the edited module as generation {g2}");
 
@@ -66,50 +86,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         module.live_generations()
     );
     Ok(())
-}
-
-/// `cargo build` of the module crate at `dir` into `target`; returns the cdylib's path.
-fn build(dir: &Path, target: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    println!("building {} ...", dir.display());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--lib", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target)
-        .status()?;
-    if !status.success() {
-        return Err(format!("cargo build of {} failed", dir.display()).into());
-    }
-    let file = format!(
-        "{}greeter{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    Ok(target.join("debug").join(file))
-}
-
-/// A copy of `examples/greeter` with `greet` edited, outside the workspace.
-fn edited_copy(workspace: &Path, target: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
-    let dir = target.join("greeter-edited");
-    std::fs::create_dir_all(dir.join("src"))?;
-    let manifest = std::fs::read_to_string(workspace.join("examples/greeter/Cargo.toml"))?;
-    let hotmod = workspace.join("hotmod");
-    let manifest = manifest.replace(
-        "\"../../hotmod\"",
-        &format!("{:?}", hotmod.display().to_string()),
-    );
-    // An empty workspace table keeps the copy out of hotmod's workspace.
-    std::fs::write(dir.join("Cargo.toml"), format!("{manifest}\n[workspace]\n"))?;
-    // The workspace's lock file: the same dependency versions, and no registry lookup.
-    std::fs::copy(workspace.join("Cargo.lock"), dir.join("Cargo.lock"))?;
-    let source = std::fs::read_to_string(workspace.join("examples/greeter/src/lib.rs"))?;
-    let edited = source.replace("format!(\"hello {name}\")", "format!(\"bonjour {name}\")");
-    if edited == source {
-        return Err(
-            "examples/greeter/src/lib.rs no longer contains the line this demo edits".into(),
-        );
-    }
-    std::fs::write(dir.join("src/lib.rs"), edited)?;
-    Ok(dir)
 }

@@ -3,22 +3,25 @@
 //! A thread watches the module crate's `src/` (recursively), `Cargo.toml` and `build.rs`. After
 //! a change it waits for a short settle ([`SETTLE`], so an editor's write-rename-chmod burst
 //! and rapid saves make one build), runs `cargo build --lib -p <package>` with the host's
-//! profile and target directory, and loads the result. Where the host's own package is a member
-//! of the module crate's workspace, it is selected too (`-p <host>`, and `--test`/`--example`/
-//! `--bench <name>` when the host is one of those, so its dev-dependencies count): cargo's
-//! resolver 2 unifies features over the selected packages only, and a dependency shared by host
-//! and module must be built with the host's features, else the reloaded library's copy of it has
-//! other types (see [`HostSelection`]). Changes that arrive during a build make
-//! exactly one more build after it. A failed build leaves the current generation serving and
-//! reports the compiler's errors as cargo shows them. Before each build it checks that nobody but
+//! profile and target directory, and loads the result as soon as cargo reports it built (its
+//! JSON message for the library; cargo may still be relinking the host). Where the host's own
+//! package is a member of the module crate's workspace, it is selected too (`-p <host>`, and
+//! `--test`/`--example`/`--bench <name>` when the host is one of those, so its dev-dependencies
+//! count, plus what the host's `cargo run` selected): cargo's resolver 2 unifies features over
+//! the selected packages only, and a dependency shared by host and module must be built with the
+//! host's features, else the reloaded library's copy of it has other types and the first save
+//! compiles the dependencies again (see [`HostSelection`]). Changes that arrive during a build
+//! make exactly one more build after it. A failed build leaves the current generation serving
+//! and reports the compiler's errors as cargo shows them. Before each build it checks that nobody but
 //! this user or root could have written what the build reads or runs (`security.rs`,
 //! `check_rebuild`); if someone could, cargo does not run and an [`Event::Rejected`] carries
 //! [`Error::InsecureBuildInput`]. cargo runs in the manifest directory. Every step is an
 //! [`Event`] (and a `tracing` line): `building greeter …`, `built greeter in 1.4 s`,
 //! `greeter::hello: generation 3 live in 98 ms`.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -232,10 +235,18 @@ fn without_hash(name: &str) -> &str {
 /// target brings the package's dev-dependencies (and their features) into cargo's feature
 /// resolution. Selecting it costs a relink of that target after each rebuild (it links the
 /// module crate's rlib); a binary host is not relinked (`--lib` leaves its binaries alone).
+///
+/// A binary or example host was started by `cargo run`, which selects more than the host's
+/// package where it runs without `-p`: the workspace's `default-members` (or all members of a
+/// virtual workspace) at the workspace root. Features unify over that whole selection, so the
+/// build selects it too ([`run_selection`]), else the first save would compile the shared
+/// dependencies again with other features (and the user's next `cargo run` once more).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct HostSelection {
     package: String,
     target: Option<(&'static str, String)>,
+    /// The other packages the host's `cargo run` selected (see [`run_selection`]).
+    also: Vec<String>,
     /// Why the selection may still differ from the host's own build, if it may.
     caveat: Option<String>,
 }
@@ -278,9 +289,10 @@ fn host_selection<'a>(
                 .as_ref()
                 .map(|c| format!(" ({c})"))
                 .unwrap_or_default();
+            let also: String = selection.also.iter().map(|p| format!(" -p {p}")).collect();
             tracing::info!(
                 target: "hotmod",
-                "{module}: building {} with the host's package: -p {}{target}{caveat}",
+                "{module}: building {} with the host's package: -p {}{also}{target}{caveat}",
                 plan.package,
                 selection.package
             );
@@ -334,7 +346,108 @@ fn find_host(
     // Set by `cargo run`/`cargo test`/`cargo bench` for the process they start; only a
     // tie-breaker, since a process started by such a process inherits them.
     let env_package = std::env::var("CARGO_PKG_NAME").ok();
-    Ok(select_host(&metadata, exe, env_package.as_deref()))
+    let mut selection = match select_host(&metadata, exe, env_package.as_deref()) {
+        Ok(selection) => selection,
+        Err(why) => return Ok(Err(why)),
+    };
+    // `cargo test` and `cargo bench` run their executables in the package's directory, whatever
+    // the directory they ran in: only `cargo run` leaves a trace of its selection.
+    if matches!(exe, HostExe::Bin(_) | HostExe::Example(_)) {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Retry(format!("cannot read the working directory: {e}")))?;
+        let also = run_selection(&metadata, &cwd, |root_manifest| {
+            let output = Command::new(cargo)
+                .current_dir(manifest_dir)
+                .args(["metadata", "--no-deps", "--format-version", "1"])
+                .args(["--color", "never", "--manifest-path"])
+                .arg(root_manifest)
+                .output()
+                .map_err(|e| format!("could not run cargo metadata: {e}"))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "cargo metadata failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ));
+            }
+            json::parse(&String::from_utf8_lossy(&output.stdout))
+                .map_err(|e| format!("cannot read cargo metadata's output: {e}"))
+        })
+        .map_err(Retry)?;
+        selection.also = also
+            .into_iter()
+            .filter(|p| *p != selection.package && *p != plan.package)
+            .collect();
+    }
+    Ok(Ok(selection))
+}
+
+/// The packages a `cargo run` without `-p` selects in `cwd` (the host's working directory,
+/// where `cargo run` ran), if `cwd` is in the module's workspace (`metadata`, `cargo metadata
+/// --no-deps` run for the module's manifest): in a member's directory, that member; at the
+/// workspace's root, its default members, read by `root_metadata` (`cargo metadata --no-deps`
+/// for the root manifest: `workspace_default_members`, which cargo fills from
+/// `default-members`, or all members of a virtual workspace, or the root package). Elsewhere,
+/// none. (A `cargo run -p <host>` at the root selected less; that host's first build compiles
+/// what the default members add, once, and a `tracing` line names it. A default member's
+/// library that the host does not link is compiled at the first save too, once: `--lib`
+/// selects the libraries of every selected package.)
+fn run_selection(
+    metadata: &json::Value,
+    cwd: &Path,
+    root_metadata: impl FnOnce(&Path) -> Result<json::Value, String>,
+) -> Result<Vec<String>, String> {
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || matches!(
+                (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                (Ok(a), Ok(b)) if a == b
+            )
+    };
+    let Some(current) = cwd
+        .ancestors()
+        .map(|dir| dir.join("Cargo.toml"))
+        .find(|manifest| manifest.is_file())
+    else {
+        return Ok(Vec::new());
+    };
+    let packages = metadata
+        .get("packages")
+        .and_then(json::Value::as_array)
+        .ok_or("cargo metadata lists no packages")?;
+    let field = |package: &json::Value, key: &str| {
+        package
+            .get(key)
+            .and_then(json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let root = metadata
+        .get("workspace_root")
+        .and_then(json::Value::as_str)
+        .map(|root| Path::new(root).join("Cargo.toml"));
+    if root.as_deref().is_some_and(|root| same(root, &current)) {
+        let root_metadata = root_metadata(&current)?;
+        let ids: Vec<&str> = root_metadata
+            .get("workspace_default_members")
+            .and_then(json::Value::as_array)
+            .ok_or("cargo metadata lists no workspace_default_members")?
+            .iter()
+            .filter_map(json::Value::as_str)
+            .collect();
+        let packages = root_metadata
+            .get("packages")
+            .and_then(json::Value::as_array)
+            .ok_or("cargo metadata lists no packages")?;
+        return Ok(packages
+            .iter()
+            .filter(|p| field(p, "id").is_some_and(|id| ids.contains(&id.as_str())))
+            .filter_map(|p| field(p, "name"))
+            .collect());
+    }
+    Ok(packages
+        .iter()
+        .filter(|p| field(p, "manifest_path").is_some_and(|m| same(Path::new(&m), &current)))
+        .filter_map(|p| field(p, "name"))
+        .collect())
 }
 
 /// The package and target of `metadata` (`cargo metadata --no-deps`: the workspace's members)
@@ -371,6 +484,7 @@ fn select_host(
                 |target: Option<(&'static str, String)>, caveat: Option<String>| HostSelection {
                     package: package_name.to_owned(),
                     target,
+                    also: Vec::new(),
                     caveat,
                 };
             let hit = match exe {
@@ -724,9 +838,13 @@ fn build_and_load(plan: &Plan) {
         .arg("--manifest-path")
         .arg(manifest_dir.join("Cargo.toml"))
         .args(["-p", &plan.package]);
-    if let Some(host) = host_selection(plan, &manifest_dir, &cargo) {
+    let host = host_selection(plan, &manifest_dir, &cargo);
+    if let Some(host) = host {
         if host.package != plan.package {
             command.args(["-p", &host.package]);
+        }
+        for package in &host.also {
+            command.args(["-p", package]);
         }
         if let Some((flag, name)) = &host.target {
             command.arg(flag).arg(name);
@@ -738,25 +856,112 @@ fn build_and_load(plan: &Plan) {
     if let Some(triple) = &plan.target {
         command.args(["--target", triple]);
     }
-    let output = match command.output() {
-        Ok(output) => output,
-        Err(e) => {
-            module.emit(Event::BuildFailed {
-                module: module.name(),
-                package: plan.package.clone(),
-                message: format!("could not run cargo: {e}"),
-            });
-            return;
-        }
-    };
-    if !output.status.success() {
+    // Messages on stdout, rustc's diagnostics rendered on stderr as without the flag: the
+    // module's library is offered when cargo reports it built, not when cargo exits, which
+    // is later where the host's package is selected (cargo relinks the host's example or test
+    // next: it links the module's rlib).
+    command
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let failed = |message: String| {
         module.emit(Event::BuildFailed {
             module: module.name(),
             package: plan.package.clone(),
-            message: compiler_errors(&String::from_utf8_lossy(&output.stderr)),
-        });
-        return;
+            message,
+        })
+    };
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return failed(format!("could not run cargo: {e}")),
+    };
+    // stderr on a thread of its own, so that neither pipe fills while the other is read.
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::Builder::new()
+            .name(format!("hotmod cargo stderr {}", plan.package))
+            .spawn(move || {
+                let mut text = Vec::new();
+                let _ = pipe.read_to_end(&mut text);
+                text
+            })
+    });
+    let stderr = match stderr {
+        Some(Ok(thread)) => Some(thread),
+        Some(Err(e)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return failed(format!("could not run cargo: starting a thread: {e}"));
+        }
+        None => None,
+    };
+    let artifact = std::path::absolute(&plan.artifact).unwrap_or_else(|_| plan.artifact.clone());
+    let mut offered = false;
+    // Packages cargo compiled besides the selected ones (the module's, the host's and what the
+    // host's `cargo run` selected, which may link the module): none, when the build is the
+    // host's own and only the module changed.
+    let host_packages: Vec<String> = host
+        .map(|host| {
+            let mut packages = host.also.clone();
+            packages.push(host.package.clone());
+            packages
+        })
+        .unwrap_or_default();
+    let mut others: Vec<String> = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        let mut stdout = BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match stdout.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&line);
+            if !offered && reports_built(&line, &artifact) {
+                offered = true;
+                built(plan, started);
+            } else if let Some(package) = compiled_package(&line) {
+                if package != plan.package && !host_packages.contains(&package) {
+                    others.push(package);
+                }
+            }
+        }
     }
+    let status = child.wait();
+    let stderr = stderr
+        .and_then(|thread| thread.join().ok())
+        .unwrap_or_default();
+    match status {
+        Ok(status) if status.success() => {
+            if !offered {
+                built(plan, started);
+            }
+            if !others.is_empty() {
+                others.sort();
+                others.dedup();
+                tracing::warn!(
+                    target: "hotmod",
+                    "{}: building {} compiled {} too: changed since the last build, or the \
+                     host's executable was built with another selection of packages (`cargo run \
+                     -p …`?) or other features than this build's; the host's next `cargo run` may \
+                     compile them again",
+                    module.name(),
+                    plan.package,
+                    others.join(", ")
+                );
+            }
+        }
+        // After an offer too: the host's part of the build failed (the module's library had
+        // built), and the user must see why.
+        Ok(_) => failed(compiler_errors(&String::from_utf8_lossy(&stderr))),
+        Err(e) => failed(format!("could not wait for cargo: {e}")),
+    }
+}
+
+/// The module's library is built: say so, and offer it.
+fn built(plan: &Plan, started: Instant) {
+    let module = plan.module;
     module.emit(Event::BuildFinished {
         module: module.name(),
         package: plan.package.clone(),
@@ -765,6 +970,45 @@ fn build_and_load(plan: &Plan) {
     if let Err(error) = module.offer(&plan.artifact, Instant::now()) {
         module.report(&error);
     }
+}
+
+/// The package of a unit that `line`, one of cargo's JSON messages, reports compiled (not
+/// fresh), if it does: the name in its `package_id` (`path+file:///w/greeter#0.1.0`,
+/// `path+file:///w/x#greeter@0.1.0`, `registry+https://…#serde@1.0.0`).
+fn compiled_package(line: &str) -> Option<String> {
+    if !line.contains(r#""reason":"compiler-artifact""#) || !line.contains(r#""fresh":false"#) {
+        return None;
+    }
+    let message = json::parse(line.trim_end()).ok()?;
+    let id = message.get("package_id")?.as_str()?;
+    let (path, fragment) = id.rsplit_once('#')?;
+    let name = match fragment.split_once('@') {
+        Some((name, _)) => name,
+        None => path.rsplit('/').next()?,
+    };
+    Some(name.to_owned())
+}
+
+/// Whether `line`, one of cargo's JSON messages, reports `artifact` built (cargo writes the
+/// message once the library is linked and linked to its final name).
+fn reports_built(line: &str, artifact: &Path) -> bool {
+    // Most lines are other units' artifacts: skip them unparsed.
+    let Some(file_name) = artifact.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if !line.contains(r#""reason":"compiler-artifact""#) || !line.contains(file_name) {
+        return false;
+    }
+    let Ok(message) = json::parse(line.trim_end()) else {
+        return false;
+    };
+    message
+        .get("filenames")
+        .and_then(json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(json::Value::as_str)
+        .any(|file| Path::new(file) == artifact)
 }
 
 /// The manifest and target directories made absolute, and the cargo to run (`$CARGO` made
@@ -853,7 +1097,10 @@ fn is_progress(line: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{compiler_errors, json, select_host, without_hash, HostExe, HostSelection};
+    use super::{
+        compiled_package, compiler_errors, json, reports_built, run_selection, select_host,
+        without_hash, HostExe, HostSelection,
+    };
 
     /// `cargo metadata --no-deps` of a workspace (trimmed to what is read, plus a few fields
     /// that are not): `game` has a binary, an example, a test and a bench; `tool` has a binary
@@ -882,6 +1129,7 @@ mod tests {
         HostSelection {
             package: package.into(),
             target: target.map(|(flag, name)| (flag, name.into())),
+            also: Vec::new(),
             caveat: None,
         }
     }
@@ -979,6 +1227,101 @@ error: mismatched closing delimiter: `}`
 
 error: could not compile `greeter` (lib) due to 1 previous error; 1 warning emitted"
         );
+    }
+
+    #[test]
+    fn the_librarys_artifact_message_is_recognised() {
+        let artifact = std::path::Path::new("/w/target/debug/libgreeter.so");
+        let message = |files: &str, fresh: bool| {
+            format!(
+                r#"{{"reason":"compiler-artifact","package_id":"path+file:///w/greeter#0.1.0","target":{{"kind":["rlib","cdylib"],"name":"greeter"}},"filenames":[{files}],"executable":null,"fresh":{fresh}}}"#
+            )
+        };
+        let built = message(
+            r#""/w/target/debug/libgreeter.rlib","/w/target/debug/libgreeter.so""#,
+            false,
+        );
+        assert!(reports_built(&built, artifact));
+        assert!(reports_built(&format!("{built}\n"), artifact));
+        // Fresh (nothing to compile) is built too: the library is there.
+        assert!(reports_built(
+            &message(r#""/w/target/debug/libgreeter.so""#, true),
+            artifact
+        ));
+        // Only in deps/ (the package was not selected), another library, other messages.
+        let deps = message(r#""/w/target/debug/deps/libgreeter.so""#, false);
+        assert!(!reports_built(&deps, artifact));
+        let other = message(r#""/w/target/debug/libgreeter_extra.so""#, false);
+        assert!(!reports_built(&other, artifact));
+        let finished = r#"{"reason":"build-finished","success":true,"x":"libgreeter.so"}"#;
+        assert!(!reports_built(finished, artifact));
+        assert!(!reports_built(
+            r#"{"reason":"compiler-artifact","libgreeter.so"#,
+            artifact
+        ));
+    }
+
+    #[test]
+    fn cargo_runs_selection_follows_the_directory_it_ran_in() {
+        let root =
+            std::env::temp_dir().join(format!("hotmod-run-selection-{}", std::process::id()));
+        let member = root.join("app");
+        std::fs::create_dir_all(member.join("src")).expect("create the workspace");
+        std::fs::write(root.join("Cargo.toml"), "").expect("write the root manifest");
+        std::fs::write(member.join("Cargo.toml"), "").expect("write the member's manifest");
+        let metadata = json::parse(&format!(
+            r#"{{"packages":[{{"name":"app","id":"a","manifest_path":{:?}}},
+                {{"name":"logic","id":"l","manifest_path":"/elsewhere/logic/Cargo.toml"}}],
+               "workspace_root":{:?}}}"#,
+            member.join("Cargo.toml").display().to_string(),
+            root.display().to_string()
+        ))
+        .expect("the metadata parses");
+        let root_metadata = json::parse(
+            r#"{"packages":[{"name":"app","id":"a"},{"name":"logic","id":"l"}],
+                "workspace_default_members":["l"]}"#,
+        )
+        .expect("the root's metadata parses");
+        let not_asked = |_: &std::path::Path| Err("not asked".to_owned());
+        // In a member's directory, or below it: that member.
+        assert_eq!(
+            run_selection(&metadata, &member.join("src"), not_asked),
+            Ok(vec!["app".to_owned()])
+        );
+        // At the root: its default members, from the root's own metadata.
+        let asked = run_selection(&metadata, &root, |manifest| {
+            assert_eq!(manifest, root.join("Cargo.toml"));
+            Ok(root_metadata.clone())
+        });
+        assert_eq!(asked, Ok(vec!["logic".to_owned()]));
+        // Outside the workspace: nothing.
+        assert_eq!(
+            run_selection(&metadata, std::path::Path::new("/"), not_asked),
+            Ok(vec![])
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn compiled_packages_are_named_from_their_ids() {
+        let line = |id: &str, fresh: bool| {
+            format!(
+                r#"{{"reason":"compiler-artifact","package_id":"{id}","target":{{"name":"x"}},"fresh":{fresh}}}"#
+            )
+        };
+        let named = |id, fresh| compiled_package(&line(id, fresh));
+        assert_eq!(
+            named("path+file:///w/greeter#0.1.0", false).as_deref(),
+            Some("greeter")
+        );
+        assert_eq!(
+            named("path+file:///w/x#greeter@0.1.0", false).as_deref(),
+            Some("greeter")
+        );
+        let serde = "registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0";
+        assert_eq!(named(serde, false).as_deref(), Some("serde"));
+        assert_eq!(named(serde, true), None);
+        assert_eq!(compiled_package(r#"{"reason":"build-finished"}"#), None);
     }
 
     #[test]

@@ -27,13 +27,14 @@ pub enum Event {
         /// The cargo package being built.
         package: String,
     },
-    /// `cargo build` succeeded.
+    /// `cargo build` built the module's library (cargo may still be relinking the host's
+    /// example or test, which links the module too; should that fail, a `BuildFailed` follows).
     BuildFinished {
         /// The hot module.
         module: &'static str,
         /// The cargo package.
         package: String,
-        /// How long the build took.
+        /// From cargo's start to the library built.
         took: Duration,
     },
     /// `cargo build` failed; the current generation keeps serving.
