@@ -60,6 +60,8 @@ fn build() -> &'static Path {
                 "bench_module",
                 "-p",
                 "hlr_lib",
+                "-p",
+                "bench_caller",
                 "--target-dir",
             ])
             .arg(bench_target())
@@ -94,6 +96,17 @@ pub fn load_bench_module() -> u64 {
             .expect("load the bench module");
         assert!(generation > 0);
         generation
+    })
+}
+
+/// Loads `bench_caller`'s cdylib (a hot module calling `ops`) as a generation, once; returns its
+/// number.
+pub fn load_bench_caller() -> u64 {
+    static LOADED: OnceLock<u64> = OnceLock::new();
+    *LOADED.get_or_init(|| {
+        bench_caller::caller::module()
+            .load(build().join(dylib("bench_caller")))
+            .expect("load the caller module")
     })
 }
 

@@ -237,8 +237,7 @@ pub(crate) fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
 
 /// Inside a loaded library, a call of another hot module the library embeds: made in the
 /// host's module of the same path, through its forwarding trampoline (a plain call there).
-#[cold]
-#[inline(never)]
+#[inline(always)]
 fn call_host<A, R, I: Invoke<A, R>>(forward: RawTrampoline, args: A) -> R {
     // SAFETY: the host verified this library's copy of the module against its own before it
     // linked them: the function of this index has the same name, argument and return types and

@@ -740,30 +740,29 @@ impl Runtime {
         if !HOSTED.load(Ordering::Relaxed) {
             return None;
         }
-        self.forwarded_slow(index)
-    }
-
-    #[cold]
-    fn forwarded_slow(&self, index: usize) -> Option<RawTrampoline> {
         let link = if self.link_resolved.load(Ordering::Acquire) {
             self.link.load(Ordering::Relaxed)
         } else {
-            // SAFETY: the descriptor is this copy's own static.
-            let path = unsafe { self.descriptor.module_path.as_str() };
-            let link =
-                abi::host_link(path).map_or(ptr::null_mut(), |l| ptr::from_ref(l).cast_mut());
-            self.link.store(link, Ordering::Relaxed);
-            self.link_resolved.store(true, Ordering::Release);
-            link
+            self.resolve_link()
         };
         if link.is_null() {
             return None;
         }
         // SAFETY: a link of the host's, alive until this library is unloaded (`abi::host_link`).
-        let link = unsafe { &*link };
-        // SAFETY: as above.
-        let forward = unsafe { link.forward.as_slice() };
+        let forward = unsafe { (*link).forward.as_slice() };
         forward.get(index).copied().flatten()
+    }
+
+    /// Looks up this copy's link among the host's (once).
+    #[cold]
+    #[inline(never)]
+    fn resolve_link(&self) -> *mut HostLink {
+        // SAFETY: the descriptor is this copy's own static.
+        let path = unsafe { self.descriptor.module_path.as_str() };
+        let link = abi::host_link(path).map_or(ptr::null_mut(), |l| ptr::from_ref(l).cast_mut());
+        self.link.store(link, Ordering::Relaxed);
+        self.link_resolved.store(true, Ordering::Release);
+        link
     }
 
     /// Starts what `#[hot_module(watch)]`, `#[hot_module(rebuild)]`, `HOTMOD_WATCH=1` or
