@@ -130,10 +130,34 @@ fn wait_for_live(what: &str, wanted: impl Fn(&[u64]) -> bool) -> Vec<u64> {
 
 /// What every child checks before it exits: a thread of its own starts, makes plain calls and
 /// ends (which unmaps the stacks of the parent's other threads, see the module docs).
+///
+/// Started with `pthread_create`, not `std::thread::spawn`: std's thread start takes a lock of
+/// its own (its stack-overflow handler's `thread_info`), which a child forked while a parent
+/// thread was starting (the busy scenario's thread churn) inherits held, and its spawn would
+/// wait forever. That lock is std's, not hotmod's; what this checks is hotmod in a new thread.
 fn new_thread_calls(expected: u32) {
-    let version = std::thread::spawn(hello::version)
-        .join()
-        .expect("a new thread in the child");
+    extern "C" fn calls(out: *mut libc::c_void) -> *mut libc::c_void {
+        let version = hello::version();
+        // SAFETY: `out` is the `u32` the creating thread passed and keeps alive until `join`.
+        unsafe { *out.cast::<u32>() = version };
+        std::ptr::null_mut()
+    }
+    let mut version = 0u32;
+    let mut thread: libc::pthread_t = 0;
+    // SAFETY: default attributes; `calls` has the start routine's C signature; `version`
+    // outlives the thread, which is joined below.
+    let created = unsafe {
+        libc::pthread_create(
+            &mut thread,
+            std::ptr::null(),
+            calls,
+            std::ptr::addr_of_mut!(version).cast(),
+        )
+    };
+    assert_eq!(created, 0, "a new thread in the child");
+    // SAFETY: the thread just created, joined once.
+    let joined = unsafe { libc::pthread_join(thread, std::ptr::null_mut()) };
+    assert_eq!(joined, 0, "joining the child's thread");
     assert_eq!(version, expected);
 }
 

@@ -13,7 +13,9 @@
 //!   (`hold.rs`): the list of enrolled runtimes; each runtime's loading-lock state (not the
 //!   loading lock itself, see below); the snapshot writer lock; each runtime's registry lock;
 //!   the hazard-slot registry; each runtime's events hub; the private directory; the thread-exit
-//!   bookkeeping (`os::ForkLocks`). Whoever holds one of them waits, if at all, only for locks
+//!   bookkeeping (`os::ForkLocks`); last, the lock every `dlopen` and `dlclose` of hotmod's
+//!   runs under (`os/dl_ops.rs`), so that no glibc loader or exit-handler lock is left held by
+//!   a thread the child does not have. Whoever holds one of them waits, if at all, only for locks
 //!   that come later in this order (or on a condition variable, which releases it), so the
 //!   handler never deadlocks; and a fork from anywhere — module code, `on_load`, a thread-exit
 //!   destructor — never waits on itself: hotmod runs no code of others under these locks. While
@@ -155,6 +157,10 @@ extern "C" fn prepare() {
     held.extend(list.iter().map(|p| p.hold(Level::Leaves)));
     held.push(Box::new(shadow::ForkDir::take()));
     held.push(Box::new(os::ForkLocks::take()));
+    // Last: no thread of hotmod's is inside `dlopen` or `dlclose` (`os/dl_ops.rs`).
+    if let Some(dl_ops) = os::hold_dl_ops_for_fork() {
+        held.push(Box::new(Plain(dl_ops)));
+    }
     HELD.set(Box::into_raw(Box::new(held)));
 }
 

@@ -46,7 +46,7 @@ impl LoadedLibrary {
             }
         }
         // A failed dlclose leaves the library mapped; still_mapped reports that below.
-        let _ = library.close();
+        let _ = os::dl_op(|| library.close());
         if os::still_mapped(self.copy.path()) {
             // Its code may still run (a thread-exit callback): keep what it reads.
             std::mem::forget(self.links.take());

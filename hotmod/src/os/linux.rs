@@ -100,15 +100,17 @@ pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
 /// (glibc keeps a library whose code registered a thread-exit callback that hotmod's redirect
 /// did not see, e.g. through libstdc++, until those threads exit; see `linux_tls.rs`).
 pub(crate) fn still_mapped(path: &Path) -> bool {
-    // SAFETY: RTLD_NOLOAD never loads anything, so no initialiser runs; it only returns a new
-    // reference to an already-loaded library, which we close again at once.
-    match unsafe {
-        libloading::os::unix::Library::open(Some(path), libc::RTLD_NOLOAD | libc::RTLD_LAZY)
-    } {
-        Ok(library) => {
-            drop(library);
-            true
+    super::dl_op(|| {
+        // SAFETY: RTLD_NOLOAD never loads anything, so no initialiser runs; it only returns a
+        // new reference to an already-loaded library, which we close again at once.
+        match unsafe {
+            libloading::os::unix::Library::open(Some(path), libc::RTLD_NOLOAD | libc::RTLD_LAZY)
+        } {
+            Ok(library) => {
+                drop(library);
+                true
+            }
+            Err(_) => false,
         }
-        Err(_) => false,
-    }
+    })
 }

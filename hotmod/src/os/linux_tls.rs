@@ -811,9 +811,9 @@ pub(crate) unsafe fn open_library(
     bytes: &[u8],
 ) -> Result<(libloading::Library, ThreadExit), libloading::Error> {
     // SAFETY: forwarded from the caller; the same flags libloading::Library::new uses.
-    let library = unsafe {
+    let library = super::dl_op(|| unsafe {
         libloading::os::unix::Library::open(Some(path), libc::RTLD_LAZY | libc::RTLD_LOCAL)
-    }?;
+    })?;
     let handle = library.into_raw();
     let thread_exit = if REDIRECT.load(Ordering::SeqCst) {
         // SAFETY: `handle` is a live handle of the library just loaded from `bytes`; nothing

@@ -17,6 +17,11 @@
 //! - `at_fork(prepare, parent, child)`: the process's fork handlers (`unix_fork.rs`, nothing
 //!   elsewhere); `ForkLocks`: the thread-exit bookkeeping's locks, held across `fork` and put
 //!   right in the child (`linux_tls.rs`; nothing to hold elsewhere).
+//! - `dl_op(f)` and `hold_dl_ops_for_fork()`: the lock around every `dlopen`/`dlclose`, held
+//!   across `fork` (`dl_ops.rs`, portable).
+
+mod dl_ops;
+pub(crate) use dl_ops::{dl_op, hold_for_fork as hold_dl_ops_for_fork};
 
 #[cfg(target_os = "linux")]
 pub(crate) mod elf;

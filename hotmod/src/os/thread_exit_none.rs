@@ -37,7 +37,7 @@ pub(crate) unsafe fn open_library(
     _bytes: &[u8],
 ) -> Result<(libloading::Library, ThreadExit), libloading::Error> {
     // SAFETY: forwarded from the caller.
-    unsafe { libloading::Library::new(path) }.map(|library| (library, ThreadExit))
+    super::dl_op(|| unsafe { libloading::Library::new(path) }).map(|library| (library, ThreadExit))
 }
 
 /// Nothing to switch off on this platform (tests only).
