@@ -2,7 +2,8 @@
 //! 2 GiB of the host's own code, where a call into it costs what a call into the host's own
 //! functions costs, rather than terabytes away, where `dlopen` maps libraries by itself. Load
 //! after load, and with the program break moved so high that the room above the heap is gone;
-//! and what was reserved to steer `dlopen` is gone once the load returns.
+//! what was reserved to steer `dlopen` is gone once the load returns; and when nothing can be
+//! reserved (an address-space limit) the library loads where `dlopen` puts it.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 mod support;
@@ -130,6 +131,47 @@ fn a_heap_that_leaves_no_room_above_puts_the_library_below_the_executable() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("placed below the executable"),
+        "{stdout}\n{stderr}"
+    );
+}
+
+/// With an address-space limit (`RLIMIT_AS`) the reservations are refused: the library is
+/// loaded where `dlopen` puts it, and works. In a child process of its own (the limit stays).
+#[test]
+fn an_address_space_limit_falls_back_to_a_plain_dlopen() {
+    const NAME: &str = "an_address_space_limit_falls_back_to_a_plain_dlopen";
+    if support::is_child() {
+        let library = support::library("v1");
+        let limit = (Footprint::now().size_kib as u64 + (1 << 20)) * 1024;
+        let rlimit = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: sets this process's limit from a valid struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlimit) }, 0);
+        for _ in 0..3 {
+            hello::module().load(library).expect("load v1");
+            assert_eq!(hello::answer(), 42);
+        }
+        let copies = Footprint::mapped_copies_of(library);
+        let copy = copies.first().expect("one copy");
+        let far = mappings_of(copy)
+            .iter()
+            .all(|&(start, _)| start.abs_diff(host_code()) >= REACH);
+        assert!(
+            far,
+            "{copy} was placed although no reservation could be made"
+        );
+        println!("loaded where dlopen puts it");
+        return;
+    }
+    support::library("v1");
+    let output = support::run_child(NAME, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("loaded where dlopen puts it"),
         "{stdout}\n{stderr}"
     );
 }
