@@ -61,7 +61,7 @@ fn report_placement(what: &str, marker: &str) {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return;
     };
-    let code = host_add as usize;
+    let code = host_add as extern "C" fn(u64, u64) -> u64 as usize;
     let start = maps
         .lines()
         .filter(|line| line.contains(marker))
