@@ -20,7 +20,7 @@
 //! before the `dlopen` ([`open`]):
 //!
 //! 1. read `/proc/self/maps`; find the image that holds hotmod's code (the host's executable),
-//!    the program break (`sbrk(0)`) and the main thread's `[stack]`;
+//!    the program break (`brk(0)`) and the main thread's `[stack]`;
 //! 2. the *window* ([`Maps::window`]): above the image, from [`HEADROOM`] above the break up to
 //!    2 GiB above the image's start; or, when that is too small (the kernel puts the break up
 //!    to 1 GiB above the image, at random), the 2 GiB below the image's start;
@@ -203,8 +203,10 @@ impl Placement {
         let probe_len = span
             .checked_add(ALIGNMENT_MARGIN)
             .ok_or("the library is too large")?;
-        // SAFETY: sbrk(0) changes nothing; it returns the current program break.
-        let brk = unsafe { libc::sbrk(0) } as usize;
+        // SAFETY: brk(0) asks the kernel for the program break and changes nothing (the kernel
+        // refuses a break below the heap's start and returns the current one); unlike libc's
+        // sbrk it touches no variable malloc shares.
+        let brk = unsafe { libc::syscall(libc::SYS_brk, 0usize) } as usize;
         let window = maps.window(brk, probe_len)?;
         for (start, end) in maps.gaps_above(window.1) {
             if end - start < span {
