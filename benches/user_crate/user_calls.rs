@@ -55,6 +55,26 @@ fn exports(path: &std::path::Path) -> Exports {
     }
 }
 
+/// Prints where the mappings whose path contains `marker` start, and how far that is from the
+/// host's own code (Linux: `/proc/self/maps`; elsewhere nothing).
+fn report_placement(what: &str, marker: &str) {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let code = host_add as extern "C" fn(u64, u64) -> u64 as usize;
+    let start = maps
+        .lines()
+        .filter(|line| line.contains(marker))
+        .filter_map(|line| usize::from_str_radix(line.split('-').next()?, 16).ok())
+        .min();
+    if let Some(start) = start {
+        eprintln!(
+            "user_calls: {what} mapped at {start:#x}, {} MiB from the host's code at {code:#x}",
+            start.abs_diff(code) >> 20
+        );
+    }
+}
+
 /// `Handle::current()` + `generation()` + drop, in `group`.
 fn pin_and_drop(c: &mut Criterion, group: &str) {
     let mut group = c.benchmark_group(group);
@@ -80,6 +100,11 @@ fn calls(c: &mut Criterion) {
     let generation = ops::module().load(&path).expect("load the bench module");
     assert!(generation > 0);
     let exports = exports(&path);
+    report_placement(
+        "the loaded generation's library",
+        &format!("hotmod-{}-", std::process::id()),
+    );
+    report_placement("the export's library (libloading)", "libbench_module.so");
     let handle = ops::Handle::current();
     assert_eq!(
         handle.generation(),

@@ -30,6 +30,8 @@
 //!     unload in the child does not wait for them forever (`os/linux_tls.rs`).
 //!   - private directory: the child forgets the parent's and makes its own at its first load;
 //!     neither its drops of inherited generations nor its exit touch the parent's (`shadow.rs`).
+//!   - library placement: reservations of address space a gone thread made to steer its
+//!     `dlopen` near the host's code are unmapped (`os/linux_near.rs`).
 //!   - loading locks: a module whose loading lock a gone thread held is marked abandoned: that
 //!     load, which may have stopped anywhere (in its `on_load`, in the middle of handing state
 //!     over), never finishes in the child, so the child's loads of that module are refused
@@ -188,6 +190,7 @@ fn release(in_child: bool) {
         for locks in held.iter_mut() {
             locks.in_child();
         }
+        os::near::in_child();
     }
     // In the reverse order of taking.
     while let Some(locks) = held.pop() {

@@ -213,6 +213,8 @@ pub(crate) struct Segment {
     pub(crate) filesz: u64,
     /// `PF_R | PF_W | PF_X`.
     pub(crate) flags: u32,
+    /// `p_align`.
+    pub(crate) align: u64,
 }
 
 /// The program-header view of a shared object.
@@ -294,6 +296,7 @@ impl Image {
             let p_type = u32_at(bytes, at).ok_or_else(truncated)?;
             let flags = u32_at(bytes, at.saturating_add(4)).ok_or_else(truncated)?;
             let (offset, vaddr, filesz, memsz) = (field(8)?, field(16)?, field(32)?, field(40)?);
+            let align = field(48)?;
             match p_type {
                 PT_LOAD => image.loads.push(Segment {
                     vaddr,
@@ -301,6 +304,7 @@ impl Image {
                     offset,
                     filesz,
                     flags,
+                    align,
                 }),
                 PT_DYNAMIC => image.dynamic = Some((vaddr, offset, filesz)),
                 PT_GNU_RELRO => image.relro = Some((vaddr, memsz)),

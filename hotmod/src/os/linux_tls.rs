@@ -800,8 +800,9 @@ pub fn set_thread_exit_redirect(on: bool) {
     REDIRECT.store(on, Ordering::SeqCst);
 }
 
-/// Loads the library at `path` (whose contents are `bytes`) and redirects its thread-exit
-/// registrations before anything else can run its code.
+/// Loads the library at `path` (whose contents are `bytes`), near the host's code when it can
+/// (`near.rs`), and redirects its thread-exit registrations before anything else can run its
+/// code.
 ///
 /// # Safety
 /// As for `libloading::Library::new`: loading a library runs its initialisers. `bytes` must be
@@ -810,9 +811,14 @@ pub(crate) unsafe fn open_library(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(libloading::Library, ThreadExit), libloading::Error> {
-    // SAFETY: forwarded from the caller; the same flags libloading::Library::new uses.
-    let library = super::dl_op(|| unsafe {
-        libloading::os::unix::Library::open(Some(path), libc::RTLD_LAZY | libc::RTLD_LOCAL)
+    // Placement and `dlopen` under the lock `fork` waits for (`dl_ops.rs`).
+    let library = super::dl_op(|| {
+        super::near::open(bytes, || {
+            // SAFETY: forwarded from the caller; the same flags libloading::Library::new uses.
+            unsafe {
+                libloading::os::unix::Library::open(Some(path), libc::RTLD_LAZY | libc::RTLD_LOCAL)
+            }
+        })
     })?;
     let handle = library.into_raw();
     let thread_exit = if REDIRECT.load(Ordering::SeqCst) {

@@ -8,6 +8,9 @@
 //! - `still_mapped(path)`: whether a library was really unloaded.
 //! - `open_library(path, bytes)` and `ThreadExit`: `dlopen`, and what keeps the library's
 //!   thread-exit callbacks from pinning it or outliving it (`linux_tls.rs` on glibc).
+//! - `near::open(bytes, dlopen)`: runs the `dlopen` with the library steered within 2 GiB of
+//!   the host's code (`linux_near.rs` on Linux x86_64; elsewhere it lands where `dlopen` puts
+//!   it); `near::in_child()`: what the fork child handler puts right for it.
 //! - `check_path(path)`: who besides this user could have written the file (`unix_security.rs`,
 //!   with the access ACL from `linux_acl.rs` on Linux); `Checker` and `Rules`: the same checks
 //!   for the built-in rebuild's inputs.
@@ -91,6 +94,14 @@ pub(crate) use fork_none::at_fork;
 mod reclaim_none;
 #[cfg(not(unix))]
 pub(crate) use reclaim_none::{create_locked_dir, reclaim_orphans, remove_locked_dir, DirLock};
+
+// Where a library is mapped: near the host's code (Linux x86_64), or where dlopen puts it.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[path = "linux_near.rs"]
+pub(crate) mod near;
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+#[path = "near_none.rs"]
+pub(crate) mod near;
 
 // Read leases on the artifact the watcher is about to read (`F_SETLEASE`; the architectures
 // whose `F_SETSIG` the lease code knows).

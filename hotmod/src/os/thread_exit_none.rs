@@ -28,16 +28,22 @@ impl ForkLocks {
     pub(crate) fn in_child(&mut self) {}
 }
 
-/// Loads the library at `path`.
+/// Loads the library at `path` (whose contents are `bytes`), near the host's code when it can
+/// (`near.rs`).
 ///
 /// # Safety
 /// As for `libloading::Library::new`: loading a library runs its initialisers.
 pub(crate) unsafe fn open_library(
     path: &Path,
-    _bytes: &[u8],
+    bytes: &[u8],
 ) -> Result<(libloading::Library, ThreadExit), libloading::Error> {
-    // SAFETY: forwarded from the caller.
-    super::dl_op(|| unsafe { libloading::Library::new(path) }).map(|library| (library, ThreadExit))
+    super::dl_op(|| {
+        super::near::open(bytes, || {
+            // SAFETY: forwarded from the caller.
+            unsafe { libloading::Library::new(path) }
+        })
+    })
+    .map(|library| (library, ThreadExit))
 }
 
 /// Nothing to switch off on this platform (tests only).
