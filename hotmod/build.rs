@@ -1,10 +1,40 @@
 //! Records the toolchain identity that every descriptor carries: a library built by another
-//! rustc, for another target, with other target features, or against another hotmod may lay
-//! out the same types differently or pass them in other registers (register trampolines follow
+//! rustc, for another target, with other target features, or against another hotmod (another
+//! version, or other source of its interface: see `INTERFACE`) may lay out the same types
+//! differently or pass them in other registers (register trampolines follow
 //! the platform's C ABI, which target features such as `soft-float` or `sse2` change), so the
 //! loader refuses it before any call.
 
 use std::process::Command;
+
+/// hotmod's own source of what a library and its host share beyond the toolchain: the
+/// descriptor, trampolines and host links (`abi.rs`), type descriptions (`describe.rs`), the
+/// call kinds (`invocation.rs`), `Pinned` (`pinned.rs`) and the state hand-over (`state.rs`).
+/// A path or git dependency on hotmod changes without a version bump, so the version alone does
+/// not tell two builds of it apart; a digest of these files does (doc edits included: a rebuild
+/// of the module is all they cost).
+const INTERFACE: &[&str] = &[
+    "src/abi.rs",
+    "src/describe.rs",
+    "src/invocation.rs",
+    "src/pinned.rs",
+    "src/state.rs",
+];
+
+/// FNV-1a, 64 bits, over the interface files in order (a missing one counts as empty).
+fn interface_digest() -> u64 {
+    let dir = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for file in INTERFACE {
+        println!("cargo:rerun-if-changed={file}");
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
+        for byte in bytes.iter().chain(b"\0") {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
 
 fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
@@ -26,12 +56,13 @@ fn main() {
     // What `-C target-feature`/`-C target-cpu` enabled, in cargo's order (sorted).
     let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
     let identity = format!(
-        "rustc {} ({}) {} [{}] hotmod {}",
+        "rustc {} ({}) {} [{}] hotmod {} interface {:016x}",
         field("release:"),
         field("commit-hash:").get(..9).unwrap_or("unknown"),
         target,
         features,
         std::env::var("CARGO_PKG_VERSION").unwrap_or_default(),
+        interface_digest(),
     );
     println!("cargo:rustc-env=HOTMOD_TOOLCHAIN={identity}");
 

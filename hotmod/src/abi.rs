@@ -77,8 +77,8 @@ const fn prefix_names_version(prefix: &[u8], version: u32) -> bool {
         && prefix[i + 1] == b'_'
 }
 
-/// rustc version, commit, target triple, enabled target features and hotmod version this crate
-/// was compiled with. Target features decide which registers carry floats and vectors in a
+/// rustc version, commit, target triple, enabled target features, hotmod version and a digest
+/// of hotmod's interface source (`build.rs`) this crate was compiled with. Target features decide which registers carry floats and vectors in a
 /// register trampoline's calling convention, so a library built with others is refused.
 pub const TOOLCHAIN: &str = env!("HOTMOD_TOOLCHAIN");
 
@@ -497,5 +497,18 @@ mod tests {
         #[cfg(target_feature = "neon")]
         assert!(listed.contains(&"neon"), "{TOOLCHAIN}");
         assert!(!listed.is_empty());
+    }
+
+    /// A path or git dependency on hotmod changes without a version bump: the identity carries
+    /// a digest of hotmod's interface source too.
+    #[test]
+    fn the_toolchain_identity_carries_the_interface_digest() {
+        let digest = TOOLCHAIN
+            .rsplit_once(" interface ")
+            .map(|(_, digest)| digest)
+            .unwrap_or_else(|| panic!("no interface digest in {TOOLCHAIN}"));
+        assert_eq!(digest.len(), 16, "{TOOLCHAIN}");
+        assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()), "{TOOLCHAIN}");
+        assert_ne!(digest, "0000000000000000", "{TOOLCHAIN}");
     }
 }
