@@ -100,12 +100,7 @@ fn a_load_that_changes_code_the_host_keeps_running_names_it() {
         .load(support::library("stale"))
         .expect("a changed constant or method does not refuse a load");
     let reported: Vec<Event> = std::iter::from_fn(|| events.try_recv()).collect();
-    let items = reported.iter().find_map(|event| match event {
-        Event::StaleItems {
-            generation, items, ..
-        } if *generation == stale => Some(items.clone()),
-        _ => None,
-    });
+    let items = support::stale_items(&reported, stale);
     assert_eq!(
         items,
         Some(vec![

@@ -10,11 +10,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use support::scratch::{hotmod_path, lines_of, manifest, write, Host};
 
 /// The workspace's first build compiles hotmod and its dependencies: generous on a busy 2-core
 /// machine.
@@ -74,27 +74,8 @@ fn main() {
 }
 "#;
 
-fn manifest(name: &str, lib: &str, deps: &str) -> String {
-    format!(
-        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\
-         {lib}\n[dependencies]\n{deps}"
-    )
-}
-
-/// Writes `text` to `path` unless it already holds it (an unchanged file keeps its time, so
-/// cargo keeps what it built from it).
-fn write(path: &Path, text: &str) {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return;
-    }
-    let dir = path.parent().expect("a file in a directory");
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-}
-
 fn write_workspace(root: &Path) {
-    let hotmod = support::workspace().join("hotmod");
-    let hotmod = format!("{:?}", hotmod.display().to_string());
+    let hotmod = hotmod_path();
     write(
         &root.join("Cargo.toml"),
         "[workspace]\nmembers = [\"app\", \"base\", \"top\"]\nresolver = \"2\"\n",
@@ -134,29 +115,6 @@ fn write_workspace(root: &Path) {
         ),
     );
     write(&root.join("app/src/main.rs"), APP);
-}
-
-/// Kills the host however the test ends.
-struct Host(Child);
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn lines_of(child: &mut Child) -> Receiver<String> {
-    let out = child.stdout.take().expect("the host's stdout");
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
 }
 
 #[test]

@@ -50,12 +50,7 @@ fn methods_of_public_types_run_the_current_generation() {
     assert_eq!(cy.initial(), 'c');
     assert_eq!(cy.to_string(), "cy");
     let reported: Vec<Event> = std::iter::from_fn(|| events.try_recv()).collect();
-    let items = reported.iter().find_map(|event| match event {
-        Event::StaleItems {
-            generation, items, ..
-        } if *generation == stale => Some(items.clone()),
-        _ => None,
-    });
+    let items = support::stale_items(&reported, stale);
     assert_eq!(
         items,
         Some(vec![

@@ -124,15 +124,7 @@ fn a_heap_that_leaves_no_room_above_puts_the_library_below_the_executable() {
         println!("placed below the executable");
         return;
     }
-    support::library("v1");
-    let output = support::run_child(NAME, &[]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("placed below the executable"),
-        "{stdout}\n{stderr}"
-    );
+    run_child_saying(NAME, "placed below the executable");
 }
 
 /// With an address-space limit (`RLIMIT_AS`) the reservations are refused: the library is
@@ -165,13 +157,16 @@ fn an_address_space_limit_falls_back_to_a_plain_dlopen() {
         println!("loaded where dlopen puts it");
         return;
     }
+    run_child_saying(NAME, "loaded where dlopen puts it");
+}
+
+/// Runs test `name` in a child process (after building v1 in this one, so the child finds it
+/// built) and requires it to succeed and print `marker`.
+fn run_child_saying(name: &str, marker: &str) {
     support::library("v1");
-    let output = support::run_child(NAME, &[]);
+    let output = support::run_child(name, &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("loaded where dlopen puts it"),
-        "{stdout}\n{stderr}"
-    );
+    assert!(stdout.contains(marker), "{stdout}\n{stderr}");
 }

@@ -21,6 +21,9 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 #[path = "../../examples/shared/crate_copy.rs"]
 pub mod crate_copy;
 
+/// A user's workspace written by a test, and a host started in it.
+pub mod scratch;
+
 /// The fixtures built in variants and their variants, shared with the fixtures' build scripts.
 #[path = "../../fixtures/variants.rs"]
 pub mod variants;
@@ -790,4 +793,16 @@ pub fn is_build_outcome(event: &hotmod::Event) -> bool {
             | hotmod::Event::BuildFailed { .. }
             | hotmod::Event::Rejected { .. }
     )
+}
+
+/// The items a `StaleItems` event among `reported` names for `generation`, if there is one.
+pub fn stale_items(reported: &[hotmod::Event], generation: u64) -> Option<Vec<String>> {
+    reported.iter().find_map(|event| match event {
+        hotmod::Event::StaleItems {
+            generation: g,
+            items,
+            ..
+        } if *g == generation => Some(items.clone()),
+        _ => None,
+    })
 }
