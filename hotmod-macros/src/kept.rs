@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::{ImplItem, Item, Visibility};
+use syn::{ImplItem, Item};
 
 use crate::ast::{self, HotModule, ModItem};
 use crate::methods;
@@ -57,15 +57,15 @@ fn collect(
         });
     };
     match item {
-        Item::Const(c) if is_pub(&c.vis) => {
+        Item::Const(c) if methods::is_pub(&c.vis) => {
             cfgs.extend(ast::cfgs(&c.attrs));
             entry(&cfgs, format!("const {prefix}{}", c.ident), source(item));
         }
-        Item::Static(s) if is_pub(&s.vis) => {
+        Item::Static(s) if methods::is_pub(&s.vis) => {
             cfgs.extend(ast::cfgs(&s.attrs));
             entry(&cfgs, format!("static {prefix}{}", s.ident), source(item));
         }
-        Item::Impl(imp) if self_type_is_public(&imp.self_ty, public) => {
+        Item::Impl(imp) if methods::of_public_type(imp, public) => {
             cfgs.extend(ast::cfgs(&imp.attrs));
             let self_ty = text::tokens(&imp.self_ty);
             let owner = match &imp.trait_ {
@@ -82,7 +82,7 @@ fn collect(
                 };
                 // Every method of a trait impl is reachable through the trait; of an inherent
                 // impl, the public ones.
-                if imp.trait_.is_none() && !is_pub(vis) {
+                if imp.trait_.is_none() && !methods::is_pub(vis) {
                     continue;
                 }
                 // A hot method runs the current generation: nothing of it is kept.
@@ -116,21 +116,6 @@ fn collect(
         }
         _ => {}
     }
-}
-
-fn self_type_is_public(ty: &syn::Type, public: &BTreeSet<String>) -> bool {
-    match ty {
-        syn::Type::Path(tp) => tp
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| public.contains(&s.ident.to_string())),
-        _ => false,
-    }
-}
-
-fn is_pub(vis: &Visibility) -> bool {
-    methods::is_pub(vis)
 }
 
 /// The item's tokens without doc comments: a changed comment changes no code.
