@@ -49,19 +49,24 @@ fn in_child(name: &str) {
     eprint!("{stdout}");
 }
 
-/// A process that only ever stages generations and applies them (a game loop's way) registers
-/// the barrier too; before, only an immediate load did, and every plain call of such a process
+/// A process registers the barrier before `main`, when its hot modules enrol: every plain call
+/// announces a view whose reader side is a compiler fence only once the process is registered.
+/// So one that only ever stages generations and applies them (a game loop's way) is registered
+/// too; before, only an immediate load registered it, and every plain call of such a process
 /// took the fenced slow path.
 #[test]
-fn a_process_that_only_applies_staged_generations_registers_the_barrier() {
+fn the_barrier_is_registered_before_main_and_staged_generations_use_it() {
     if !support::is_child() {
-        return in_child("a_process_that_only_applies_staged_generations_registers_the_barrier");
+        return in_child("the_barrier_is_registered_before_main_and_staged_generations_use_it");
     }
     if !expedited_supported() {
         println!("child: done (this kernel has no private expedited membarrier: nothing to check)");
         return;
     }
-    assert!(!registered(), "a fresh process is not registered");
+    assert!(
+        registered(),
+        "a process with hot modules is registered before its first call"
+    );
     let module = hello::module();
     module.set_staged(true);
     let staged = module.load(support::library("v2")).expect("v2 is staged");

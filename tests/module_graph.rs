@@ -27,6 +27,9 @@ fn a_loaded_generation_calls_the_hosts_module_and_its_new_generations() {
     assert_eq!(a::versions(), (2, 1));
     assert_eq!(a::count_in_b(), counted + 2);
     assert_eq!(b::count(), counted + 3);
+    // So does a `b::Handle` the loaded `a` makes.
+    assert_eq!(a::count_in_b_through_a_handle(), counted + 4);
+    assert_eq!(b::count(), counted + 5);
 
     // A new generation of `b`, loaded in the host, reaches the loaded `a`'s calls.
     b::module()
@@ -95,4 +98,20 @@ fn a_library_that_only_embeds_a_module_is_not_loaded_as_it() {
     a::module()
         .load(&top)
         .expect("graph_top's library loads as graph_top::a");
+}
+
+/// `load_all` loads a module and its dependents as one step: no call sees the new `a` with the
+/// old `b`.
+#[test]
+fn load_all_switches_a_module_and_its_dependents_together() {
+    let _serial = support::serial();
+    b::module()
+        .load(support::library("graph-b1"))
+        .expect("b1 loads");
+    hotmod::load_all([
+        (b::module(), support::library("graph-b2")),
+        (a::module(), support::library("graph-a2-b2")),
+    ])
+    .expect("b2 and a2 load together");
+    assert_eq!(a::versions(), (2, 2));
 }

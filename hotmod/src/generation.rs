@@ -32,6 +32,10 @@ pub(crate) struct Generation {
     pub(crate) origin: Option<PathBuf>,
     /// Rollback bookkeeping while the generation is new (see `Probation`).
     pub(crate) probation: Probation,
+    /// The modules a call into this generation can reach (`Runtime::reach_bit`s): its own and
+    /// the host modules its library's embedded copies were linked to, its hot imports. All for
+    /// generation 0, whose imports nothing lists.
+    pub(crate) reach: u64,
     /// The library the table points into; `None` for generation 0. Declared last so it is
     /// unloaded after everything that points into it.
     pub(crate) library: Option<LoadedLibrary>,
@@ -61,6 +65,7 @@ impl Generation {
             descriptor: std::ptr::null(),
             origin: None,
             probation: Probation::new(),
+            reach: u64::MAX,
             library: None,
         }
     }

@@ -1,6 +1,11 @@
 //! Hazard slots: where each thread publishes the generation its plain call runs in, and where
 //! the collector looks before it unloads anything (the protocol is described in `pin.rs`).
 //!
+//! A call slot holds either a generation (the plain-call protocol of a process with one hot
+//! module) or a *view*: the epoch an outermost call into hot code began at (`pin.rs`), tagged
+//! in the low bit, which no generation's address has. Beside the fast slot, `VIEW_REACH` says
+//! which modules the view protects (one bit per module, `Runtime::reach_bit`).
+//!
 //! Each thread has two call slots. The fast one, `CALL_SLOT`, is a constant-initialised
 //! thread-local in the thread's own TLS block; the collector reaches it through the pointer the
 //! thread registers in its heap `HazardSlot` (under the `SLOTS` lock, and removed under it at
@@ -15,7 +20,7 @@
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::generation::Generation;
@@ -33,6 +38,8 @@ pub(crate) struct HazardSlot {
     /// `SLOTS` lock, which `hazards` holds while it reads through it: the thread clears it before
     /// its thread-locals are freed.
     fast: AtomicPtr<AtomicPtr<Generation>>,
+    /// The owning thread's `VIEW_REACH`, registered and cleared with `fast`.
+    reach: AtomicPtr<AtomicU64>,
     owned: AtomicBool,
 }
 
@@ -58,6 +65,7 @@ impl SlotOwner {
                     call: AtomicPtr::new(ptr::null_mut()),
                     pin: AtomicPtr::new(ptr::null_mut()),
                     fast: AtomicPtr::new(ptr::null_mut()),
+                    reach: AtomicPtr::new(ptr::null_mut()),
                     owned: AtomicBool::new(true),
                 }));
                 slots.push(slot);
@@ -76,6 +84,7 @@ impl Drop for SlotOwner {
         {
             let _slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
             self.0.fast.store(ptr::null_mut(), Ordering::Release);
+            self.0.reach.store(ptr::null_mut(), Ordering::Release);
         }
         CALL_SLOT.with(|slot| slot.store(UNREGISTERED, Ordering::Relaxed));
         self.0.call.store(ptr::null_mut(), Ordering::Release);
@@ -97,6 +106,10 @@ thread_local! {
     /// to chase, and no cache line shared with another thread. The collector finds it through
     /// the thread's `HazardSlot::fast`.
     static CALL_SLOT: AtomicPtr<Generation> = const { AtomicPtr::new(UNREGISTERED) };
+    /// While `CALL_SLOT` holds a view: the modules whose generations at its epoch it keeps
+    /// loaded (`Runtime::reach_bit`s; all of them until the call knows its generation's hot
+    /// imports). Written only by its thread; read by collectors through `HazardSlot::reach`.
+    static VIEW_REACH: AtomicU64 = const { AtomicU64::new(u64::MAX) };
     /// The slot `SLOT` owns, or null: what the fork handler in the child keeps. `const` and
     /// without a destructor, so reading it never acquires a slot (which takes `SLOTS`).
     static OWN_SLOT: Cell<*const HazardSlot> = const { Cell::new(ptr::null()) };
@@ -117,11 +130,13 @@ pub(crate) fn thread_slot() -> Option<&'static HazardSlot> {
 #[cold]
 fn register_call_slot(slot: &'static HazardSlot) {
     let call_slot = CALL_SLOT.with(ptr::from_ref).cast_mut();
+    let reach = VIEW_REACH.with(ptr::from_ref).cast_mut();
     {
         // Under the lock `hazards` scans with: a scan either sees the registration, or runs
         // before it — and then before any generation this thread publishes in `CALL_SLOT`, whose
         // re-check of `current` therefore sees the swap that scan belonged to.
         let _slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.reach.store(reach, Ordering::Release);
         slot.fast.store(call_slot, Ordering::Release);
     }
     // Only `UNREGISTERED` is replaced: a value that is a generation belongs to a call running.
@@ -147,8 +162,61 @@ pub(crate) fn hazards() -> Vec<*const Generation> {
                 fast_slot(slot, &slots),
             ]
         })
-        .filter(|p| !p.is_null() && *p != UNREGISTERED)
+        .filter(|p| !p.is_null() && *p != UNREGISTERED && view_epoch(*p).is_none())
         .map(|p| p.cast_const())
+        .collect()
+}
+
+/// A view announced in some thread's call slot: the epoch its outermost call began at, and
+/// the modules (`Runtime::reach_bit`s) whose generations at that epoch it may call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct View {
+    pub(crate) epoch: u64,
+    pub(crate) reach: u64,
+}
+
+/// The slot value that announces a view at `epoch` (even): tagged in the low bit.
+#[inline(always)]
+pub(crate) fn view_word(epoch: u64) -> *mut Generation {
+    // Epochs count swaps: they fit a pointer's width in any process that will ever run.
+    ptr::without_provenance_mut(((epoch as usize) << 1) | 1)
+}
+
+/// The epoch of a slot value that announces a view, else `None`.
+#[inline(always)]
+pub(crate) fn view_epoch(word: *mut Generation) -> Option<u64> {
+    let word = word.addr();
+    (word & 1 == 1).then_some((word >> 1) as u64)
+}
+
+/// This thread's `VIEW_REACH` (see the module docs).
+#[inline(always)]
+pub(crate) fn view_reach() -> *const AtomicU64 {
+    VIEW_REACH.with(ptr::from_ref)
+}
+
+/// The views announced in threads' fast slots, this thread's too unless `others_only`. Call
+/// after `os::process_barrier`: every view announced (and checked against the epoch) before it
+/// is seen, with its reach; a slot read torn against a later view belongs to a call that began
+/// after the barrier, whose epoch is at least the swap's.
+pub(crate) fn views(others_only: bool) -> Vec<View> {
+    let own = if others_only {
+        SLOT.try_with(|owner| ptr::from_ref(owner.0)).ok()
+    } else {
+        None
+    };
+    let slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+    slots
+        .iter()
+        .filter(|slot| own != Some(ptr::from_ref::<HazardSlot>(slot)))
+        .filter_map(|slot| {
+            let epoch = view_epoch(fast_slot(slot, &slots))?;
+            let reach = slot.reach.load(Ordering::Acquire);
+            // SAFETY: registered with `fast` and cleared with it under the `SLOTS` lock, which
+            // we hold: the thread-local is alive.
+            let reach = unsafe { reach.as_ref() }.map_or(u64::MAX, |r| r.load(Ordering::SeqCst));
+            Some(View { epoch, reach })
+        })
         .collect()
 }
 
@@ -212,6 +280,7 @@ impl ForkSlots {
         let own = OWN_SLOT.get();
         for slot in self.0.iter().filter(|slot| !ptr::eq(**slot, own)) {
             slot.fast.store(ptr::null_mut(), Ordering::Relaxed);
+            slot.reach.store(ptr::null_mut(), Ordering::Relaxed);
             slot.call.store(ptr::null_mut(), Ordering::Relaxed);
             slot.pin.store(ptr::null_mut(), Ordering::Relaxed);
             slot.owned.store(false, Ordering::Release);

@@ -79,6 +79,8 @@ pub(crate) struct HostModule {
     pub(crate) name: &'static str,
     pub(crate) symbol: &'static str,
     pub(crate) descriptor: &'static ModuleDescriptor,
+    /// Its bit in a view's reach (`Runtime::reach_bit`).
+    pub(crate) reach_bit: u64,
 }
 
 /// The host's side of `abi::HostLinks` for one library, owned by its `LoadedLibrary`.
@@ -120,8 +122,9 @@ fn link_embedded(
     path: &Path,
     library: &libloading::Library,
     host_modules: &[HostModule],
-) -> Result<Box<Links>, Error> {
+) -> Result<(Box<Links>, u64), Error> {
     let mut links = Vec::new();
+    let mut reach = 0;
     // The host's modules, each looked up in the library by its symbol: a hash lookup per
     // module, no scan of the file.
     for host in host_modules {
@@ -183,6 +186,7 @@ fn link_embedded(
                     .and_then(|h| h.forward)
             })
             .collect();
+        reach |= host.reach_bit;
         links.push((
             HostLink {
                 module_path: host_descriptor.module_path,
@@ -191,7 +195,7 @@ fn link_embedded(
             forward,
         ));
     }
-    Ok(Links::new(links))
+    Ok((Links::new(links), reach))
 }
 
 /// The crate of a descriptor symbol: `graph_top` for `__hotmod_v8__graph_top__a`.
@@ -231,6 +235,9 @@ pub(crate) struct Opened {
     pub(crate) on_load: Option<Trampoline>,
     /// The library's verified descriptor; valid while `library` is loaded.
     pub(crate) descriptor: *const ModuleDescriptor,
+    /// The host modules its embedded copies were linked to (their reach bits): what a call into
+    /// it can reach besides its own module.
+    pub(crate) reach: u64,
 }
 
 /// A library file's bytes, read and checked to be a complete library for this platform.
@@ -427,7 +434,7 @@ pub(crate) fn open_artifact(
                     found: vec![owner],
                 });
             }
-            let links = link_embedded(module, symbol, path, library_ref, host_modules)?;
+            let (links, reach) = link_embedded(module, symbol, path, library_ref, host_modules)?;
             // Before any other function of the library runs (see `enter_library`).
             // SAFETY: the verified descriptor's `enter` is `enter_library` of the library's
             // hotmod copy, and this is the first call into this freshly loaded copy; the links
@@ -439,6 +446,7 @@ pub(crate) fn open_artifact(
                 table,
                 on_load: descriptor.on_load,
                 descriptor,
+                reach,
             })
         }
         Err(refusal) => Err(match refusal {

@@ -12,23 +12,36 @@
 //!   hazard slot, no fence; before any library is prepared those fences would be real ones).
 //!
 //! - **Plain calls** must not write shared memory (a refcount would put every calling core on
-//!   one cache line), so each thread owns a *hazard slot*: the call stores the generation in its
-//!   slot, fences, and re-reads `current`; if it changed, it retries with the new one. The
-//!   collector, after swapping `current`, runs a process-wide barrier (`membarrier(2)` where
-//!   available) and then scans all slots: every reader either published its slot before the
-//!   barrier (the scan sees it) or re-reads `current` after it (and sees the swap). With
+//!   one cache line), so each thread owns a *hazard slot*, and the outermost call into hot code
+//!   on a thread announces a **view** there: the epoch it began at (`snapshot::epoch`, the swap
+//!   counter, which every change of any module's current generation advances). The call stores
+//!   the view in its slot, fences, and re-reads the counter; if it moved, it announces again.
+//!   Every call nested in it — the module's code calling another hot module (directly in the
+//!   host, or forwarded from a library's embedded copy), or its own through host code — runs
+//!   the generation that was current at that epoch: one call sees one generation of every
+//!   module it reaches, for its whole duration, whatever reloads happen meanwhile.
+//!
+//!   The collector, after a swap, runs a process-wide barrier (`membarrier(2)` where
+//!   available) and then scans all slots: a view keeps each module's generation at its epoch
+//!   loaded, for the modules it *reaches* (`VIEW_REACH`: the outer call's generation's own
+//!   module and the host modules its library's embedded copies were linked to; all modules
+//!   for generation 0, whose imports nothing lists). Every reader either announced before the
+//!   barrier (the scan sees it) or re-reads the counter after it (and sees the swap). With
 //!   `membarrier` the reader's fence is only a compiler fence.
 //!
-//!   Each thread has two call slots (`hazard.rs`): the fast `CALL_SLOT` in its own TLS block,
-//!   and the `call` field of its heap `HazardSlot`. The fast path (`call`, inlined into every
-//!   generated wrapper) is: load `current`; load `CALL_SLOT` (null = registered and free); store
-//!   the generation there; compiler fence; re-load `current`; call; store null; re-load
-//!   `current`. Three loads of read-mostly memory and two stores to memory no other thread
-//!   writes. Anything else — the first call on a thread, a process without expedited
-//!   membarrier (the slot then never leaves `UNREGISTERED`), a call nested inside module code
-//!   while the fast slot is held, a reload racing the call — goes to the out-of-line slow path,
-//!   which uses the heap slot's `call` field with a real fence where needed, and pins by count
-//!   (like a handle) when that is taken too.
+//!   A call in a view finds its generation by reading `current`, then `Runtime::since` (the
+//!   epoch `current` last changed at, stored before it): if that is at most the view's epoch,
+//!   `current` is the generation; else the module changed since, and the runtime's history
+//!   says which generation was current then (`call_at_epoch`, out of line).
+//!
+//!   The fast path (`call`, inlined into every generated wrapper) is, for the outermost call:
+//!   load `current`; load `CALL_SLOT` (null = registered and free); load the counter; store
+//!   the reach and the view; compiler fence; re-load the counter; load `current` and `since`;
+//!   call; store null; re-load the counter. For a nested call: load `current`, the slot, the
+//!   reach, `since`; call. Anything else — the first call on a thread, a process without
+//!   expedited membarrier (the slot then never leaves `UNREGISTERED`: the heap slot's `call`
+//!   field holds a generation, with a real fence, and no views), thread teardown — goes to the
+//!   out-of-line slow path, which pins by count when the heap slot is taken too.
 //!
 //! After a plain call or the last handle of a generation that is no longer current ends, the
 //! runtime is asked to collect, so a generation retires as soon as its last user is gone.
@@ -38,12 +51,13 @@
 use std::ptr;
 use std::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
 
-use crate::abi::RawTrampoline;
+use crate::abi::{RawTrampoline, HOSTED};
 use crate::generation::Generation;
-use crate::hazard::{fast_call_slot, thread_slot};
+use crate::hazard::{fast_call_slot, thread_slot, view_epoch, view_reach, view_word};
 use crate::invocation::Invoke;
 use crate::os;
 use crate::runtime::{CountPin, Runtime};
+use crate::snapshot;
 use crate::transaction;
 
 /// A pinned generation of one hot module: what a generated `Handle` wraps.
@@ -54,6 +68,8 @@ pub struct PinnedGeneration {
     /// it in registers across calls through the same handle.
     table: *const RawTrampoline,
     len: usize,
+    /// Whether its calls announce a view: its generation can reach other modules.
+    view: bool,
 }
 
 // SAFETY: a `PinnedGeneration` reads its generation's table (immutable while the generation
@@ -68,10 +84,12 @@ impl PinnedGeneration {
     pub(crate) fn pin(runtime: &'static Runtime) -> PinnedGeneration {
         runtime.first_use();
         let pin = pin_current(runtime);
-        let table = &pin.get().table;
+        let generation = pin.get();
+        let table = &generation.table;
         PinnedGeneration {
             table: table.as_ptr(),
             len: table.len(),
+            view: !HOSTED.load(Ordering::Relaxed) && generation.reach != runtime.reach_bit(),
             pin,
         }
     }
@@ -98,9 +116,35 @@ impl PinnedGeneration {
         args: A,
         builtin: F,
     ) -> R {
+        if self.view {
+            // SAFETY: `CALL_SLOT` is a thread-local of this thread, which outlives this call.
+            let slot = unsafe { &*fast_call_slot() };
+            if slot.load(Ordering::Relaxed).is_null() {
+                // The outermost call: the modules it reaches are seen as they are now, for
+                // the whole call. (Nested in another call, that call's view holds.)
+                let _view = OpenView::open(slot, self.pin.get().reach);
+                return self.call_pinned::<A, R, I, F>(index, args, builtin);
+            }
+        }
+        self.call_pinned::<A, R, I, F>(index, args, builtin)
+    }
+
+    /// `call` in the pinned generation, with whatever view this thread has.
+    #[inline(always)]
+    fn call_pinned<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+        &self,
+        index: usize,
+        args: A,
+        builtin: F,
+    ) -> R {
         // Generation 0 has an empty table; a loaded generation has one verified entry per host
         // function, so the index is out of range exactly when the compiled-in code must run.
         if index >= self.len {
+            // In a library, a handle of another hot module it embeds, linked to the host's:
+            // the call is made there, in the view of the call into the library.
+            if let Some(forward) = self.pin.runtime().forwarded(index) {
+                return call_host::<A, R, I>(forward, args);
+            }
             return builtin(args);
         }
         // SAFETY: `index < len`, and `table`/`len` describe the pinned generation's table, which
@@ -124,6 +168,7 @@ impl Clone for PinnedGeneration {
             pin: self.pin.clone(),
             table: self.table,
             len: self.len,
+            view: self.view,
         }
     }
 }
@@ -182,54 +227,267 @@ pub(crate) fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
 ) -> R {
     let current = runtime.current_loaded();
     if current.is_null() {
-        if let Some(forward) = runtime.forwarded(index) {
-            return call_host::<A, R, I>(forward, args);
-        }
-        runtime.first_use();
-        return builtin(args);
+        return call_builtin::<A, R, I, F>(runtime, index, args, builtin);
     }
     // SAFETY: `CALL_SLOT` is a thread-local of this thread, which outlives this call.
     let slot = unsafe { &*fast_call_slot() };
     // Relaxed: only this thread writes its call slot. Null means registered and free; anything
-    // else is `UNREGISTERED` (first call on this thread, no expedited barrier, thread teardown)
-    // or the generation of an outer plain call still running on this thread (a nested call).
-    if !slot.load(Ordering::Relaxed).is_null() {
-        return call_slow::<A, R, I, F>(runtime, index, args, builtin);
+    // else is a view (a call nested in an outer call into hot code), `UNREGISTERED` (first call
+    // on this thread, no expedited barrier, thread teardown) or the generation of an outer
+    // plain call still running on this thread (nested, in a process with one hot module).
+    let word = slot.load(Ordering::Relaxed);
+    if word.is_null() {
+        return call_opening_view::<A, R, I, F>(runtime, slot, index, args, builtin);
     }
-    slot.store(current.cast_mut(), Ordering::Relaxed);
-    // The slot is only registered once the process is registered for expedited membarrier, so
-    // the reader half of the barrier pair is a compiler fence (see `os::reader_fence`).
-    compiler_fence(Ordering::SeqCst);
-    if !ptr::eq(runtime.current_loaded(), current) {
-        // A reload swapped `current` meanwhile: the published generation may already be gone.
-        // A collector may also have seen it in our slot and skipped it: ask again.
-        slot.store(ptr::null_mut(), Ordering::Release);
-        retired_while_calling(runtime);
-        return call_slow::<A, R, I, F>(runtime, index, args, builtin);
+    if let Some(epoch) = view_epoch(word) {
+        return call_in_view::<A, R, I, F>(runtime, epoch, index, args, builtin);
     }
-    // SAFETY: published and validated: the collector will not free it until the slot is cleared.
+    call_slow::<A, R, I, F>(runtime, index, args, builtin)
+}
+
+/// A plain call while generation 0 is current: in a library, a call of another hot module the
+/// library embeds goes to the host's; in the host, the compiled-in function runs, in a view when
+/// the process has other modules this call could reach.
+#[inline(always)]
+fn call_builtin<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+    runtime: &'static Runtime,
+    index: usize,
+    args: A,
+    builtin: F,
+) -> R {
+    if let Some(forward) = runtime.forwarded(index) {
+        return call_host::<A, R, I>(forward, args);
+    }
+    runtime.first_use();
+    if HOSTED.load(Ordering::Relaxed) {
+        // A library's own module: its code, as compiled into it.
+        return builtin(args);
+    }
+    // SAFETY: `CALL_SLOT` is a thread-local of this thread, which outlives this call.
+    let slot = unsafe { &*fast_call_slot() };
+    let word = slot.load(Ordering::Relaxed);
+    if word.is_null() {
+        return call_opening_view::<A, R, I, F>(runtime, slot, index, args, builtin);
+    }
+    if let Some(epoch) = view_epoch(word) {
+        return call_in_view::<A, R, I, F>(runtime, epoch, index, args, builtin);
+    }
+    call_builtin_unviewed::<A, R, I, F>(runtime, index, args, builtin)
+}
+
+/// Generation 0 with no view: this thread's fast slot is not registered yet (its first call),
+/// or cannot be (no expedited process barrier), or the call is nested in one that has none.
+#[cold]
+#[inline(never)]
+fn call_builtin_unviewed<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+    runtime: &'static Runtime,
+    index: usize,
+    args: A,
+    builtin: F,
+) -> R {
+    if registered_now() {
+        return call::<A, R, I, F>(runtime, index, args, builtin);
+    }
+    builtin(args)
+}
+
+/// Registers this thread's fast slot if it can be (the process barrier is expedited); whether
+/// the slot is now free for a view.
+fn registered_now() -> bool {
+    let _ = thread_slot();
+    // SAFETY: `CALL_SLOT` is a thread-local of this thread.
+    unsafe { &*fast_call_slot() }
+        .load(Ordering::Relaxed)
+        .is_null()
+}
+
+/// A view announced in this thread's fast call slot by an outermost call into hot code: every
+/// hot module that call reaches is seen, for the whole call, in the generation that was current
+/// at `epoch`, and the collector keeps those generations loaded until the view closes.
+///
+/// The protocol is the hazard slot's (see the module docs) with the swap counter in place of
+/// `current`: announce the epoch, compiler fence, re-read the counter. A collector that runs
+/// after a swap and its process barrier sees the view, or the view saw the swap and was
+/// announced again at the new epoch.
+struct OpenView<'s> {
+    slot: &'s AtomicPtr<Generation>,
+    /// The counter as read when the view was announced: its epoch (even).
+    seen: u64,
+    /// The counter as first read: an announcement that had to be made again (a swap came
+    /// between) may have made a collector keep a generation meanwhile.
+    first: u64,
+}
+
+impl<'s> OpenView<'s> {
+    /// Announces a view at the current epoch in `slot`, which is this thread's fast call slot,
+    /// registered and free; it reaches the modules in `reach`.
+    #[inline(always)]
+    fn open(slot: &'s AtomicPtr<Generation>, reach: u64) -> OpenView<'s> {
+        // SAFETY: `VIEW_REACH` is a thread-local of this thread, which outlives this call.
+        unsafe { &*view_reach() }.store(reach, Ordering::Relaxed);
+        let first = even_epoch();
+        let mut seen = first;
+        loop {
+            slot.store(view_word(seen), Ordering::Relaxed);
+            // The slot is only registered once the process barrier is expedited: the reader
+            // half is a compiler fence (see `os::reader_fence`).
+            compiler_fence(Ordering::SeqCst);
+            let now = snapshot::epoch();
+            if now == seen {
+                return OpenView { slot, seen, first };
+            }
+            seen = even_epoch();
+        }
+    }
+
+    #[inline(always)]
+    fn epoch(&self) -> u64 {
+        self.seen
+    }
+}
+
+/// The current epoch, once no `publish` is in progress: a call never begins inside one. (A
+/// generation made current there is already reported current, under its runtime's lock, so a
+/// call beginning then at the epoch before it would run the one it replaced.)
+#[inline(always)]
+fn even_epoch() -> u64 {
+    let epoch = snapshot::epoch();
+    if epoch & 1 == 0 {
+        return epoch;
+    }
+    wait_for_publish()
+}
+
+/// Waits out a `publish` in progress (a few stores under locks; it runs no module code).
+#[cold]
+#[inline(never)]
+fn wait_for_publish() -> u64 {
+    loop {
+        std::thread::yield_now();
+        let epoch = snapshot::epoch();
+        if epoch & 1 == 0 {
+            return epoch;
+        }
+    }
+}
+
+impl Drop for OpenView<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // Release: the call's reads of the generations it saw happen before a collector can
+        // see the slot empty; the fence keeps the re-check after the store (as in `call`).
+        self.slot.store(ptr::null_mut(), Ordering::Release);
+        compiler_fence(Ordering::SeqCst);
+        if snapshot::epoch() != self.first {
+            // Swaps happened since the view was first announced: collectors may have kept
+            // generations for it.
+            Runtime::collect_all();
+        }
+    }
+}
+
+/// The outermost plain call into hot code, on a thread whose fast slot is free: opens a view
+/// (reaching every module until the generation is known, then its hot imports) and runs the
+/// call in it.
+#[inline(always)]
+fn call_opening_view<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+    runtime: &'static Runtime,
+    slot: &AtomicPtr<Generation>,
+    index: usize,
+    args: A,
+    builtin: F,
+) -> R {
+    let view = OpenView::open(slot, u64::MAX);
+    let epoch = view.epoch();
+    let current = runtime.current_loaded();
+    if runtime.since() > epoch {
+        return call_at_epoch::<A, R, I, F>(runtime, epoch, index, args, builtin);
+    }
+    if current.is_null() {
+        return builtin(args);
+    }
+    // SAFETY: the generation current at the view's epoch (`Runtime::since`), which the view
+    // keeps loaded: it reaches every module while `VIEW_REACH` is all ones.
     let generation = unsafe { &*current };
+    // Narrowed to what this generation can reach: its own module and its hot imports, so a
+    // long call does not keep other modules' old generations loaded.
+    // SAFETY: `VIEW_REACH` is a thread-local of this thread.
+    unsafe { &*view_reach() }.store(generation.reach, Ordering::Relaxed);
+    let returned = in_generation::<A, R, I, F>(runtime, generation, index, args, builtin);
+    drop(view);
+    returned
+}
+
+/// A plain call nested in a view (a hot module's code calling another's, or its own through
+/// its wrapper): the generation that was current at the view's epoch.
+#[inline(always)]
+fn call_in_view<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+    runtime: &'static Runtime,
+    epoch: u64,
+    index: usize,
+    args: A,
+    builtin: F,
+) -> R {
+    // SAFETY: `VIEW_REACH` is a thread-local of this thread.
+    let reach = unsafe { &*view_reach() }.load(Ordering::Relaxed);
+    if reach & runtime.reach_bit() == 0 {
+        // Not among what the outer call's generation imports (a call through host code it
+        // was handed): its own pin, of the current generation.
+        return PinnedGeneration::pin(runtime).call_pinned::<A, R, I, F>(index, args, builtin);
+    }
+    let current = runtime.current_loaded();
+    if runtime.since() > epoch {
+        return call_at_epoch::<A, R, I, F>(runtime, epoch, index, args, builtin);
+    }
+    if current.is_null() {
+        return builtin(args);
+    }
+    // SAFETY: the generation current at the view's epoch (`Runtime::since`), which the view
+    // keeps loaded: its reach includes this module.
+    let generation = unsafe { &*current };
+    in_generation::<A, R, I, F>(runtime, generation, index, args, builtin)
+}
+
+/// A call in a view whose module changed generation since the view's epoch: the generation
+/// that was current then.
+#[cold]
+#[inline(never)]
+fn call_at_epoch<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+    runtime: &'static Runtime,
+    epoch: u64,
+    index: usize,
+    args: A,
+    builtin: F,
+) -> R {
+    let generation = runtime.at_epoch(epoch);
+    if runtime.is_builtin(generation) {
+        return builtin(args);
+    }
+    // SAFETY: the generation current at the view's epoch, which the view (still announced by
+    // the caller) keeps loaded.
+    let generation = unsafe { &*generation };
+    in_generation::<A, R, I, F>(runtime, generation, index, args, builtin)
+}
+
+/// Calls function `index` of `generation`, a loaded generation the caller keeps loaded.
+#[inline(always)]
+fn in_generation<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+    runtime: &'static Runtime,
+    generation: &Generation,
+    index: usize,
+    args: A,
+    builtin: F,
+) -> R {
     let Some(&trampoline) = generation.table.get(index) else {
-        // Unreachable for a loaded generation (the loader verified one entry per host function);
-        // fall back to the compiled-in code rather than trust a bad index.
-        slot.store(ptr::null_mut(), Ordering::Release);
+        // Unreachable for a loaded generation (one verified entry per host function).
         return builtin(args);
     };
     // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, whose
-    // argument and return types are `A` and `R` and whose kind is the one `I` calls; the library
-    // stays loaded until the slot clears.
+    // argument and return types are `A` and `R` and whose kind is the one `I` calls; the caller
+    // keeps the library loaded for the call and for `finish` (a view, still open).
     let returned = unsafe { I::invoke(trampoline, args) };
-    // A rollback policy watches a new generation's first calls (one relaxed load otherwise).
     if generation.probation.active.load(Ordering::Relaxed) {
         observe(runtime, generation, !returned.panic.is_null());
-    }
-    // Release: the call's reads of the generation happen before the collector can see the slot
-    // empty. The compiler fence keeps the re-check below after the store, which is what makes
-    // either the collector see the slot empty or this thread see the swap (and collect).
-    slot.store(ptr::null_mut(), Ordering::Release);
-    compiler_fence(Ordering::SeqCst);
-    if !ptr::eq(runtime.current_loaded(), current) {
-        retired_while_calling(runtime);
     }
     // SAFETY: `returned` came from the call.
     unsafe { returned.finish() }
@@ -256,14 +514,6 @@ fn observe(runtime: &'static Runtime, generation: &Generation, panicked: bool) {
     transaction::observe(runtime, generation, panicked);
 }
 
-/// A generation replaced while a plain call ran in it: the collector may have skipped it on our
-/// account, so ask again.
-#[cold]
-#[inline(never)]
-fn retired_while_calling(runtime: &'static Runtime) {
-    runtime.collect();
-}
-
 /// The general plain call: first call on this thread, a nested call, a reload racing the call.
 #[cold]
 #[inline(never)]
@@ -273,6 +523,11 @@ fn call_slow<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     args: A,
     builtin: F,
 ) -> R {
+    if registered_now() {
+        // This thread's first call: its fast slot is registered now, so the call can open a
+        // view like any other.
+        return call::<A, R, I, F>(runtime, index, args, builtin);
+    }
     // The heap slot's `call` field: free unless this is a call nested two deep.
     let slot = match thread_slot() {
         Some(slot) if slot.call.load(Ordering::Relaxed).is_null() => slot,

@@ -22,7 +22,7 @@
 
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -45,8 +45,11 @@ use crate::snapshot::Publishing;
 /// nothing (a library's copies enrol too, at `dlopen`, and a library leaves no allocation
 /// behind when it is unloaded).
 static MODULES: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
+/// How many modules enrolled: the next one's reach bit.
+static ENROLLED: AtomicUsize = AtomicUsize::new(0);
 
-/// Enrols a module's runtime (see `MODULES`); once per runtime.
+/// Enrols a module's runtime (see `MODULES`); once per runtime, before `main`. It gets its
+/// reach bit (`Runtime::reach_bit`).
 pub(crate) fn register(runtime: &'static Runtime) {
     if runtime.listed.swap(true, Ordering::AcqRel) {
         return;
@@ -57,10 +60,19 @@ pub(crate) fn register(runtime: &'static Runtime) {
         runtime.next_module.store(head, Ordering::Relaxed);
         // Release: a reader that finds `this` also finds its `next_module`.
         match MODULES.compare_exchange_weak(head, this, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
+            Ok(_) => break,
             Err(now) => head = now,
         }
     }
+    // Beyond 63 modules, the last bit stands for all the others (a view then keeps more loaded
+    // than it needs, never less).
+    let index = ENROLLED.fetch_add(1, Ordering::AcqRel);
+    runtime
+        .reach_bit
+        .store(1 << index.min(63), Ordering::Relaxed);
+    // Every call announces a view (`pin.rs`), whose reader side is a compiler fence only once
+    // the process is registered for the expedited barrier: register it before the first call.
+    crate::os::prepare_barrier();
 }
 
 /// The enrolled modules, newest first.
@@ -102,6 +114,11 @@ pub(crate) struct Runtime {
     info: ModuleInfo,
     descriptor: &'static ModuleDescriptor,
     current: AtomicPtr<Generation>,
+    /// The epoch at which `current` last changed (`snapshot::epoch`): a call whose view began
+    /// at a later epoch may run the current generation as it is (`pin.rs`).
+    since: AtomicU64,
+    /// This module's bit in a view's reach (set when it enrols).
+    reach_bit: AtomicU64,
     /// Whether the first-use check of `watch`/`rebuild` (attribute or environment) ran.
     started: AtomicBool,
     /// Starts what the attribute or the environment asks for (the façade's services).
@@ -139,6 +156,10 @@ struct Registry {
     staged: Option<NonNull<Generation>>,
     /// The opt-in rollback policy new generations are watched with.
     rollback: Option<Rollback>,
+    /// Which generation became current at which epoch, oldest first (generation 0 at epoch 0
+    /// before the first entry): where a call whose view began before a swap finds the
+    /// generation it sees (`Runtime::at_epoch`). Pruned by `collect` to what views still need.
+    history: Vec<(u64, *const Generation)>,
 }
 
 /// Background work started for the module (the watcher, the rebuild); dropping one stops it.
@@ -268,6 +289,8 @@ impl Runtime {
             info,
             descriptor,
             current: AtomicPtr::new(ptr::null_mut()),
+            since: AtomicU64::new(0),
+            reach_bit: AtomicU64::new(u64::MAX),
             started: AtomicBool::new(false),
             autostart,
             builtin: Generation::builtin(),
@@ -283,6 +306,7 @@ impl Runtime {
                 staging: false,
                 staged: None,
                 rollback: None,
+                history: Vec::new(),
             }),
             changed: Condvar::new(),
             loading: LoadingLock::new(),
@@ -412,6 +436,26 @@ impl Runtime {
         self.current.load(Ordering::Acquire)
     }
 
+    /// The epoch `current` last changed at. Read after `current`: if it is at most a view's
+    /// epoch, the `current` read is the generation current at that epoch.
+    #[inline(always)]
+    pub(crate) fn since(&self) -> u64 {
+        self.since.load(Ordering::Relaxed)
+    }
+
+    /// This module's bit in a view's reach.
+    #[inline(always)]
+    pub(crate) fn reach_bit(&self) -> u64 {
+        self.reach_bit.load(Ordering::Relaxed)
+    }
+
+    /// The generation that was current at `epoch`, for a call whose view (which keeps it
+    /// loaded) began then. Null if none is known: a view that does not reach this module.
+    #[cold]
+    pub(crate) fn at_epoch(&self, epoch: u64) -> *const Generation {
+        self.registry().at_epoch(epoch)
+    }
+
     /// Pins the current generation by count, under the registry lock (for threads without a
     /// hazard slot, and for the loading thread).
     pub(crate) fn pin_locked(&'static self) -> CountPin {
@@ -462,7 +506,7 @@ impl Runtime {
     pub(crate) fn make_current(
         &'static self,
         loading: &mut Loading,
-        _publishing: &Publishing,
+        publishing: &Publishing,
         to: To,
         watch: bool,
     ) -> (*const Generation, Option<CountPin>) {
@@ -492,6 +536,12 @@ impl Runtime {
         } else {
             to.cast_mut()
         };
+        let epoch = publishing.epoch();
+        registry.history.push((epoch, to));
+        // Before `current`: a call that reads the new `current` reads this `since` or a later
+        // one (the SeqCst store below releases it), so it never runs the new generation in a
+        // view that began before it.
+        self.since.store(epoch, Ordering::Relaxed);
         // SeqCst: the collector and `PinnedGeneration::current` order their pin-count accesses
         // against this store (see pin.rs).
         self.current.store(stored, Ordering::SeqCst);
@@ -555,7 +605,7 @@ impl Runtime {
         }
         let deadline = Instant::now() + DRAIN_LIMIT;
         let mut pause = Duration::from_micros(20);
-        while hazard::running_elsewhere(outgoing) {
+        while hazard::running_elsewhere(outgoing) || self.viewed_elsewhere(outgoing) {
             if Instant::now() >= deadline {
                 tracing::warn!(
                     target: "hotmod",
@@ -572,7 +622,28 @@ impl Runtime {
         }
     }
 
+    /// Whether another thread's view reaches `generation`: a call that began while it was
+    /// current, and may still call it.
+    fn viewed_elsewhere(&self, generation: &Generation) -> bool {
+        let bit = self.reach_bit();
+        let views = hazard::views(true);
+        let registry = self.registry();
+        views
+            .iter()
+            .any(|view| view.reach & bit != 0 && ptr::eq(registry.at_epoch(view.epoch), generation))
+    }
+
     // ---- Retiring ----
+
+    /// `collect` for every module of the process: after a call whose view spanned a swap, any
+    /// of the modules it reaches may have kept a generation on its account.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn collect_all() {
+        for runtime in registered() {
+            runtime.collect();
+        }
+    }
 
     /// Unloads every generation that is not current or staged and that nothing uses any more.
     pub(crate) fn collect(&'static self) {
@@ -600,7 +671,16 @@ impl Runtime {
             );
             return;
         }
-        let hazards = hazard::hazards();
+        let mut hazards = hazard::hazards();
+        // A view keeps this module's generation at its epoch if it reaches this module.
+        let bit = self.reach_bit();
+        let views: Vec<u64> = hazard::views(false)
+            .into_iter()
+            .filter(|view| view.reach & bit != 0)
+            .map(|view| view.epoch)
+            .collect();
+        hazards.extend(views.iter().map(|epoch| registry.at_epoch(*epoch)));
+        registry.prune_history(views.iter().copied().min());
         let (retiring, live): (Vec<_>, Vec<_>) = registry
             .live
             .iter()
@@ -610,6 +690,10 @@ impl Runtime {
             return;
         }
         registry.live = live;
+        // No view can reach a retiring generation: its history entries go too.
+        registry
+            .history
+            .retain(|(_, g)| !retiring.iter().any(|r| ptr::eq(r.as_ptr(), *g)));
         // Unload outside the registry lock, and outside any loading lock this thread holds:
         // module code runs while a library unloads, and may call back into hotmod (hold.rs).
         drop(registry);
@@ -1006,6 +1090,26 @@ impl Locked<'_> {
     }
 
     /// Every loaded generation that has not retired, in load order.
+    /// Drops history no view needs: everything before the entry current at `oldest` (the
+    /// oldest view's epoch), or before the last entry when no view reaches this module.
+    fn prune_history(&mut self, oldest: Option<u64>) {
+        let keep_from = match oldest {
+            Some(epoch) => self.history.iter().rposition(|(since, _)| *since <= epoch),
+            None => self.history.len().checked_sub(1),
+        };
+        if let Some(first) = keep_from {
+            self.history.drain(..first);
+        }
+    }
+
+    /// See `Runtime::at_epoch`.
+    fn at_epoch(&self, epoch: u64) -> *const Generation {
+        match self.history.iter().rev().find(|(since, _)| *since <= epoch) {
+            Some((_, generation)) => *generation,
+            None => &self.runtime.builtin,
+        }
+    }
+
     fn live(&self) -> impl Iterator<Item = &Generation> {
         // SAFETY: see the type: generations in `live` are freed only after the collector took
         // them out of it, under this lock.

@@ -26,7 +26,31 @@ pub(crate) fn hold_for_fork() -> std::sync::MutexGuard<'static, ()> {
 /// Proof that the code holding it runs inside [`publish`]: what storing a module's current
 /// generation asks for (`Runtime::make_current`). Only `publish` makes one.
 pub(crate) struct Publishing {
+    /// The epoch the stores take effect at: the counter's value once `publish` returns.
+    #[cfg_attr(not(feature = "reload"), allow(dead_code))]
+    epoch: u64,
     _private: PhantomData<*const ()>,
+}
+
+impl Publishing {
+    /// The epoch at which the generations made current inside this `publish` are current
+    /// (the even counter value after it): a view announced at an earlier epoch still sees the
+    /// generations they replace (`pin.rs`).
+    #[cfg_attr(not(feature = "reload"), allow(dead_code))]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+/// The swap counter: each `publish` adds 2, so an even value names one state of every
+/// module's current generation (an *epoch*), and an odd one a `publish` in progress whose
+/// stores may be seen or not. A call's view is the even epoch at or below what it read.
+#[inline(always)]
+#[cfg_attr(not(feature = "reload"), allow(dead_code))]
+pub(crate) fn epoch() -> u64 {
+    // Acquire: pairs with the Release of `publish`'s closing increment, so every generation
+    // made current at or before this epoch is visible.
+    SWAPS.load(Ordering::Acquire)
 }
 
 /// Runs `swap` (stores to modules' current generations) as one step for snapshots.
@@ -34,9 +58,10 @@ pub(crate) struct Publishing {
 pub(crate) fn publish<R>(swap: impl FnOnce(&Publishing) -> R) -> R {
     let _writer = WRITER.lock().unwrap_or_else(PoisonError::into_inner);
     // Odd from here; Release fence: a reader that sees any store below also sees the odd count.
-    SWAPS.fetch_add(1, Ordering::Relaxed);
+    let odd = SWAPS.fetch_add(1, Ordering::Relaxed) + 1;
     fence(Ordering::Release);
     let result = swap(&Publishing {
+        epoch: odd + 1,
         _private: PhantomData,
     });
     // Even again; Release: the stores above happen before a reader sees the new count.

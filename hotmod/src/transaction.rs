@@ -90,6 +90,7 @@ fn prepare(loading: &Loading, artifact: Artifact) -> Result<Box<Generation>, Err
             name: other.name(),
             symbol: other.info().symbol,
             descriptor: other.host_descriptor(),
+            reach_bit: other.reach_bit(),
         })
         .collect();
     let opened = loader::open_artifact(
@@ -125,6 +126,7 @@ fn prepare(loading: &Loading, artifact: Artifact) -> Result<Box<Generation>, Err
         descriptor: opened.descriptor,
         origin: Some(path),
         probation: Probation::new(),
+        reach: opened.reach | runtime.reach_bit(),
         library: Some(opened.library),
     }))
 }
