@@ -1,6 +1,8 @@
 //! The HTTP example's server, headless on 127.0.0.1: a request in flight across a reload is
 //! answered by the generation it started on, and none of the hundreds of requests sent while
-//! the handler is reloaded fails.
+//! the handler is reloaded fails; the handler's calls into the price list (`examples/pricing`,
+//! another crate's hot module) reach the server's current price list, whichever of the two
+//! reloads.
 
 mod support;
 
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use handler::app;
 use hotmod::Event;
+use pricing::prices;
 
 /// Generous: a busy 2-core machine may be slow, but a hang still fails the test.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -24,6 +27,8 @@ const EDIT: (&str, &str) = (
     r#"format!("Hello, {name}!\n")"#,
     r#"format!("Hello again, {name}!\n")"#,
 );
+/// The edit the reloaded price list carries: tea costs more.
+const TEA_PRICE: (&str, &str) = (r#"("tea", 250)"#, r#"("tea", 300)"#);
 const CLIENTS: usize = 4;
 /// Responses wanted from each generation before the load stops.
 const PER_GENERATION: u64 = 150;
@@ -220,5 +225,77 @@ fn every_response_names_its_generation_and_the_routes_work() {
     // `delay_ms` holds the request with its generation pinned, then answers normally.
     let slow = client::get(addr, "/health?delay_ms=50", TIMEOUT).expect("GET /health slowly");
     assert_eq!((slow.status, slow.body.as_str()), (200, "ok\n"));
+    server.shutdown().expect("the server shuts down");
+}
+
+#[test]
+fn the_handler_calls_the_servers_price_list_whichever_of_the_two_reloads() {
+    let _serial = support::serial();
+    // The same builds as the test above (built once per process), and a price list whose tea
+    // costs 3.00 instead of 2.50.
+    let handler_v1 = support::edited_library("examples/handler", "handler", "handler-v1", &[]);
+    let handler_v2 = support::edited_library("examples/handler", "handler", "handler-v2", &[EDIT]);
+    let pricing_v2 =
+        support::edited_library("examples/pricing", "pricing", "pricing-v2", &[TEA_PRICE]);
+    let (handler, pricing) = (app::module(), prices::module());
+    assert_eq!(
+        pricing.generation(),
+        0,
+        "no other test of this process loads the price list"
+    );
+    // A loaded handler: its library carries its own copy of `pricing` (tea at 2.50), linked
+    // to the server's.
+    let g1 = handler
+        .load(&handler_v1)
+        .expect("the handler as written loads");
+
+    let server = start_server();
+    let addr = server.addr();
+    let price = |target: &str| {
+        let reply =
+            client::get(addr, target, TIMEOUT).unwrap_or_else(|e| panic!("GET {target}: {e}"));
+        (reply.status, reply.generation(), reply.body)
+    };
+
+    // 1. Generation 0 of the price list, compiled into the server.
+    assert_eq!(
+        price("/price?item=tea&qty=3"),
+        (200, Some(g1), "3 x tea: 7.50\n".to_owned())
+    );
+    assert_eq!(
+        price("/price?item=cake"),
+        (200, Some(g1), "1 x cake: 4.75\n".to_owned())
+    );
+    assert_eq!(
+        price("/price?item=scone&qty=2"),
+        (404, Some(g1), "scone is not on the price list\n".to_owned())
+    );
+    let (status, _, body) = price("/price?qty=2");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("tea, coffee, cake"), "{body}");
+
+    // 2. A new price list, loaded in the server: the loaded handler's next request sees it,
+    //    and the handler did not reload.
+    let p1 = pricing.load(&pricing_v2).expect("the new price list loads");
+    assert_eq!(
+        price("/price?item=tea&qty=3"),
+        (200, Some(g1), "3 x tea: 9.00\n".to_owned()),
+        "the handler's call reaches the server's current price list, not its library's copy"
+    );
+    assert_eq!(handler.generation(), g1, "the handler did not reload");
+
+    // 3. A new handler, built against the price list as written (tea at 2.50): it calls the
+    //    server's price list too, generation p1, which did not reload.
+    let g2 = handler.load(&handler_v2).expect("the edited handler loads");
+    assert_eq!(
+        price("/hello?name=Ada"),
+        (200, Some(g2), "Hello again, Ada!\n".to_owned())
+    );
+    assert_eq!(
+        price("/price?item=tea&qty=3"),
+        (200, Some(g2), "3 x tea: 9.00\n".to_owned()),
+        "the reloaded handler calls the server's price list, not its library's copy"
+    );
+    assert_eq!(pricing.generation(), p1, "the price list did not reload");
     server.shutdown().expect("the server shuts down");
 }

@@ -363,11 +363,19 @@ impl Footprint {
     }
 }
 
+/// Module crates of the workspace that another one depends on (the handler calls
+/// `examples/pricing`). [`edited_library`] builds their copies in a target directory of their
+/// own, `target/hotmod-fixtures/apart`: cargo names the outputs of an `rlib` + `cdylib` package
+/// without a hash (`deps/libpricing.rlib`), so an edited copy built beside the handler's copies
+/// would overwrite the rlib those link for the crate as written, which cargo goes on taking for
+/// up to date — and every later handler build would embed the edited copy.
+const CALLED_CRATES: &[&str] = &["examples/pricing"];
+
 /// A build of a copy of the workspace crate at `crate_dir` (e.g. `examples/handler`) with
 /// `edits` applied to its `src/lib.rs` (none: the crate as written), the way a user edits a
 /// module while the host runs. Built once per process under `label`, in the shared fixture
-/// target directory (under the same file lock as the other fixtures); returns
-/// `variants/<label>.so`.
+/// target directory (its `apart/` target directory for [`CALLED_CRATES`]; under the same file
+/// lock as the other fixtures); returns `variants/<label>.so`.
 pub fn edited_library(
     crate_dir: &str,
     lib_name: &str,
@@ -393,7 +401,12 @@ pub fn edited_library(
         crate_copy::edit(&copy.join("src/lib.rs"), edits)
             .unwrap_or_else(|e| panic!("editing the copy of {crate_dir}: {e}"));
     }
-    let artifact = crate_copy::build(&copy, &fixtures_dir(), lib_name)
+    let target = if CALLED_CRATES.contains(&crate_dir) {
+        fixtures_dir().join("apart")
+    } else {
+        fixtures_dir()
+    };
+    let artifact = crate_copy::build(&copy, &target, lib_name)
         .unwrap_or_else(|e| panic!("building variant {label}: {e}"));
     let dir = fixtures_dir().join("variants");
     std::fs::create_dir_all(&dir).expect("create variants dir");

@@ -6,6 +6,12 @@
 //! while it is in flight. Edit [`app::handle`] (or anything it calls), rebuild the crate, and
 //! the next requests run the new code; the server never restarts.
 //!
+//! The handler calls a second hot module, of another crate: `GET /price?item=tea&qty=3` asks
+//! `pricing::prices` (`examples/pricing`) for the price. The server depends on both crates, and
+//! each reloads on its own: a new price list reaches the handler's next requests without the
+//! handler reloading, and a reloaded handler still calls the server's current price list (its
+//! library's own copy of `pricing` is linked to the server's, not run on its own).
+//!
 //! The types that cross the boundary ([`app::Request`], [`app::Response`]) are plain structs
 //! of owned data: their layout must stay the same for a reload to be accepted, while the
 //! function bodies may change freely.
@@ -17,6 +23,9 @@
 //! let response = app::handle(&request);
 //! assert_eq!(response.status, 200);
 //! assert_eq!(response.body, "Hello, Ada!\n");
+//!
+//! let price = app::handle(&Request::get("/price", "item=tea&qty=3"));
+//! assert_eq!((price.status, price.body.as_str()), (200, "3 x tea: 7.50\n"));
 //! ```
 
 #![warn(missing_docs)]
@@ -63,7 +72,8 @@ pub mod app {
     }
 
     /// Answers one request. Routes: `GET /` and `GET /hello?name=…` greet, `POST /echo` returns
-    /// the body, `GET /health` says `ok`; anything else is a 404.
+    /// the body, `GET /health` says `ok`, `GET /price?item=…&qty=…` asks the pricing crate's hot
+    /// module for a price; anything else is a 404.
     pub fn handle(request: &Request) -> Response {
         match (request.method.as_str(), request.path.as_str()) {
             ("GET", "/" | "/hello") => {
@@ -72,6 +82,7 @@ pub mod app {
             }
             ("POST", "/echo") => text(200, request.body.clone()),
             ("GET", "/health") => text(200, "ok\n".to_owned()),
+            ("GET", "/price") => price(&request.query),
             (method, path) => text(404, format!("no route for {method} {path}\n")),
         }
     }
@@ -79,6 +90,28 @@ pub mod app {
     /// The greeting of `GET /` and `GET /hello`: the line to edit to see a reload.
     fn greeting(name: &str) -> String {
         format!("Hello, {name}!\n")
+    }
+
+    /// `GET /price?item=tea&qty=3` (`qty` defaults to 1): the price of `qty` of `item`, from
+    /// `pricing::prices`, another crate's hot module. A plain call: it runs the generation of
+    /// the price list that is current in the server when the call is made.
+    fn price(query: &str) -> Response {
+        let Some(item) = param(query, "item") else {
+            let items = pricing::prices::items().join(", ");
+            return text(400, format!("which item? /price?item=…&qty=… ({items})\n"));
+        };
+        let quantity = match param(query, "qty").map(str::parse::<u32>) {
+            None => 1,
+            Some(Ok(quantity)) => quantity,
+            Some(Err(_)) => return text(400, "qty must be a whole number\n".to_owned()),
+        };
+        match pricing::prices::price_cents(item, quantity) {
+            Some(cents) => text(
+                200,
+                format!("{quantity} x {item}: {}.{:02}\n", cents / 100, cents % 100),
+            ),
+            None => text(404, format!("{item} is not on the price list\n")),
+        }
     }
 
     /// A `text/plain` response.
