@@ -36,7 +36,8 @@
 //!
 //!   The fast path (`call`, inlined into every generated wrapper) is, for the outermost call:
 //!   load `current`; load `CALL_SLOT` (null = registered and free); load the counter; store
-//!   the reach and the view; compiler fence; re-load the counter; load `current` and `since`;
+//!   the reach and the view; compiler fence; load `current`; re-load the counter (unchanged:
+//!   that `current` is the generation at the view's epoch); store the generation's reach;
 //!   call; store null; re-load the counter. For a nested call: load `current`, the slot, the
 //!   reach, `since`; call. Anything else — the first call on a thread, a process without
 //!   expedited membarrier (the slot then never leaves `UNREGISTERED`: the heap slot's `call`
@@ -122,7 +123,7 @@ impl PinnedGeneration {
             if slot.load(Ordering::Relaxed).is_null() {
                 // The outermost call: the modules it reaches are seen as they are now, for
                 // the whole call. (Nested in another call, that call's view holds.)
-                let _view = OpenView::open(slot, self.pin.get().reach);
+                let _view = OpenView::open(slot, self.pin.get().reach, || ());
                 return self.call_pinned::<A, R, I, F>(index, args, builtin);
             }
         }
@@ -311,18 +312,24 @@ fn registered_now() -> bool {
 /// announced again at the new epoch.
 struct OpenView<'s> {
     slot: &'s AtomicPtr<Generation>,
-    /// The counter as read when the view was announced: its epoch (even).
-    seen: u64,
-    /// The counter as first read: an announcement that had to be made again (a swap came
-    /// between) may have made a collector keep a generation meanwhile.
+    /// The counter as first read: a swap since (even one that made the announcement be made
+    /// again) may have made a collector keep a generation for this view.
     first: u64,
 }
 
 impl<'s> OpenView<'s> {
     /// Announces a view at the current epoch in `slot`, which is this thread's fast call slot,
-    /// registered and free; it reaches the modules in `reach`.
+    /// registered and free; it reaches the modules in `reach`. Returns it with what `read`
+    /// read of the state at its epoch: `read` runs after the announcement and before the
+    /// counter is read again, so an unchanged counter proves that no swap came between (a
+    /// swap makes the counter odd before it stores anything), and a `current` that `read` loads
+    /// is the generation current at the view's epoch.
     #[inline(always)]
-    fn open(slot: &'s AtomicPtr<Generation>, reach: u64) -> OpenView<'s> {
+    fn open<T>(
+        slot: &'s AtomicPtr<Generation>,
+        reach: u64,
+        read: impl Fn() -> T,
+    ) -> (OpenView<'s>, T) {
         // SAFETY: `VIEW_REACH` is a thread-local of this thread, which outlives this call.
         unsafe { &*view_reach() }.store(reach, Ordering::Relaxed);
         let first = even_epoch();
@@ -332,17 +339,14 @@ impl<'s> OpenView<'s> {
             // The slot is only registered once the process barrier is expedited: the reader
             // half is a compiler fence (see `os::reader_fence`).
             compiler_fence(Ordering::SeqCst);
-            let now = snapshot::epoch();
-            if now == seen {
-                return OpenView { slot, seen, first };
+            let value = read();
+            // Acquire (`snapshot::epoch`): a `read` that saw a swap's store also sees the odd
+            // count stored before it.
+            if snapshot::epoch() == seen {
+                return (OpenView { slot, first }, value);
             }
             seen = even_epoch();
         }
-    }
-
-    #[inline(always)]
-    fn epoch(&self) -> u64 {
-        self.seen
     }
 }
 
@@ -397,16 +401,11 @@ fn call_opening_view<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     args: A,
     builtin: F,
 ) -> R {
-    let view = OpenView::open(slot, u64::MAX);
-    let epoch = view.epoch();
-    let current = runtime.current_loaded();
-    if runtime.since() > epoch {
-        return call_at_epoch::<A, R, I, F>(runtime, epoch, index, args, builtin);
-    }
+    let (view, current) = OpenView::open(slot, u64::MAX, || runtime.current_loaded());
     if current.is_null() {
         return builtin(args);
     }
-    // SAFETY: the generation current at the view's epoch (`Runtime::since`), which the view
+    // SAFETY: the generation current at the view's epoch (`OpenView::open`), which the view
     // keeps loaded: it reaches every module while `VIEW_REACH` is all ones.
     let generation = unsafe { &*current };
     // Narrowed to what this generation can reach: its own module and its hot imports, so a

@@ -7,7 +7,7 @@
 //! slot per thread), `snapshot::publish` with `Runtime::make_current` (the swap counter made
 //! odd, `since` and the history, `current`, the counter even again) and `Runtime::collect` /
 //! `Runtime::unpin` (under the registry lock: read `current`, read the pin counts, the
-//! process-wide barrier, scan the slots and the views, retire). A plain call makes two nested
+//! process-wide barrier, scan the slots and the views, retire). A plain call makes a nested
 //! calls of the module, and must see one generation in both (the consistency rule) as well as
 //! never run an unloaded one. It is a model of that code, not the
 //! code itself: the real functions reach the OS (`membarrier`, thread-locals, `dlclose`), which
@@ -65,6 +65,9 @@ enum Mutation {
     SinceAfterCurrent,
     /// `collect` does not keep the generations views reach.
     IgnoreViews,
+    /// The outer call reads `current` after the counter's re-check: a swap between them pairs
+    /// the new generation with the old epoch.
+    OuterCurrentAfterRecheck,
     /// A view's close compares the counter with its last read instead of its first: a
     /// collector that saw an announcement made again later kept a generation nobody collects.
     CloseAgainstLastRead,
@@ -164,24 +167,31 @@ impl World {
         }
     }
 
-    /// A plain call (`pin::call` → `call_opening_view`) that makes two nested calls of the
-    /// module (`call_in_view`); returns the generations they ran.
+    /// A plain call (`pin::call` → `call_opening_view`, which runs the generation `current`
+    /// held when the view was checked) that makes a nested call of the module (`call_in_view`);
+    /// returns the generations both ran.
     fn plain_call(&self) -> [usize; 2] {
         // `OpenView::open`: announce the epoch, fence, re-read it.
         let first = self.even_epoch();
         let mut seen = first;
-        loop {
+        let outer = loop {
             self.call_slot.store(view_word(seen), Ordering::Relaxed);
             self.reader_fence();
+            // The outer call's own generation: `current`, read before the counter's re-check.
+            let mut current = self.current.load(Ordering::Acquire);
             let now = self.epoch.load(Ordering::Acquire);
+            if self.mutation == Mutation::OuterCurrentAfterRecheck {
+                current = self.current.load(Ordering::Acquire);
+            }
             if now == seen || self.mutation == Mutation::NoRecheck {
-                break;
+                break current;
             }
             seen = self.even_epoch();
-        }
+        };
         let view = seen;
-        let mut ran = [NONE; 2];
-        for ran in &mut ran {
+        self.run_in(outer);
+        let mut ran = [outer, NONE];
+        for ran in &mut ran[1..] {
             // `call_in_view`: `current`, then `since`; a later `since` sends it to the history.
             let current = self.current.load(Ordering::Acquire);
             let g = if self.since.load(Ordering::Relaxed) <= view {
@@ -362,8 +372,8 @@ fn check(scenario: fn(Arc<World>), broken: &[Mutation]) {
     }
 }
 
-/// One plain call (with two nested calls) on one thread while another reloads and collects:
-/// both nested calls run one generation, never an unloaded one.
+/// One plain call (with a nested call) on one thread while another reloads and collects: both
+/// run one generation, never an unloaded one.
 fn plain_call_during_reload(world: Arc<World>) {
     let reader = {
         let world = world.clone();
@@ -402,6 +412,7 @@ fn a_plain_call_sees_one_generation_and_never_an_unloaded_one() {
             Mutation::SinceAfterCurrent,
             Mutation::IgnoreViews,
             Mutation::CloseAgainstLastRead,
+            Mutation::OuterCurrentAfterRecheck,
         ],
     );
 }
