@@ -12,6 +12,38 @@ use graph_top::a;
 fn calls_see_one_generation_of_what_they_reach() {
     a_call_that_spans_a_reload_of_what_it_calls_sees_one_generation_throughout();
     a_long_call_keeps_only_what_it_can_reach();
+    a_handle_pins_one_world();
+}
+
+/// A `Handle` pins a view: every call through it (and its clones) sees the generations of what
+/// its generation reaches that were current when it was taken, kept loaded until the last of
+/// them is dropped; plain calls meanwhile see the newest.
+fn a_handle_pins_one_world() {
+    a::module()
+        .load(support::library("graph-a2"))
+        .expect("a loads");
+    b::module()
+        .load(support::library("graph-b1"))
+        .expect("b1 loads");
+    let handle = a::Handle::current();
+    assert_eq!(handle.versions(), (2, 1));
+    let old_b = b::module().generation();
+    let new_b = b::module()
+        .load(support::library("graph-b2"))
+        .expect("b2 loads");
+    assert_eq!(a::versions(), (2, 2), "a plain call sees the new b");
+    assert_eq!(handle.versions(), (2, 1), "the handle's world keeps b1");
+    let clone = handle.clone();
+    drop(handle);
+    assert_eq!(clone.versions(), (2, 1), "and so does its clone");
+    assert!(
+        b::module().live_generations().contains(&old_b),
+        "b1 stays loaded while a handle that reaches it lives"
+    );
+    drop(clone);
+    support::wait_for("b1 to retire once the last handle went", || {
+        b::module().live_generations() == [0, new_b]
+    });
 }
 
 /// Opens `gate` for the call held at it, once it is there.

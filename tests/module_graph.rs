@@ -114,4 +114,8 @@ fn load_all_switches_a_module_and_its_dependents_together() {
     ])
     .expect("b2 and a2 load together");
     assert_eq!(a::versions(), (2, 2));
+    // Leave `b` at version 1, as the other tests of this file find it.
+    b::module()
+        .load(support::library("graph-b1"))
+        .expect("b1 loads");
 }

@@ -169,7 +169,7 @@ pub(crate) fn hazards() -> Vec<*const Generation> {
 
 /// A view announced in some thread's call slot: the epoch its outermost call began at, and
 /// the modules (`Runtime::reach_bit`s) whose generations at that epoch it may call.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct View {
     pub(crate) epoch: u64,
     pub(crate) reach: u64,
@@ -195,7 +195,32 @@ pub(crate) fn view_reach() -> *const AtomicU64 {
     VIEW_REACH.with(ptr::from_ref)
 }
 
-/// The views announced in threads' fast slots, this thread's too unless `others_only`. Call
+/// Views pinned by handles (`pin.rs`, `ViewPin`): each keeps what a view at its epoch keeps,
+/// for as long as the handle lives, without a slot. A multiset: equal entries are separate pins.
+static PINNED_VIEWS: Mutex<Vec<View>> = Mutex::new(Vec::new());
+
+/// Adds a pinned view. The caller then re-reads the epoch: a collector that locks after this
+/// sees the entry, and one that locked before had finished its swap, which the re-read sees.
+pub(crate) fn pin_view(view: View) {
+    PINNED_VIEWS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(view);
+}
+
+/// Removes one pinned view equal to `view` (added by `pin_view`).
+pub(crate) fn unpin_view(view: View) {
+    let mut pinned = PINNED_VIEWS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(at) = pinned
+        .iter()
+        .position(|v| v.epoch == view.epoch && v.reach == view.reach)
+    {
+        pinned.swap_remove(at);
+    }
+}
+
+/// The views announced in threads' fast slots, this thread's too unless `others_only`, and the
+/// views handles pin (unless `others_only`: a thread cannot tell its own handles apart). Call
 /// after `os::process_barrier`: every view announced (and checked against the epoch) before it
 /// is seen, with its reach; a slot read torn against a later view belongs to a call that began
 /// after the barrier, whose epoch is at least the swap's.
@@ -205,19 +230,30 @@ pub(crate) fn views(others_only: bool) -> Vec<View> {
     } else {
         None
     };
+    let mut views: Vec<View> = if others_only {
+        Vec::new()
+    } else {
+        PINNED_VIEWS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    };
     let slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
-    slots
-        .iter()
-        .filter(|slot| own != Some(ptr::from_ref::<HazardSlot>(slot)))
-        .filter_map(|slot| {
-            let epoch = view_epoch(fast_slot(slot, &slots))?;
-            let reach = slot.reach.load(Ordering::Acquire);
-            // SAFETY: registered with `fast` and cleared with it under the `SLOTS` lock, which
-            // we hold: the thread-local is alive.
-            let reach = unsafe { reach.as_ref() }.map_or(u64::MAX, |r| r.load(Ordering::SeqCst));
-            Some(View { epoch, reach })
-        })
-        .collect()
+    views.extend(
+        slots
+            .iter()
+            .filter(|slot| own != Some(ptr::from_ref::<HazardSlot>(slot)))
+            .filter_map(|slot| {
+                let epoch = view_epoch(fast_slot(slot, &slots))?;
+                let reach = slot.reach.load(Ordering::Acquire);
+                // SAFETY: registered with `fast` and cleared with it under the `SLOTS` lock,
+                // which we hold: the thread-local is alive.
+                let reach =
+                    unsafe { reach.as_ref() }.map_or(u64::MAX, |r| r.load(Ordering::SeqCst));
+                Some(View { epoch, reach })
+            }),
+    );
+    views
 }
 
 /// Whether a plain call of another thread may still run in `generation`: that thread's call
@@ -264,12 +300,22 @@ pub(crate) fn fast_call_slot() -> *const AtomicPtr<Generation> {
 
 /// `SLOTS`, held across `fork` (see the module docs). Only held briefly elsewhere, and never
 /// while another lock is taken.
-pub(crate) struct ForkSlots(MutexGuard<'static, Vec<&'static HazardSlot>>);
+pub(crate) struct ForkSlots {
+    slots: MutexGuard<'static, Vec<&'static HazardSlot>>,
+    _pinned: MutexGuard<'static, Vec<View>>,
+}
 
 impl ForkSlots {
-    /// Takes `SLOTS` (the prepare handler).
+    /// Takes `SLOTS` and `PINNED_VIEWS` (the prepare handler): the child never starts with one
+    /// held by a thread it does not have. (Handles live in memory the child has too; they
+    /// unpin their views there when dropped.)
     pub(crate) fn take() -> ForkSlots {
-        ForkSlots(SLOTS.lock().unwrap_or_else(PoisonError::into_inner))
+        let slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+        let pinned = PINNED_VIEWS.lock().unwrap_or_else(PoisonError::into_inner);
+        ForkSlots {
+            slots,
+            _pinned: pinned,
+        }
     }
 
     /// In the child: every slot but this thread's is given back, its pointers cleared. Their
@@ -278,7 +324,7 @@ impl ForkSlots {
     /// its own).
     pub(crate) fn in_child(&mut self) {
         let own = OWN_SLOT.get();
-        for slot in self.0.iter().filter(|slot| !ptr::eq(**slot, own)) {
+        for slot in self.slots.iter().filter(|slot| !ptr::eq(**slot, own)) {
             slot.fast.store(ptr::null_mut(), Ordering::Relaxed);
             slot.reach.store(ptr::null_mut(), Ordering::Relaxed);
             slot.call.store(ptr::null_mut(), Ordering::Relaxed);

@@ -34,8 +34,14 @@
 //!   `current` is the generation; else the module changed since, and the runtime's history
 //!   says which generation was current then (`call_at_epoch`, out of line).
 //!
-//!   The fast path (`call`, inlined into every generated wrapper) is, for the outermost call:
-//!   load `current`; load `CALL_SLOT` (null = registered and free); load the counter; store
+//!   A loaded generation whose library imports no other module (`Generation::reach` is its
+//!   own module's bit) needs no view: the outermost call into it publishes the generation
+//!   itself in the slot, as before views existed — store, compiler fence, re-read `current` —
+//!   and a call of the same module nested in it through host code runs that generation. A
+//!   generation with imports, or generation 0, opens a view.
+//!
+//!   The view's fast path (`call`, inlined into every generated wrapper) is, for the outermost
+//!   call: load `current`; load `CALL_SLOT` (null = registered and free); load the counter; store
 //!   the reach and the view; compiler fence; load `current`; re-load the counter (unchanged:
 //!   that `current` is the generation at the view's epoch); store the generation's reach;
 //!   call; store null; re-load the counter. For a nested call: load `current`, the slot, the
@@ -54,7 +60,9 @@ use std::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
 
 use crate::abi::{RawTrampoline, HOSTED};
 use crate::generation::Generation;
-use crate::hazard::{fast_call_slot, thread_slot, view_epoch, view_reach, view_word};
+use crate::hazard::{
+    self, fast_call_slot, thread_slot, view_epoch, view_reach, view_word, View, UNREGISTERED,
+};
 use crate::invocation::Invoke;
 use crate::os;
 use crate::runtime::{CountPin, Runtime};
@@ -69,8 +77,10 @@ pub struct PinnedGeneration {
     /// it in registers across calls through the same handle.
     table: *const RawTrampoline,
     len: usize,
-    /// Whether its calls announce a view: its generation can reach other modules.
-    view: bool,
+    /// The view a handle pins when its generation can reach other modules: its calls run
+    /// in it (see `PinnedGeneration::handle`). `None` for a generation without imports, and
+    /// for the pin a plain call returning `Pinned` takes.
+    view: Option<ViewPin>,
 }
 
 // SAFETY: a `PinnedGeneration` reads its generation's table (immutable while the generation
@@ -85,13 +95,43 @@ impl PinnedGeneration {
     pub(crate) fn pin(runtime: &'static Runtime) -> PinnedGeneration {
         runtime.first_use();
         let pin = pin_current(runtime);
-        let generation = pin.get();
-        let table = &generation.table;
+        let table = &pin.get().table;
         PinnedGeneration {
             table: table.as_ptr(),
             len: table.len(),
-            view: !HOSTED.load(Ordering::Relaxed) && generation.reach != runtime.reach_bit(),
+            view: None,
             pin,
+        }
+    }
+
+    /// Pins the runtime's current generation for a `Handle`, with the view at the epoch it was
+    /// current at when its generation can reach other modules: every call through the handle
+    /// (and its clones) runs the generations of those modules that were current then, which
+    /// stay loaded for as long as the handle lives — a handle pins one consistent world.
+    pub(crate) fn handle(runtime: &'static Runtime) -> PinnedGeneration {
+        if HOSTED.load(Ordering::Relaxed) {
+            // A library's copy: its calls go to the host's module, in the caller's view.
+            return PinnedGeneration::pin(runtime);
+        }
+        loop {
+            let epoch = even_epoch();
+            // All modules until the generation is known (its reach), as a plain call's view.
+            let wide = ViewPin::new(View {
+                epoch,
+                reach: u64::MAX,
+            });
+            let mut pinned = PinnedGeneration::pin(runtime);
+            if snapshot::epoch() != epoch {
+                // A swap came between: the pinned generation may not be the one at `epoch`.
+                continue;
+            }
+            let reach = pinned.pin.get().reach;
+            if reach != runtime.reach_bit() {
+                // Narrowed before the wide view goes: never less kept than needed.
+                pinned.view = Some(ViewPin::new(View { epoch, reach }));
+            }
+            drop(wide);
+            return pinned;
         }
     }
 
@@ -117,13 +157,13 @@ impl PinnedGeneration {
         args: A,
         builtin: F,
     ) -> R {
-        if self.view {
+        if let Some(view) = &self.view {
             // SAFETY: `CALL_SLOT` is a thread-local of this thread, which outlives this call.
             let slot = unsafe { &*fast_call_slot() };
             if slot.load(Ordering::Relaxed).is_null() {
-                // The outermost call: the modules it reaches are seen as they are now, for
-                // the whole call. (Nested in another call, that call's view holds.)
-                let _view = OpenView::open(slot, self.pin.get().reach, || ());
+                // The outermost call: the handle's view, in this thread's slot for the calls
+                // nested in it. (Nested in another call, that call's view holds.)
+                let _in_view = view.enter(slot);
                 return self.call_pinned::<A, R, I, F>(index, args, builtin);
             }
         }
@@ -169,7 +209,7 @@ impl Clone for PinnedGeneration {
             pin: self.pin.clone(),
             table: self.table,
             len: self.len,
-            view: self.view,
+            view: self.view.clone(),
         }
     }
 }
@@ -233,17 +273,86 @@ pub(crate) fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     // SAFETY: `CALL_SLOT` is a thread-local of this thread, which outlives this call.
     let slot = unsafe { &*fast_call_slot() };
     // Relaxed: only this thread writes its call slot. Null means registered and free; anything
-    // else is a view (a call nested in an outer call into hot code), `UNREGISTERED` (first call
-    // on this thread, no expedited barrier, thread teardown) or the generation of an outer
-    // plain call still running on this thread (nested, in a process with one hot module).
+    // else is a view (a call nested in an outer call into hot code), the generation of an outer
+    // call into a module that imports none (nested too), or `UNREGISTERED` (first call on this
+    // thread, no expedited barrier, thread teardown).
     let word = slot.load(Ordering::Relaxed);
-    if word.is_null() {
-        return call_opening_view::<A, R, I, F>(runtime, slot, index, args, builtin);
+    if !word.is_null() {
+        if let Some(epoch) = view_epoch(word) {
+            return call_in_view::<A, R, I, F>(runtime, epoch, current, index, args, builtin);
+        }
+        return call_slow::<A, R, I, F>(runtime, index, args, builtin);
     }
-    if let Some(epoch) = view_epoch(word) {
-        return call_in_view::<A, R, I, F>(runtime, epoch, index, args, builtin);
+    // The outermost call. A generation that imports no other module needs no view: it is
+    // published in the slot as it is (the generation is all the call can reach).
+    slot.store(current.cast_mut(), Ordering::Relaxed);
+    // The slot is only registered once the process is registered for expedited membarrier, so
+    // the reader half of the barrier pair is a compiler fence (see `os::reader_fence`).
+    compiler_fence(Ordering::SeqCst);
+    if !ptr::eq(runtime.current_loaded(), current) {
+        // A reload swapped `current` meanwhile: the published generation may already be gone.
+        // A collector may also have seen it in our slot and skipped it: ask again.
+        slot.store(ptr::null_mut(), Ordering::Release);
+        retired_while_calling(runtime);
+        return call_slow::<A, R, I, F>(runtime, index, args, builtin);
     }
-    call_slow::<A, R, I, F>(runtime, index, args, builtin)
+    // SAFETY: published and validated: the collector will not free it until the slot is cleared.
+    let generation = unsafe { &*current };
+    if generation.reach != runtime.reach_bit() {
+        // It calls other hot modules: the call opens a view instead.
+        slot.store(ptr::null_mut(), Ordering::Release);
+        return call_opening_view_after::<A, R, I, F>(runtime, current, slot, index, args, builtin);
+    }
+    let Some(&trampoline) = generation.table.get(index) else {
+        // Unreachable for a loaded generation (the loader verified one entry per host function);
+        // fall back to the compiled-in code rather than trust a bad index.
+        slot.store(ptr::null_mut(), Ordering::Release);
+        return builtin(args);
+    };
+    // SAFETY: `trampoline` is the verified trampoline of the host's function `index`, whose
+    // argument and return types are `A` and `R` and whose kind is the one `I` calls; the library
+    // stays loaded until the slot clears.
+    let returned = unsafe { I::invoke(trampoline, args) };
+    // A rollback policy watches a new generation's first calls (one relaxed load otherwise).
+    if generation.probation.active.load(Ordering::Relaxed) {
+        observe(runtime, generation, !returned.panic.is_null());
+    }
+    // Release: the call's reads of the generation happen before the collector can see the slot
+    // empty. The compiler fence keeps the re-check below after the store, which is what makes
+    // either the collector see the slot empty or this thread see the swap (and collect).
+    slot.store(ptr::null_mut(), Ordering::Release);
+    compiler_fence(Ordering::SeqCst);
+    if !ptr::eq(runtime.current_loaded(), current) {
+        retired_while_calling(runtime);
+    }
+    // SAFETY: `returned` came from the call.
+    unsafe { returned.finish() }
+}
+
+/// A generation replaced while a plain call ran in it: the collector may have skipped it on our
+/// account, so ask again.
+#[cold]
+#[inline(never)]
+fn retired_while_calling(runtime: &'static Runtime) {
+    runtime.collect();
+}
+
+/// `call_opening_view` for a call that first published `published` (a generation with hot
+/// imports) in its slot and cleared it: a collector may have skipped it meanwhile.
+#[inline(always)]
+fn call_opening_view_after<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+    runtime: &'static Runtime,
+    published: *const Generation,
+    slot: &AtomicPtr<Generation>,
+    index: usize,
+    args: A,
+    builtin: F,
+) -> R {
+    compiler_fence(Ordering::SeqCst);
+    if !ptr::eq(runtime.current_loaded(), published) {
+        retired_while_calling(runtime);
+    }
+    call_opening_view::<A, R, I, F>(runtime, slot, index, args, builtin)
 }
 
 /// A plain call while generation 0 is current: in a library, a call of another hot module the
@@ -271,7 +380,7 @@ fn call_builtin<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
         return call_opening_view::<A, R, I, F>(runtime, slot, index, args, builtin);
     }
     if let Some(epoch) = view_epoch(word) {
-        return call_in_view::<A, R, I, F>(runtime, epoch, index, args, builtin);
+        return call_in_view::<A, R, I, F>(runtime, epoch, ptr::null(), index, args, builtin);
     }
     call_builtin_unviewed::<A, R, I, F>(runtime, index, args, builtin)
 }
@@ -390,6 +499,53 @@ impl Drop for OpenView<'_> {
     }
 }
 
+/// A view a handle pins (`hazard::pin_view`): the collector keeps what it reaches at its epoch
+/// loaded until the last handle with it goes, without the handle holding a slot.
+pub(crate) struct ViewPin(View);
+
+impl ViewPin {
+    fn new(view: View) -> ViewPin {
+        hazard::pin_view(view);
+        ViewPin(view)
+    }
+
+    /// Announces the pinned view in this thread's free fast slot for one call through the
+    /// handle. No re-check: the pin already keeps what it reaches loaded.
+    #[inline(always)]
+    fn enter<'s>(&self, slot: &'s AtomicPtr<Generation>) -> InPinnedView<'s> {
+        // SAFETY: `VIEW_REACH` is a thread-local of this thread, which outlives this call.
+        unsafe { &*view_reach() }.store(self.0.reach, Ordering::Relaxed);
+        slot.store(view_word(self.0.epoch), Ordering::Relaxed);
+        InPinnedView(slot)
+    }
+}
+
+impl Clone for ViewPin {
+    fn clone(&self) -> ViewPin {
+        ViewPin::new(self.0)
+    }
+}
+
+impl Drop for ViewPin {
+    fn drop(&mut self) {
+        hazard::unpin_view(self.0);
+        if snapshot::epoch() != self.0.epoch {
+            // Swaps since: collectors may have kept generations for this view.
+            Runtime::collect_all();
+        }
+    }
+}
+
+/// A handle's view in this thread's slot, for one call (cleared on the way out, panics too).
+struct InPinnedView<'s>(&'s AtomicPtr<Generation>);
+
+impl Drop for InPinnedView<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.0.store(ptr::null_mut(), Ordering::Release);
+    }
+}
+
 /// The outermost plain call into hot code, on a thread whose fast slot is free: opens a view
 /// (reaching every module until the generation is known, then its hot imports) and runs the
 /// call in it.
@@ -418,11 +574,13 @@ fn call_opening_view<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
 }
 
 /// A plain call nested in a view (a hot module's code calling another's, or its own through
-/// its wrapper): the generation that was current at the view's epoch.
+/// its wrapper): the generation that was current at the view's epoch. `current` is the
+/// runtime's `current` as the caller read it (before `since` is read here).
 #[inline(always)]
 fn call_in_view<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     runtime: &'static Runtime,
     epoch: u64,
+    current: *const Generation,
     index: usize,
     args: A,
     builtin: F,
@@ -434,7 +592,6 @@ fn call_in_view<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
         // was handed): its own pin, of the current generation.
         return PinnedGeneration::pin(runtime).call_pinned::<A, R, I, F>(index, args, builtin);
     }
-    let current = runtime.current_loaded();
     if runtime.since() > epoch {
         return call_at_epoch::<A, R, I, F>(runtime, epoch, index, args, builtin);
     }
@@ -526,6 +683,15 @@ fn call_slow<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
         // This thread's first call: its fast slot is registered now, so the call can open a
         // view like any other.
         return call::<A, R, I, F>(runtime, index, args, builtin);
+    }
+    // SAFETY: `CALL_SLOT` is a thread-local of this thread.
+    let outer = unsafe { &*fast_call_slot() }.load(Ordering::Relaxed);
+    if outer != UNREGISTERED && !outer.is_null() && runtime.owns(outer) {
+        // Nested (through host code) in an outer call of this same module, which imports no
+        // other: the outer call's generation, which its slot keeps loaded.
+        // SAFETY: published in this thread's slot by the outer call, still running.
+        let generation = unsafe { &*outer };
+        return in_generation::<A, R, I, F>(runtime, generation, index, args, builtin);
     }
     // The heap slot's `call` field: free unless this is a call nested two deep.
     let slot = match thread_slot() {

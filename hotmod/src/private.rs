@@ -25,7 +25,7 @@ impl PinnedGeneration {
     /// Pins the module's current generation (`Handle::current()`).
     #[inline]
     pub fn current(module: &'static Module) -> PinnedGeneration {
-        PinnedGeneration::pin(module.runtime())
+        PinnedGeneration::handle(module.runtime())
     }
 }
 
@@ -54,7 +54,8 @@ pub fn call_pinned<A, T: Pinnable, F: FnOnce(A) -> Pinned<T>>(
     args: A,
     builtin: F,
 ) -> Pinned<T> {
-    let pin = PinnedGeneration::current(module);
+    // A pin of the generation only: the value keeps that, not a view of other modules.
+    let pin = PinnedGeneration::pin(module.runtime());
     let value = pin.call::<A, Pinned<T>, Memory, F>(index, args, builtin);
     value.attach(pin)
 }

@@ -449,6 +449,15 @@ impl Runtime {
         self.reach_bit.load(Ordering::Relaxed)
     }
 
+    /// Whether `generation` is one of this module's loaded generations (not retired).
+    #[cold]
+    pub(crate) fn owns(&self, generation: *const Generation) -> bool {
+        self.registry()
+            .live
+            .iter()
+            .any(|g| ptr::eq(g.as_ptr(), generation))
+    }
+
     /// The generation that was current at `epoch`, for a call whose view (which keeps it
     /// loaded) began then. Null if none is known: a view that does not reach this module.
     #[cold]

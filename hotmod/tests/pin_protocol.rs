@@ -2,8 +2,9 @@
 //! bound) of a plain call or a handle against a reload that retires the replaced generation.
 //!
 //! What is modelled, step for step, is the protocol of `pin.rs` (a plain call's view:
-//! `OpenView::open`, `call_in_view`, `call_at_epoch`, the view's close; and `publish`,
-//! `release`, `pin_current` for handles), `hazard.rs` (the fast slot holding a view, one pin
+//! `OpenView::open`, `call_in_view`, `call_at_epoch`, the view's close; a plain call into a
+//! generation without hot imports, published in the slot as itself; and `publish`, `release`,
+//! `pin_current` for handles), `hazard.rs` (the fast slot holding a view, one pin
 //! slot per thread), `snapshot::publish` with `Runtime::make_current` (the swap counter made
 //! odd, `since` and the history, `current`, the counter even again) and `Runtime::collect` /
 //! `Runtime::unpin` (under the registry lock: read `current`, read the pin counts, the
@@ -167,6 +168,27 @@ impl World {
         }
     }
 
+    /// A plain call into a generation that imports no other module (`pin::call`'s fast path,
+    /// and its way out to the slow path when a reload raced it): the generation itself is
+    /// published in the slot.
+    fn plain_call_without_imports(&self) {
+        let g = self.current.load(Ordering::Acquire);
+        self.call_slot.store(g, Ordering::Relaxed);
+        self.reader_fence();
+        if self.current.load(Ordering::Acquire) != g && self.mutation != Mutation::NoRecheck {
+            // `retired_while_calling`, then `call_slow`, which finds the slot free and tries
+            // the fast path again until `current` holds still: `publish`'s loop.
+            self.call_slot.store(NONE, Ordering::Release);
+            self.collect();
+            let g = self.publish(&self.call_slot);
+            self.run_in(g);
+            self.release(&self.call_slot, g);
+            return;
+        }
+        self.run_in(g);
+        self.release(&self.call_slot, g);
+    }
+
     /// A plain call (`pin::call` → `call_opening_view`, which runs the generation `current`
     /// held when the view was checked) that makes a nested call of the module (`call_in_view`);
     /// returns the generations both ran.
@@ -295,9 +317,12 @@ impl World {
             fence(Ordering::SeqCst);
         }
         let mut hazards = vec![self.pin_slot.load(Ordering::SeqCst)];
-        // `hazard::views`: a view keeps the generation current at its epoch.
+        // `hazard::hazards` and `hazard::views`: the fast slot holds a generation, or a view,
+        // which keeps the generation current at its epoch.
         let word = self.call_slot.load(Ordering::SeqCst);
-        if word & 1 == 1 && self.mutation != Mutation::IgnoreViews {
+        if word & 1 == 0 {
+            hazards.push(word);
+        } else if self.mutation != Mutation::IgnoreViews {
             hazards.push(self.at_epoch(&registry.1, word >> 1));
         }
         let retiring: Vec<usize> = registry
@@ -385,6 +410,18 @@ fn plain_call_during_reload(world: Arc<World>) {
     world.assert_retired();
 }
 
+/// One plain call into a generation without hot imports on one thread while another reloads
+/// and collects.
+fn plain_call_without_imports_during_reload(world: Arc<World>) {
+    let reader = {
+        let world = world.clone();
+        thread::spawn(move || world.plain_call_without_imports())
+    };
+    world.reload();
+    reader.join().unwrap();
+    world.assert_retired();
+}
+
 /// A handle pinned, used and dropped on one thread while another reloads and collects.
 fn handle_during_reload(world: Arc<World>) {
     let holder = {
@@ -413,6 +450,19 @@ fn a_plain_call_sees_one_generation_and_never_an_unloaded_one() {
             Mutation::IgnoreViews,
             Mutation::CloseAgainstLastRead,
             Mutation::OuterCurrentAfterRecheck,
+        ],
+    );
+}
+
+#[test]
+fn a_plain_call_without_imports_never_runs_an_unloaded_generation() {
+    check(
+        plain_call_without_imports_during_reload,
+        &[
+            Mutation::NoRecheck,
+            Mutation::NoReaderFence,
+            Mutation::NoBarrier,
+            Mutation::NoCollectAfterRelease,
         ],
     );
 }
