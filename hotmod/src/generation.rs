@@ -23,6 +23,9 @@ pub(crate) struct Generation {
     /// Trampolines in the host's function order; empty for generation 0, whose calls go
     /// directly to the compiled-in functions.
     pub(crate) table: Vec<RawTrampoline>,
+    /// Whether a call into it can reach other modules (`reach` is more than its own module's
+    /// bit): its calls open views (`pin.rs`). Read by every plain call, beside `table`.
+    pub(crate) imports: bool,
     /// Handles and nested plain calls holding this generation. The only field written after
     /// creation, so it has cache lines of its own: pinning never slows calls reading `table`.
     pub(crate) pins: CachePadded<AtomicUsize>,
@@ -61,6 +64,7 @@ impl Generation {
         Generation {
             number: 0,
             table: Vec::new(),
+            imports: true,
             pins: CachePadded(AtomicUsize::new(0)),
             descriptor: std::ptr::null(),
             origin: None,

@@ -80,7 +80,7 @@ pub struct PinnedGeneration {
     /// The view a handle pins when its generation can reach other modules: its calls run
     /// in it (see `PinnedGeneration::handle`). `None` for a generation without imports, and
     /// for the pin a plain call returning `Pinned` takes.
-    view: Option<ViewPin>,
+    view: Option<Box<ViewPin>>,
 }
 
 // SAFETY: a `PinnedGeneration` reads its generation's table (immutable while the generation
@@ -92,6 +92,7 @@ unsafe impl Sync for PinnedGeneration {}
 
 impl PinnedGeneration {
     /// Pins the runtime's current generation.
+    #[inline]
     pub(crate) fn pin(runtime: &'static Runtime) -> PinnedGeneration {
         runtime.first_use();
         let pin = pin_current(runtime);
@@ -108,30 +109,38 @@ impl PinnedGeneration {
     /// current at when its generation can reach other modules: every call through the handle
     /// (and its clones) runs the generations of those modules that were current then, which
     /// stay loaded for as long as the handle lives — a handle pins one consistent world.
+    #[inline]
     pub(crate) fn handle(runtime: &'static Runtime) -> PinnedGeneration {
-        if HOSTED.load(Ordering::Relaxed) {
-            // A library's copy: its calls go to the host's module, in the caller's view.
-            return PinnedGeneration::pin(runtime);
+        let pinned = PinnedGeneration::pin(runtime);
+        if !pinned.pin.get().imports || HOSTED.load(Ordering::Relaxed) {
+            // A generation that reaches no other module needs no view (and a library's copy
+            // forwards its calls to the host's module, in the caller's view).
+            return pinned;
         }
+        pinned.with_view(runtime)
+    }
+
+    /// `handle` for a generation that reaches other modules: adds the view at an epoch it is
+    /// current at, pinning again if it was replaced meanwhile.
+    #[cold]
+    #[inline(never)]
+    fn with_view(mut self, runtime: &'static Runtime) -> PinnedGeneration {
         loop {
             let epoch = even_epoch();
-            // All modules until the generation is known (its reach), as a plain call's view.
-            let wide = ViewPin::new(View {
+            let view = ViewPin::new(View {
                 epoch,
-                reach: u64::MAX,
+                reach: self.pin.get().reach,
             });
-            let mut pinned = PinnedGeneration::pin(runtime);
-            if snapshot::epoch() != epoch {
-                // A swap came between: the pinned generation may not be the one at `epoch`.
-                continue;
+            // Read between the pin and the counter's re-check (as in `OpenView::open`): if the
+            // counter held still, this `current` is the generation current at `epoch`.
+            let current = runtime.current_ptr();
+            if snapshot::epoch() == epoch && ptr::eq(current, self.pin.as_ptr()) {
+                self.view = Some(Box::new(view));
+                return self;
             }
-            let reach = pinned.pin.get().reach;
-            if reach != runtime.reach_bit() {
-                // Narrowed before the wide view goes: never less kept than needed.
-                pinned.view = Some(ViewPin::new(View { epoch, reach }));
-            }
-            drop(wide);
-            return pinned;
+            // Replaced meanwhile, or a swap came between: pin again.
+            drop(view);
+            self = PinnedGeneration::pin(runtime);
         }
     }
 
@@ -298,7 +307,7 @@ pub(crate) fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     }
     // SAFETY: published and validated: the collector will not free it until the slot is cleared.
     let generation = unsafe { &*current };
-    if generation.reach != runtime.reach_bit() {
+    if generation.imports {
         // It calls other hot modules: the call opens a view instead.
         slot.store(ptr::null_mut(), Ordering::Release);
         return call_opening_view_after::<A, R, I, F>(runtime, current, slot, index, args, builtin);

@@ -127,6 +127,7 @@ fn prepare(loading: &Loading, artifact: Artifact) -> Result<Box<Generation>, Err
         origin: Some(path),
         probation: Probation::new(),
         reach: opened.reach | runtime.reach_bit(),
+        imports: opened.reach & !runtime.reach_bit() != 0,
         library: Some(opened.library),
     }))
 }
