@@ -167,14 +167,28 @@ impl PinnedGeneration {
         builtin: F,
     ) -> R {
         if let Some(view) = &self.view {
-            // SAFETY: `CALL_SLOT` is a thread-local of this thread, which outlives this call.
-            let slot = unsafe { &*fast_call_slot() };
-            if slot.load(Ordering::Relaxed).is_null() {
-                // The outermost call: the handle's view, in this thread's slot for the calls
-                // nested in it. (Nested in another call, that call's view holds.)
-                let _in_view = view.enter(slot);
-                return self.call_pinned::<A, R, I, F>(index, args, builtin);
-            }
+            return self.call_in_view::<A, R, I, F>(view, index, args, builtin);
+        }
+        self.call_pinned::<A, R, I, F>(index, args, builtin)
+    }
+
+    /// `call` through a handle that pins a view. Out of line: a handle of a generation without
+    /// imports pays one test of `view`.
+    #[inline(never)]
+    fn call_in_view<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+        &self,
+        view: &ViewPin,
+        index: usize,
+        args: A,
+        builtin: F,
+    ) -> R {
+        // SAFETY: `CALL_SLOT` is a thread-local of this thread, which outlives this call.
+        let slot = unsafe { &*fast_call_slot() };
+        if slot.load(Ordering::Relaxed).is_null() {
+            // The outermost call: the handle's view, in this thread's slot for the calls nested
+            // in it. (Nested in another call, that call's view holds.)
+            let _in_view = view.enter(slot);
+            return self.call_pinned::<A, R, I, F>(index, args, builtin);
         }
         self.call_pinned::<A, R, I, F>(index, args, builtin)
     }
@@ -347,8 +361,9 @@ fn retired_while_calling(runtime: &'static Runtime) {
 }
 
 /// `call_opening_view` for a call that first published `published` (a generation with hot
-/// imports) in its slot and cleared it: a collector may have skipped it meanwhile.
-#[inline(always)]
+/// imports) in its slot and cleared it: a collector may have skipped it meanwhile. Out of line:
+/// it keeps the calls into generations without imports as small as they were.
+#[inline(never)]
 fn call_opening_view_after<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     runtime: &'static Runtime,
     published: *const Generation,
@@ -377,6 +392,17 @@ fn call_builtin<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     if let Some(forward) = runtime.forwarded(index) {
         return call_host::<A, R, I>(forward, args);
     }
+    call_builtin_here::<A, R, I, F>(runtime, index, args, builtin)
+}
+
+/// Generation 0 of a module of this binary (the host's, or a library's own module).
+#[inline(never)]
+fn call_builtin_here<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+    runtime: &'static Runtime,
+    index: usize,
+    args: A,
+    builtin: F,
+) -> R {
     runtime.first_use();
     if HOSTED.load(Ordering::Relaxed) {
         // A library's own module: its code, as compiled into it.
