@@ -94,8 +94,15 @@ struct World {
     epoch: AtomicUsize,
     /// `Runtime::since`: the epoch `current` last changed at.
     since: AtomicUsize,
-    /// `Registry::live` and `Registry::history` (under the registry lock).
-    live: Mutex<(Vec<usize>, Vec<(usize, usize)>)>,
+    /// The registry (under its lock).
+    live: Mutex<Registry>,
+}
+
+/// `Registry::live` and `Registry::history`.
+struct Registry {
+    live: Vec<usize>,
+    /// (the epoch it became current at, generation)
+    history: Vec<(usize, usize)>,
 }
 
 /// A view word in a slot (`hazard::view_word`): the epoch, tagged in the low bit.
@@ -117,7 +124,10 @@ impl World {
             pin_slot: AtomicUsize::new(NONE),
             epoch: AtomicUsize::new(0),
             since: AtomicUsize::new(0),
-            live: Mutex::new((vec![OLD, NEW], vec![(0, OLD)])),
+            live: Mutex::new(Registry {
+                live: vec![OLD, NEW],
+                history: vec![(0, OLD)],
+            }),
         }
     }
 
@@ -220,7 +230,7 @@ impl World {
                 current
             } else {
                 // `call_at_epoch`.
-                self.at_epoch(&self.live.lock().unwrap().1, view)
+                self.at_epoch(&self.live.lock().unwrap().history, view)
             };
             self.run_in(g);
             *ran = g;
@@ -291,7 +301,7 @@ impl World {
         fence(Ordering::Release);
         {
             let mut registry = self.live.lock().unwrap();
-            registry.1.push((odd + 1, NEW));
+            registry.history.push((odd + 1, NEW));
             if self.mutation == Mutation::SinceAfterCurrent {
                 sc_store(&self.current, NEW);
                 self.since.store(odd + 1, Ordering::Relaxed);
@@ -309,7 +319,7 @@ impl World {
         let mut registry = self.live.lock().unwrap();
         let current = sc_load(&self.current);
         let idle = |g: usize| g != current && sc_load(&self.generations[g].pins) == 0;
-        if !registry.0.iter().any(|&g| idle(g)) {
+        if !registry.live.iter().any(|&g| idle(g)) {
             return;
         }
         // `os::process_barrier`: membarrier, a fence on every running thread.
@@ -323,16 +333,16 @@ impl World {
         if word & 1 == 0 {
             hazards.push(word);
         } else if self.mutation != Mutation::IgnoreViews {
-            hazards.push(self.at_epoch(&registry.1, word >> 1));
+            hazards.push(self.at_epoch(&registry.history, word >> 1));
         }
         let retiring: Vec<usize> = registry
-            .0
+            .live
             .iter()
             .copied()
             .filter(|&g| idle(g) && !hazards.contains(&g))
             .collect();
-        registry.0.retain(|g| !retiring.contains(g));
-        registry.1.retain(|(_, g)| !retiring.contains(g));
+        registry.live.retain(|g| !retiring.contains(g));
+        registry.history.retain(|(_, g)| !retiring.contains(g));
         drop(registry);
         for g in retiring {
             // `Runtime::retire`: unload the library.
@@ -348,7 +358,7 @@ impl World {
     fn assert_retired(&self) {
         let registry = self.live.lock().unwrap();
         assert!(
-            !registry.0.contains(&OLD),
+            !registry.live.contains(&OLD),
             "generation {OLD} was replaced and unused, yet stays loaded"
         );
     }
