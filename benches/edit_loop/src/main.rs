@@ -199,7 +199,9 @@ const VARIANTS: &[(&str, &str, &str)] = &[
         "",
     ),
     // Settings for the module's package alone (`{module}`: its name), what the rebuild can pass
-    // with `--config` without touching how any other crate is built.
+    // with `--config` without touching how any other crate is built. The rebuild now passes
+    // `module-strip+no-debug`'s itself (builder.rs, `module_settings`), so with a hotmod since
+    // then these measure the rebuild's settings plus the variant's, and that one is `default`.
     (
         "module-strip",
         "[profile.dev.package.{module}]\nstrip = \"debuginfo\"\n",
