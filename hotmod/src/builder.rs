@@ -11,8 +11,8 @@
 //! the selected packages only, and a dependency shared by host and module must be built with the
 //! host's features, else the reloaded library's copy of it has other types and the first save
 //! compiles the dependencies again (see [`HostSelection`]). In the `dev` and `test` profiles the
-//! module's package alone is built without debug info, which makes the library's link several
-//! times cheaper ([`module_settings`]). Changes that arrive during a build
+//! module's package alone is built without debug info, so the link leaves out every crate's
+//! debug info ([`module_settings`]). Changes that arrive during a build
 //! make exactly one more build after it. A failed build leaves the current generation serving
 //! and reports the compiler's errors as cargo shows them. Before each build it checks that nobody but
 //! this user or root could have written what the build reads or runs (`security.rs`,
