@@ -972,7 +972,7 @@ fn build_and_load(plan: &Plan) {
 /// HTTP example's handler: 18.8 MB, 3.7 MB without), and the linker copies and relocates all of
 /// it on every save; `strip = "debuginfo"` makes it leave the debug sections out, `debug =
 /// false` spares rustc writing the module's own, which would be left out anyway. Save →
-/// serving, handler and game logic: about a quarter less (BENCHMARKS.md, "Save → serving").
+/// serving, handler and game logic: 15–27 % less (BENCHMARKS.md, "Save → serving").
 ///
 /// Only the module's package gets them, so every other crate is built as the host's own build
 /// built it: a setting for all packages would compile every dependency again at the first save,
