@@ -183,6 +183,29 @@ fn compiled_since(profile_dir: &Path, since: SystemTime) -> BTreeSet<String> {
     compiled
 }
 
+/// The section names of the ELF file at `path`; `None` where it is not a 64-bit little-endian
+/// ELF file (another platform's library: the check is skipped there).
+fn elf_section_names(path: &Path) -> Option<Vec<String>> {
+    let bytes = std::fs::read(path).expect("read the rebuild's library");
+    if bytes.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
+        return None;
+    }
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let (table, entry, count, names) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let names_at = u64_at(table + names * entry + 0x18);
+    Some(
+        (0..count)
+            .map(|i| {
+                let start = names_at + u32_at(table + i * entry);
+                let len = bytes[start..].iter().position(|b| *b == 0).unwrap_or(0);
+                String::from_utf8_lossy(&bytes[start..start + len]).into_owned()
+            })
+            .collect(),
+    )
+}
+
 #[test]
 fn the_first_save_compiles_only_the_module_crate() {
     if !support::rebuilds_allowed_here("the_first_save_compiles_only_the_module_crate") {
@@ -230,6 +253,30 @@ fn the_first_save_compiles_only_the_module_crate() {
         .expect("the first build's outcome");
     assert_eq!(outcome, "generation 1: 2", "the edit went live");
 
+    // The rebuild builds the module's package alone without debug info (builder.rs,
+    // `module_settings`): the library it loaded has no debug sections, while nothing else was
+    // compiled for it (below).
+    let library = target.join("debug").join(format!(
+        "{}fs_module{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    if let Some(sections) = elf_section_names(&library) {
+        let debug: Vec<&String> = sections
+            .iter()
+            .filter(|s| s.starts_with(".debug"))
+            .collect();
+        assert!(
+            debug.is_empty(),
+            "the rebuild's library has debug sections {debug:?}"
+        );
+        assert!(
+            sections.iter().any(|s| s == ".symtab"),
+            "the rebuild's library lost its symbol table (backtraces name functions by it): \
+             {sections:?}"
+        );
+    }
+
     let compiled = compiled_since(&target.join("debug"), saved);
     assert!(compiled.contains("fs_module"), "{compiled:?}");
     let others: Vec<&String> = compiled.iter().filter(|p| *p != "fs_module").collect();
@@ -238,15 +285,16 @@ fn the_first_save_compiles_only_the_module_crate() {
         "the first save compiled {others:?} too: the rebuild did not build the module crate \
          like the host's build"
     );
-    // A build with other features would also have replaced the module's library files (a
-    // cdylib's names carry no hash), which the user's next `cargo run` would compile again
-    // (even where the other build's dependencies were left over from an earlier run, so that
-    // nothing but the module was compiled above). The host's binary is relinked: the module
-    // changed, and a binary host is not relinked by the rebuild (`--lib`).
+    // The user's next `cargo run` compiles the module once more, with the profile's own
+    // settings (the rebuild's are the module's alone, so cargo compiles the module again), and
+    // relinks the host's binary (the module changed, and a binary host is not relinked by the
+    // rebuild, `--lib`): nothing else. A dependency built with other features or settings would
+    // be compiled again here, even where the other build's dependencies were left over from an
+    // earlier run, so that nothing but the module was compiled above.
     let next = user_build(&root, &target);
     assert!(
-        next.iter().all(|p| p == "fs_app"),
-        "the user's next build compiled {next:?}: the rebuild built the module with another \
+        next.iter().all(|p| p == "fs_app" || p == "fs_module"),
+        "the user's next build compiled {next:?}: the rebuild built a dependency with another \
          identity than the host's build"
     );
 }

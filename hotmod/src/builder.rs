@@ -10,7 +10,9 @@
 //! count, plus what the host's `cargo run` selected): cargo's resolver 2 unifies features over
 //! the selected packages only, and a dependency shared by host and module must be built with the
 //! host's features, else the reloaded library's copy of it has other types and the first save
-//! compiles the dependencies again (see [`HostSelection`]). Changes that arrive during a build
+//! compiles the dependencies again (see [`HostSelection`]). In the `dev` and `test` profiles the
+//! module's package alone is built without debug info, so the link leaves out every crate's
+//! debug info ([`module_settings`]). Changes that arrive during a build
 //! make exactly one more build after it. A failed build leaves the current generation serving
 //! and reports the compiler's errors as cargo shows them. Before each build it checks that nobody but
 //! this user or root could have written what the build reads or runs (`security.rs`,
@@ -856,6 +858,7 @@ fn build_and_load(plan: &Plan) {
     if let Some(triple) = &plan.target {
         command.args(["--target", triple]);
     }
+    command.args(module_settings(&plan.profile, &plan.package));
     // Messages on stdout, rustc's diagnostics rendered on stderr as without the flag: the
     // module's library is offered when cargo reports it built, not when cargo exits, which
     // is later where the host's package is selected (cargo relinks the host's example or test
@@ -900,13 +903,18 @@ fn build_and_load(plan: &Plan) {
     // Packages cargo compiled besides the selected ones (the module's, the host's and what the
     // host's `cargo run` selected, which may link the module): none, when the build is the
     // host's own and only the module changed.
+    // Nor the host's other hot modules: one that the module depends on is compiled again after
+    // its own rebuild built it with the module's settings (`module_settings`), by design.
     let host_packages: Vec<String> = host
         .map(|host| {
             let mut packages = host.also.clone();
             packages.push(host.package.clone());
             packages
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .chain(crate::runtime::registered().map(|r| r.info().package.to_owned()))
+        .collect();
     let mut others: Vec<String> = Vec::new();
     if let Some(stdout) = child.stdout.take() {
         let mut stdout = BufReader::new(stdout);
@@ -957,6 +965,49 @@ fn build_and_load(plan: &Plan) {
         Ok(_) => failed(compiler_errors(&String::from_utf8_lossy(&stderr))),
         Err(e) => failed(format!("could not wait for cargo: {e}")),
     }
+}
+
+/// `--config` settings for the module's package alone in `profile`: no debug info in the library
+/// the rebuild loads. A debug cdylib is mostly debug info, the dependencies' above all (the
+/// HTTP example's handler: 18.8 MB, 3.7 MB without), and the linker copies and relocates all of
+/// it on every save; `strip = "debuginfo"` makes it leave the debug sections out, `debug =
+/// false` spares rustc writing the module's own, which would be left out anyway. Save →
+/// serving, handler and game logic: 15–27 % less (BENCHMARKS.md, "Save → serving").
+///
+/// Only the module's package gets them, so every other crate is built as the host's own build
+/// built it: a setting for all packages would compile every dependency again at the first save,
+/// and again at the user's next `cargo build`. The module's build differs from the host's own
+/// (another profile is another `-C metadata`): cargo keeps an incremental cache for each, the
+/// first save ever compiles the module from scratch, and the user's next `cargo build` compiles
+/// the module once more. What else it costs: a backtrace taken in reloaded code names its
+/// functions (the symbol table stays) without file and line; a debugger sees no debug info in
+/// generations ≥ 1 (generation 0, linked into the host, keeps its own); a panic's message still
+/// says where it happened. An `opaque` type around a type of the module's own crate has another
+/// `TypeId` in the rebuilt library, which is refused. A hot module that this one depends on is
+/// compiled again after its own rebuild (built with its settings), once per switch.
+///
+/// Only for `dev` and `test`, the profiles with debug info by default; not for a package name
+/// with other characters than ASCII letters, digits, `-` and `_`, which the key would have to
+/// escape.
+fn module_settings(profile: &str, package: &str) -> Vec<String> {
+    let plain = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !matches!(profile, "dev" | "test") || !plain(package) {
+        return Vec::new();
+    }
+    [r#"strip="debuginfo""#, "debug=false"]
+        .iter()
+        .flat_map(|setting| {
+            [
+                "--config".to_owned(),
+                format!(r#"profile.{profile}.package."{package}".{setting}"#),
+            ]
+        })
+        .collect()
 }
 
 /// The module's library is built: say so, and offer it.
@@ -1098,8 +1149,8 @@ fn is_progress(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{
-        compiled_package, compiler_errors, json, reports_built, run_selection, select_host,
-        without_hash, HostExe, HostSelection,
+        compiled_package, compiler_errors, json, module_settings, reports_built, run_selection,
+        select_host, without_hash, HostExe, HostSelection,
     };
 
     /// `cargo metadata --no-deps` of a workspace (trimmed to what is read, plus a few fields
@@ -1328,5 +1379,28 @@ error: could not compile `greeter` (lib) due to 1 previous error; 1 warning emit
     fn output_without_an_error_line_is_kept_as_is() {
         let stderr = "   Compiling greeter v0.1.0 (/w/greeter)\nsomething went wrong\n";
         assert_eq!(compiler_errors(stderr), "something went wrong");
+    }
+
+    #[test]
+    fn only_the_modules_package_is_built_without_debug_info_in_dev_and_test() {
+        assert_eq!(
+            module_settings("dev", "my-module_2"),
+            [
+                "--config",
+                r#"profile.dev.package."my-module_2".strip="debuginfo""#,
+                "--config",
+                r#"profile.dev.package."my-module_2".debug=false"#,
+            ]
+        );
+        assert_eq!(
+            module_settings("test", "m")[1],
+            r#"profile.test.package."m".strip="debuginfo""#
+        );
+        // Release has no debug info to leave out; a custom profile may be anything.
+        assert!(module_settings("release", "m").is_empty());
+        assert!(module_settings("profiling", "m").is_empty());
+        // Not something the TOML key would need to escape.
+        assert!(module_settings("dev", "a\"b").is_empty());
+        assert!(module_settings("dev", "").is_empty());
     }
 }

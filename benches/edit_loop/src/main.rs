@@ -198,6 +198,25 @@ const VARIANTS: &[(&str, &str, &str)] = &[
         "[profile.dev]\nsplit-debuginfo = \"unpacked\"\n[profile.dev.package.\"*\"]\ndebug = false\n",
         "",
     ),
+    // Settings for the module's package alone (`{module}`: its name), what the rebuild can pass
+    // with `--config` without touching how any other crate is built. The rebuild now passes
+    // `module-strip+no-debug`'s itself (builder.rs, `module_settings`), so with a hotmod since
+    // then these measure the rebuild's settings plus the variant's, and that one is `default`.
+    (
+        "module-strip",
+        "[profile.dev.package.{module}]\nstrip = \"debuginfo\"\n",
+        "",
+    ),
+    (
+        "module-strip+no-debug",
+        "[profile.dev.package.{module}]\nstrip = \"debuginfo\"\ndebug = false\n",
+        "",
+    ),
+    (
+        "module-no-debug",
+        "[profile.dev.package.{module}]\ndebug = false\n",
+        "",
+    ),
     // rustc ≥ 1.90 links x86_64 Linux with its own lld already; this is the system linker
     // (GNU ld through cc) it replaced, for comparison.
     (
@@ -445,11 +464,18 @@ fn measure(kind: Kind, variant: &str, options: &Options) -> Result<(), Failure> 
         .join("hotmod-edit-loop")
         .join(variant);
     // The copy sits outside its target directory: the rebuild ignores changes inside that.
-    let (copy, target) = (scratch.join(name), scratch.join("target"));
+    // A module-only variant builds into the default variant's target directory: its settings
+    // leave every other crate's build as it is, so its first build compiles the module alone.
+    let target = match variant.strip_prefix("module-") {
+        Some(_) => scratch.with_file_name("default").join("target"),
+        None => scratch.join("target"),
+    };
+    let copy = scratch.join(name);
     crate_copy::copy_crate(&crate_copy::workspace().join("examples").join(name), &copy)?;
     if !settings.is_empty() {
         let manifest = copy.join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest)?;
+        let settings = settings.replace("{module}", name);
         std::fs::write(&manifest, format!("{text}\n{settings}"))?;
     }
     if !config.is_empty() {
