@@ -417,23 +417,8 @@ fn call_builtin_here<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     if let Some(epoch) = view_epoch(word) {
         return call_in_view::<A, R, I, F>(runtime, epoch, ptr::null(), index, args, builtin);
     }
-    call_builtin_unviewed::<A, R, I, F>(runtime, index, args, builtin)
-}
-
-/// Generation 0 with no view: this thread's fast slot is not registered yet (its first call),
-/// or cannot be (no expedited process barrier), or the call is nested in one that has none.
-#[cold]
-#[inline(never)]
-fn call_builtin_unviewed<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
-    runtime: &'static Runtime,
-    index: usize,
-    args: A,
-    builtin: F,
-) -> R {
-    if registered_now() {
-        return call::<A, R, I, F>(runtime, index, args, builtin);
-    }
-    builtin(args)
+    // This thread's first call, no expedited barrier, or nested in a call without a view.
+    call_slow::<A, R, I, F>(runtime, index, args, builtin)
 }
 
 /// Registers this thread's fast slot if it can be (the process barrier is expedited); whether
@@ -705,7 +690,9 @@ fn observe(runtime: &'static Runtime, generation: &Generation, panicked: bool) {
     transaction::observe(runtime, generation, panicked);
 }
 
-/// The general plain call: first call on this thread, a nested call, a reload racing the call.
+/// The general plain call: first call on this thread, a call nested in one without a view, a
+/// reload racing the call, no expedited barrier (generation 0 included: its empty table sends
+/// the call to the compiled-in function).
 #[cold]
 #[inline(never)]
 fn call_slow<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
