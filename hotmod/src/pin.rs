@@ -701,14 +701,16 @@ fn call_slow<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     args: A,
     builtin: F,
 ) -> R {
-    if registered_now() {
+    // Also registers this thread's fast slot, once the process barrier is expedited.
+    let heap = thread_slot();
+    // SAFETY: `CALL_SLOT` is a thread-local of this thread.
+    let outer = unsafe { &*fast_call_slot() }.load(Ordering::Relaxed);
+    if outer.is_null() {
         // This thread's first call: its fast slot is registered now, so the call can open a
         // view like any other.
         return call::<A, R, I, F>(runtime, index, args, builtin);
     }
-    // SAFETY: `CALL_SLOT` is a thread-local of this thread.
-    let outer = unsafe { &*fast_call_slot() }.load(Ordering::Relaxed);
-    if outer != UNREGISTERED && !outer.is_null() && runtime.owns(outer) {
+    if outer != UNREGISTERED && runtime.owns(outer) {
         // Nested (through host code) in an outer call of this same module, which imports no
         // other: the outer call's generation, which its slot keeps loaded.
         // SAFETY: published in this thread's slot by the outer call, still running.
@@ -716,7 +718,7 @@ fn call_slow<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
         return in_generation::<A, R, I, F>(runtime, generation, index, args, builtin);
     }
     // The heap slot's `call` field: free unless this is a call nested two deep.
-    let slot = match thread_slot() {
+    let slot = match heap {
         Some(slot) if slot.call.load(Ordering::Relaxed).is_null() => slot,
         // Nested deeper (both call slots hold outer calls' generations) or thread teardown.
         _ => return PinnedGeneration::pin(runtime).call::<A, R, I, F>(index, args, builtin),

@@ -459,7 +459,7 @@ impl Runtime {
     }
 
     /// The generation that was current at `epoch`, for a call whose view (which keeps it
-    /// loaded) began then. Null if none is known: a view that does not reach this module.
+    /// loaded) began then; generation 0 before the history's first entry.
     #[cold]
     pub(crate) fn at_epoch(&self, epoch: u64) -> *const Generation {
         self.registry().at_epoch(epoch)
