@@ -184,9 +184,11 @@ impl PinnedGeneration {
     ) -> R {
         // SAFETY: `CALL_SLOT` is a thread-local of this thread, which outlives this call.
         let slot = unsafe { &*fast_call_slot() };
-        if slot.load(Ordering::Relaxed).is_null() {
-            // The outermost call: the handle's view, in this thread's slot for the calls nested
-            // in it. (Nested in another call, that call's view holds.)
+        let word = slot.load(Ordering::Relaxed);
+        if word.is_null() || (word == UNREGISTERED && registered_now()) {
+            // The outermost call (the thread's first one registers its slot first): the
+            // handle's view, in this thread's slot for the calls nested in it. (Nested in
+            // another call, that call's view holds.)
             let _in_view = view.enter(slot);
             return self.call_pinned::<A, R, I, F>(index, args, builtin);
         }
