@@ -211,10 +211,7 @@ pub(crate) fn pin_view(view: View) {
 /// Removes one pinned view equal to `view` (added by `pin_view`).
 pub(crate) fn unpin_view(view: View) {
     let mut pinned = PINNED_VIEWS.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(at) = pinned
-        .iter()
-        .position(|v| v.epoch == view.epoch && v.reach == view.reach)
-    {
+    if let Some(at) = pinned.iter().position(|v| *v == view) {
         pinned.swap_remove(at);
     }
 }
