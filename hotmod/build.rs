@@ -85,6 +85,14 @@ fn main() {
     if os == "linux" && lease_arches.contains(&arch.as_str()) {
         println!("cargo:rustc-cfg=hotmod_lease");
     }
+    // `hotmod_restart`: the kept-state restart's machinery (`handover.rs`) is built: reloading
+    // on, on Unix (descriptors inherited across `exec`).
+    println!("cargo::rustc-check-cfg=cfg(hotmod_restart)");
+    if std::env::var_os("CARGO_FEATURE_RELOAD").is_some()
+        && std::env::var_os("CARGO_CFG_UNIX").is_some()
+    {
+        println!("cargo:rustc-cfg=hotmod_restart");
+    }
     println!("cargo:rerun-if-env-changed=RUSTC");
     println!("cargo:rerun-if-changed=build.rs");
 }

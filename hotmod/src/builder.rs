@@ -900,6 +900,8 @@ fn build_and_load(plan: &Plan) {
     };
     let artifact = std::path::absolute(&plan.artifact).unwrap_or_else(|_| plan.artifact.clone());
     let mut offered = false;
+    // A kept-state restart is wanted (`built`): it builds once this cargo is done.
+    let mut restart = false;
     // Packages cargo compiled besides the selected ones (the module's, the host's and what the
     // host's `cargo run` selected, which may link the module): none, when the build is the
     // host's own and only the module changed.
@@ -928,7 +930,7 @@ fn build_and_load(plan: &Plan) {
             let line = String::from_utf8_lossy(&line);
             if !offered && reports_built(&line, &artifact) {
                 offered = true;
-                built(plan, started);
+                restart = built(plan, started);
             } else if let Some(package) = compiled_package(&line) {
                 if package != plan.package && !host_packages.contains(&package) {
                     others.push(package);
@@ -943,7 +945,11 @@ fn build_and_load(plan: &Plan) {
     match status {
         Ok(status) if status.success() => {
             if !offered {
-                built(plan, started);
+                restart = built(plan, started);
+            }
+            #[cfg(hotmod_restart)]
+            if restart {
+                restart_host(plan, &manifest_dir, &target_dir, &cargo);
             }
             if !others.is_empty() {
                 others.sort();
@@ -962,8 +968,20 @@ fn build_and_load(plan: &Plan) {
         }
         // After an offer too: the host's part of the build failed (the module's library had
         // built), and the user must see why.
-        Ok(_) => failed(compiler_errors(&String::from_utf8_lossy(&stderr))),
-        Err(e) => failed(format!("could not wait for cargo: {e}")),
+        Ok(_) => {
+            #[cfg(hotmod_restart)]
+            if restart {
+                crate::handover::failed();
+            }
+            failed(compiler_errors(&String::from_utf8_lossy(&stderr)))
+        }
+        Err(e) => {
+            #[cfg(hotmod_restart)]
+            if restart {
+                crate::handover::failed();
+            }
+            failed(format!("could not wait for cargo: {e}"))
+        }
     }
 }
 
@@ -1010,8 +1028,10 @@ fn module_settings(profile: &str, package: &str) -> Vec<String> {
         .collect()
 }
 
-/// The module's library is built: say so, and offer it.
-fn built(plan: &Plan, started: Instant) {
+/// The module's library is built: say so, and offer it. `true`: it was refused because it needs
+/// a restart, and the host opted into one (`restart::on_incompatible`), which is now under way:
+/// the caller builds the host once cargo is done ([`restart_host`]).
+fn built(plan: &Plan, started: Instant) -> bool {
     let module = plan.module;
     module.emit(Event::BuildFinished {
         module: module.name(),
@@ -1020,6 +1040,98 @@ fn built(plan: &Plan, started: Instant) {
     });
     if let Err(error) = module.offer(&plan.artifact, Instant::now()) {
         module.report(&error);
+        #[cfg(hotmod_restart)]
+        return crate::handover::wanted(&error);
+    }
+    false
+}
+
+/// A kept-state restart (`restart.rs`, `handover.rs`): builds the host's executable the way
+/// the module's build selected it (the host's package and its binary or example, what its
+/// `cargo run` selected, the profile, target and target directory, the module's settings so
+/// that the module's fresh build is reused), then hands over to it. Either way an event says
+/// how it went; on a failure this process keeps serving.
+#[cfg(hotmod_restart)]
+fn restart_host(plan: &Plan, manifest_dir: &Path, target_dir: &Path, cargo: &std::ffi::OsStr) {
+    let module = plan.module;
+    let failed = |message: String| {
+        crate::handover::failed();
+        module.emit(Event::RestartFailed {
+            module: module.name(),
+            message,
+        });
+    };
+    let (flag, name) = match &plan.host_exe {
+        Some(HostExe::Bin(name)) => ("--bin", name),
+        Some(HostExe::Example(name)) => ("--example", name),
+        Some(HostExe::Deps(_)) => {
+            return failed(
+                "the host is a test or bench harness, which cannot be started again as it was"
+                    .into(),
+            )
+        }
+        None => return failed("the running executable is not in a cargo target directory".into()),
+    };
+    let Some(host) = host_selection(plan, manifest_dir, cargo) else {
+        return failed(format!(
+            "the host's package is not in the workspace of {}, so it cannot be built from there",
+            manifest_dir.display()
+        ));
+    };
+    module.emit(Event::RestartBuilding {
+        module: module.name(),
+        package: host.package.clone(),
+    });
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(manifest_dir)
+        .args(["build", "--color", "never", "--manifest-path"])
+        .arg(manifest_dir.join("Cargo.toml"))
+        .args(["-p", &plan.package, "-p", &host.package]);
+    for package in &host.also {
+        command.args(["-p", package]);
+    }
+    command
+        .args([flag, name.as_str()])
+        .args(["--profile", &plan.profile, "--target-dir"])
+        .arg(target_dir);
+    if let Some(triple) = &plan.target {
+        command.args(["--target", triple]);
+    }
+    command
+        .args(module_settings(&plan.profile, &plan.package))
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null());
+    let output = match command.output() {
+        Ok(output) => output,
+        Err(e) => return failed(format!("could not run cargo: {e}")),
+    };
+    if !output.status.success() {
+        return failed(format!(
+            "building the host failed:\n{}",
+            compiler_errors(&String::from_utf8_lossy(&output.stderr))
+        ));
+    }
+    // The executable cargo reports for the host's target.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let executable = stdout.lines().find_map(|line| {
+        let message = json::parse(line.trim_end()).ok()?;
+        if message.get("reason")?.as_str()? != "compiler-artifact"
+            || message.get("target")?.get("name")?.as_str()? != name.as_str()
+        {
+            return None;
+        }
+        message.get("executable")?.as_str().map(PathBuf::from)
+    });
+    let Some(executable) = executable else {
+        return failed(format!("cargo built no executable named {name}"));
+    };
+    match crate::handover::launch(module.name(), executable) {
+        Ok(pid) => module.emit(Event::RestartReady {
+            module: module.name(),
+            pid,
+        }),
+        Err(message) => failed(message),
     }
 }
 

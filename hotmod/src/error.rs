@@ -236,6 +236,18 @@ pub enum Error {
         /// The file that was to be loaded.
         path: PathBuf,
     },
+    /// A kept-state restart ([`restart`](crate::restart)) could not hand over; this process
+    /// keeps its state and serves on.
+    #[error("{module}: restarting with {} failed: {message}; this process keeps its state and serves on", path.display())]
+    Restart {
+        /// The hot module whose change needed the restart (`restart` where the host's own call
+        /// failed).
+        module: &'static str,
+        /// The executable, or the name of the kept value or descriptor.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Error {
@@ -262,7 +274,8 @@ impl Error {
             | Error::InsecurePath { module, .. }
             | Error::InsecureBuildInput { module, .. }
             | Error::UnknownPath { module, .. }
-            | Error::ReloadDisabled { module, .. } => module,
+            | Error::ReloadDisabled { module, .. }
+            | Error::Restart { module, .. } => module,
         }
     }
 
@@ -285,7 +298,8 @@ impl Error {
             | Error::Watch { path, .. }
             | Error::InsecurePath { path, .. }
             | Error::InsecureBuildInput { path, .. }
-            | Error::ReloadDisabled { path, .. } => Some(path),
+            | Error::ReloadDisabled { path, .. }
+            | Error::Restart { path, .. } => Some(path),
             Error::UnknownPath { .. }
             | Error::Timeout { .. }
             | Error::DuplicateModule { .. }

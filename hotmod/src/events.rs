@@ -127,6 +127,30 @@ pub enum Event {
         /// What went wrong.
         message: String,
     },
+    /// A rebuilt library needs a restart and the host opted in (`restart::on_incompatible`):
+    /// hotmod builds the host's executable to hand over to.
+    RestartBuilding {
+        /// The hot module whose change needs it.
+        module: &'static str,
+        /// The host's cargo package.
+        package: String,
+    },
+    /// The rebuilt host is ready to take over: an overlap's new process serves (the host's
+    /// `restart::wait()` returns), or, in place, the host's next `restart::poll()` returns it.
+    RestartReady {
+        /// The hot module whose change needs it.
+        module: &'static str,
+        /// The new process (an overlap); `None` in place.
+        pid: Option<u32>,
+    },
+    /// The restart could not happen (the host's build failed, the new process exited or was
+    /// never ready); this process keeps its state and serves on.
+    RestartFailed {
+        /// The hot module whose change needed it.
+        module: &'static str,
+        /// Why, with the compiler's errors where the build failed.
+        message: String,
+    },
 }
 
 impl Event {
@@ -144,7 +168,10 @@ impl Event {
             | Event::Retired { module, .. }
             | Event::RetireBlocked { module, .. }
             | Event::RolledBack { module, .. }
-            | Event::WatchFailed { module, .. } => module,
+            | Event::WatchFailed { module, .. }
+            | Event::RestartBuilding { module, .. }
+            | Event::RestartReady { module, .. }
+            | Event::RestartFailed { module, .. } => module,
         }
     }
 }
@@ -212,6 +239,22 @@ impl fmt::Display for Event {
                 "{module}: rolled back from generation {from} to generation {to}: {reason}"
             ),
             Event::WatchFailed { module, message } => write!(f, "{module}: {message}"),
+            Event::RestartBuilding { module, package } => write!(
+                f,
+                "{module}: this change needs a restart; building the host ({package}) to hand over to, with its state …"
+            ),
+            Event::RestartReady { module, pid: Some(pid) } => write!(
+                f,
+                "{module}: the restarted host (pid {pid}) serves; this process drains and hands over its state"
+            ),
+            Event::RestartReady { module, pid: None } => write!(
+                f,
+                "{module}: the host is rebuilt; it takes over in place at the next restart::poll()"
+            ),
+            Event::RestartFailed { module, message } => write!(
+                f,
+                "{module}: restarting failed; this process keeps its state and serves on: {message}"
+            ),
         }
     }
 }
@@ -329,6 +372,7 @@ impl Hub {
             Event::Rejected { .. }
             | Event::BuildFailed { .. }
             | Event::WatchFailed { .. }
+            | Event::RestartFailed { .. }
             | Event::RolledBack { .. } => {
                 tracing::warn!(target: "hotmod", "{event}")
             }

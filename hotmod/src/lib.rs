@@ -185,6 +185,8 @@ mod builder;
 mod fork;
 #[cfg(feature = "reload")]
 mod generation;
+#[cfg(hotmod_restart)]
+mod handover;
 #[cfg(feature = "reload")]
 mod hazard;
 #[cfg(feature = "reload")]
@@ -233,6 +235,7 @@ pub use module::{load_all, Module};
 pub use pinned::{Pinnable, Pinned};
 pub use progress::print_progress;
 pub use rebuild::Rebuild;
+pub mod restart;
 pub use rollback::Rollback;
 pub use snapshot::snapshot;
 pub use state::State;

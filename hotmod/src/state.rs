@@ -85,6 +85,10 @@ use crate::error::Error;
 #[cfg(feature = "reload")]
 use crate::invocation::invoke;
 
+/// The generation a state "moved to" when it went to another process (`handover.rs`): its
+/// accesses panic with their own message.
+pub(crate) const RESTARTED: u64 = u64::MAX;
+
 /// How long an access waits for a value on its way (a pending copy) before it gives up with a
 /// panic. A swap moves the value within the drain's bound (2 s) plus the import, so only a
 /// loading thread that died mid-swap leaves a copy pending this long.
@@ -192,6 +196,13 @@ impl<T> State<T> {
 #[cold]
 #[inline(never)]
 fn moved(name: &str, to: u64) -> ! {
+    if to == RESTARTED {
+        panic!(
+            "hotmod: state `{name}` was handed to the restarted host process (`hotmod::restart`): \
+             this process no longer holds it, so the access is refused rather than lost. Drain \
+             the work that uses it before `Handover::finish` or `Handover::exec`"
+        )
+    }
     panic!(
         "hotmod: state `{name}` moved to generation {to}: the generation this call runs (through \
          a Handle pinned before the reload, or a call still running when it happened) no longer \
@@ -580,5 +591,51 @@ impl Handoff {
                 self.module
             );
         }
+    }
+}
+
+/// One copy's trampolines, one at a time: what the hand-over to another process
+/// (`handover.rs`) drives, where there is no second library to pair copies with.
+#[cfg(feature = "reload")]
+pub(crate) mod entry {
+    use crate::abi::{StateEntry, StateExport, StateImport, StateMark, StateTake};
+    use crate::invocation::invoke;
+
+    /// Serializes the copy's value and marks it moved to generation `to`, in one step.
+    ///
+    /// # Safety
+    /// `entry` belongs to a library (or the host) that stays loaded during the call.
+    pub(crate) unsafe fn take(entry: &StateEntry, to: u64) -> Result<String, String> {
+        // SAFETY: take trampolines take `StateTake` and return `StateExport` (ABI contract); the
+        // library is loaded (this function's contract).
+        match unsafe { invoke::<StateTake, StateExport>(entry.take, to) } {
+            Ok(result) => result,
+            Err(panic) => Err(format!("take panicked: {panic}")),
+        }
+    }
+
+    /// Replaces the copy's value with `data`, exported by a copy of version `from`.
+    ///
+    /// # Safety
+    /// As for [`take`].
+    pub(crate) unsafe fn import(entry: &StateEntry, from: u32, data: String) -> Result<(), String> {
+        let args: StateImport = (from, data);
+        // SAFETY: import trampolines take `StateImport` and return `Result<(), String>` (ABI
+        // contract); the library is loaded (this function's contract).
+        match unsafe { invoke::<StateImport, Result<(), String>>(entry.import, args) } {
+            Ok(result) => result,
+            Err(panic) => Err(format!("import panicked: {panic}")),
+        }
+    }
+
+    /// Sets the copy's status (see [`StateMark`]).
+    ///
+    /// # Safety
+    /// As for [`take`].
+    pub(crate) unsafe fn mark(entry: &StateEntry, mark: StateMark) -> Result<(), String> {
+        // SAFETY: mark trampolines take `StateMark` and return `()` (ABI contract); the library
+        // is loaded (this function's contract).
+        unsafe { invoke::<StateMark, ()>(entry.mark, mark) }
+            .map_err(|panic| format!("dropping its value panicked: {panic}"))
     }
 }

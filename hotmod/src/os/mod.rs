@@ -20,6 +20,8 @@
 //! - `at_fork(prepare, parent, child)`: the process's fork handlers (`unix_fork.rs`, nothing
 //!   elsewhere); `ForkLocks`: the thread-exit bookkeeping's locks, held across `fork` and put
 //!   right in the child (`linux_tls.rs`; nothing to hold elsewhere).
+//! - `restart`: descriptors inherited across `exec`, pipes and an anonymous file for a
+//!   kept-state restart (`unix_restart.rs`; Unix only, as `handover.rs` is).
 //! - `dl_op(f)` and `hold_dl_ops_for_fork()`: the lock around every `dlopen`/`dlclose`, held
 //!   across `fork` (`dl_ops.rs`, portable).
 
@@ -84,6 +86,11 @@ pub(crate) use unix_reclaim::{create_locked_dir, reclaim_orphans, remove_locked_
 mod unix_fork;
 #[cfg(unix)]
 pub(crate) use unix_fork::at_fork;
+
+// What a kept-state restart hands to the next process (`handover.rs`, Unix only).
+#[cfg(unix)]
+#[path = "unix_restart.rs"]
+pub(crate) mod restart;
 
 #[cfg(not(unix))]
 mod fork_none;

@@ -1,0 +1,829 @@
+//! The kept-state restart's machinery (`restart.rs` is its public face): what the old process
+//! hands over and how, and what the new one takes.
+//!
+//! # The old process
+//!
+//! A host opts in with `restart::on_incompatible(shape)`, which records how it was started (its
+//! executable and arguments). When the built-in rebuild builds a library that is refused only
+//! because it needs a restart (`Error::Incompatible`, `Error::EmbeddedIncompatible`), the builder
+//! builds the host's executable with the same selection and calls [`launch`]:
+//!
+//! - **Overlap** (a server): the new executable starts at once, as a child, with the descriptors
+//!   the host kept (`restart::keep_fd`) and two pipes. It writes one byte on the first pipe when
+//!   it serves (`restart::ready()`); until then the old process serves alone, and a new process
+//!   that exits or does not get ready within [`READY_LIMIT`] is reported and forgotten. Then the
+//!   [`Pending`] hand-over is published: the host's `restart::wait()` returns it, the host stops
+//!   accepting and drains, and `Handover::finish` takes every state (marking each copy moved, in
+//!   the step that serializes it, so a late write is refused, never lost) and writes them on the
+//!   second pipe.
+//! - **In place** (a terminal program): the hand-over is published as soon as the executable is
+//!   built; at its safe point the host's `restart::poll()` returns it, and `Handover::exec`
+//!   takes the states, writes them into an anonymous file and `exec`s the new executable in this
+//!   process (same pid, same terminal, same process group). If `exec` fails, the states are
+//!   given back and the old code runs on.
+//!
+//! # The new process
+//!
+//! [`HOTMOD_RESTART`](ENV) tells it that it was handed over: which shape, the old pid, the
+//! descriptors by name, and where its state comes from. It is read once, before `main`, when
+//! the first hot module enrols ([`on_register`]), and removed from the environment so that
+//! nothing the process starts (cargo) sees it. From then on every host module's state copies are
+//! *pending*: their accesses wait. `restart::ready()` imports the states as they arrive
+//! (migrating across versions with the new build's `migrate`) and marks the copies ready.
+//!
+//! The payload is hotmod's own framing (below), not JSON: a state's data is already its serde
+//! JSON, and the host's values are too, so this needs no serde of its own.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::abi::{StateEntry, StateMark};
+use crate::error::Error;
+use crate::os::restart as os;
+use crate::runtime::{registered, Loading, Runtime};
+use crate::state::{entry, RESTARTED};
+
+/// The environment variable that tells a process it was handed over.
+pub(crate) const ENV: &str = "HOTMOD_RESTART";
+
+/// How long the old process waits for the new one's `restart::ready()`.
+pub(crate) const READY_LIMIT: Duration = Duration::from_secs(300);
+
+/// How long `restart::take_value` waits for the old process's values (an overlap hands them
+/// over after its drain).
+const VALUES_LIMIT: Duration = Duration::from_secs(120);
+
+/// The two ways to hand over (`restart::Shape`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Overlap,
+    InPlace,
+}
+
+impl Shape {
+    fn word(self) -> &'static str {
+        match self {
+            Shape::Overlap => "overlap",
+            Shape::InPlace => "in-place",
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The old process.
+
+/// What `on_incompatible` recorded.
+struct Config {
+    shape: Shape,
+    args: Vec<OsString>,
+}
+
+static CONFIG: Mutex<Option<Config>> = Mutex::new(None);
+/// The descriptors to hand over, by name.
+static KEPT_FDS: Mutex<Vec<(String, RawFd)>> = Mutex::new(Vec::new());
+
+/// The hand-over under way: `Busy` from the build's start to `finish`/`exec` (or a failure),
+/// `Published` while the host has not taken it.
+enum Slot {
+    Idle,
+    Busy,
+    Published(Pending),
+}
+
+static SLOT: Mutex<Slot> = Mutex::new(Slot::Idle);
+static PUBLISHED: Condvar = Condvar::new();
+
+/// Opts the process in (`restart::on_incompatible`).
+pub(crate) fn enable(shape: Shape) {
+    *lock(&CONFIG) = Some(Config {
+        shape,
+        args: std::env::args_os().skip(1).collect(),
+    });
+}
+
+/// Whether `error`, a refused load, asks for a restart that this process opted into and that is
+/// not under way yet; if so, marks one under way (the caller then builds, and ends it with
+/// [`launch`] or [`failed`]).
+pub(crate) fn wanted(error: &Error) -> bool {
+    if !matches!(
+        error,
+        Error::Incompatible { .. } | Error::EmbeddedIncompatible { .. }
+    ) || lock(&CONFIG).is_none()
+    {
+        return false;
+    }
+    let mut slot = lock(&SLOT);
+    if !matches!(*slot, Slot::Idle) {
+        return false;
+    }
+    *slot = Slot::Busy;
+    true
+}
+
+/// The restart the builder started could not go on; another may start.
+pub(crate) fn failed() {
+    let mut slot = lock(&SLOT);
+    if matches!(*slot, Slot::Busy) {
+        *slot = Slot::Idle;
+    }
+}
+
+/// Records a descriptor to hand over (`restart::keep_fd`).
+pub(crate) fn keep_fd(name: &str, fd: RawFd) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(format!(
+            "`{name}`: a kept descriptor's name is ASCII letters, digits, `_`, `-` and `.`"
+        ));
+    }
+    let mut kept = lock(&KEPT_FDS);
+    kept.retain(|(kept, _)| kept != name);
+    kept.push((name.to_owned(), fd));
+    Ok(())
+}
+
+/// The hand-over to the new executable, built: published for the host to take. An overlap's
+/// new process is started here and must be ready first. `Err`: why not (the caller reports it,
+/// and this process keeps serving).
+pub(crate) fn launch(module: &'static str, exe: PathBuf) -> Result<Option<u32>, String> {
+    let (shape, args) = match &*lock(&CONFIG) {
+        Some(config) => (config.shape, config.args.clone()),
+        None => return Err("the host did not opt in".into()),
+    };
+    let pending = match shape {
+        Shape::InPlace => Pending {
+            module,
+            exe,
+            args,
+            overlap: None,
+        },
+        Shape::Overlap => {
+            let (child, state) = start_overlap(&exe, &args)?;
+            Pending {
+                module,
+                exe,
+                args,
+                overlap: Some(Overlap { pid: child, state }),
+            }
+        }
+    };
+    let pid = pending.overlap.as_ref().map(|o| o.pid);
+    *lock(&SLOT) = Slot::Published(pending);
+    PUBLISHED.notify_all();
+    Ok(pid)
+}
+
+/// Starts the new executable beside this process and waits for its `restart::ready()`; its pid
+/// and the pipe its state goes down.
+fn start_overlap(exe: &PathBuf, args: &[OsString]) -> Result<(u32, File), String> {
+    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    let (ready_read, ready_write) = os::pipe().map_err(|e| io("making a pipe", e))?;
+    let (state_read, state_write) = os::pipe().map_err(|e| io("making a pipe", e))?;
+    let kept = lock(&KEPT_FDS).clone();
+    let mut inherit: Vec<RawFd> = vec![ready_write.as_raw_fd(), state_read.as_raw_fd()];
+    inherit.extend(kept.iter().map(|(_, fd)| *fd));
+    let value = describe(
+        Shape::Overlap,
+        &[
+            ("ready", ready_write.as_raw_fd()),
+            ("state", state_read.as_raw_fd()),
+        ],
+        &kept,
+    );
+    let mut command = Command::new(exe);
+    command.args(args).env(ENV, value);
+    // SAFETY: the hook runs in the child between `fork` and `exec`; it only calls `fcntl` on
+    // descriptors the parent keeps open until `spawn` returns (async-signal-safe, no
+    // allocation: `inherit` was filled before the fork).
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(move || {
+            for fd in &inherit {
+                os::inherit_across_exec(*fd)?;
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("could not start {}: {e}", exe.display()))?;
+    // The child's ends: closed here, so that the ready pipe reads end-of-file if the child
+    // exits without writing.
+    drop(ready_write);
+    drop(state_read);
+    let pid = child.id();
+    let mut ready_read = ready_read;
+    let limit = i32::try_from(READY_LIMIT.as_millis()).unwrap_or(i32::MAX);
+    // `Some(true)`: ready; `Some(false)`: the child closed its end (it exited) without; `None`:
+    // the time ran out.
+    let ready = match os::wait_readable(ready_read.as_raw_fd(), limit) {
+        Ok(true) => {
+            let mut byte = [0u8; 1];
+            Some(matches!(ready_read.read(&mut byte), Ok(1)))
+        }
+        Ok(false) | Err(_) => None,
+    };
+    let ready = ready == Some(true) || {
+        let status = match ready {
+            // It closed the pipe: it exits (or exited), and `wait` returns soon.
+            Some(_) => match child.wait() {
+                Ok(status) => format!("exited ({status})"),
+                Err(e) => format!("ended (waiting for it failed: {e})"),
+            },
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                format!(
+                    "did not call hotmod::restart::ready() within {} s and was stopped",
+                    READY_LIMIT.as_secs()
+                )
+            }
+        };
+        return Err(format!(
+            "the new process (pid {pid}, {}) {status} before it was ready",
+            exe.display()
+        ));
+    };
+    debug_assert!(ready);
+    // The child runs on by itself; `wait` it on a thread so that it leaves no zombie should this
+    // process outlive it.
+    let _ = std::thread::Builder::new()
+        .name("hotmod restart child".into())
+        .spawn(move || child.wait());
+    Ok((pid, state_write))
+}
+
+/// `HOTMOD_RESTART`'s value: `1;shape=…;pid=…;<key>=<fd>…;fd=<name>:<fd>…`.
+fn describe(shape: Shape, own: &[(&str, RawFd)], kept: &[(String, RawFd)]) -> String {
+    let mut value = format!("1;shape={};pid={}", shape.word(), std::process::id());
+    for (key, fd) in own {
+        value.push_str(&format!(";{key}={fd}"));
+    }
+    for (name, fd) in kept {
+        value.push_str(&format!(";fd={name}:{fd}"));
+    }
+    value
+}
+
+/// A built new executable, waiting for the host (`restart::Handover`'s inside).
+pub(crate) struct Pending {
+    pub(crate) module: &'static str,
+    exe: PathBuf,
+    args: Vec<OsString>,
+    overlap: Option<Overlap>,
+}
+
+struct Overlap {
+    pid: u32,
+    state: File,
+}
+
+/// The published hand-over, once: `block` waits for one.
+pub(crate) fn take_published(block: bool) -> Option<Pending> {
+    let mut slot = lock(&SLOT);
+    loop {
+        if matches!(*slot, Slot::Published(_)) {
+            let Slot::Published(pending) = std::mem::replace(&mut *slot, Slot::Busy) else {
+                unreachable!("matched just above")
+            };
+            return Some(pending);
+        }
+        if !block {
+            return None;
+        }
+        slot = PUBLISHED.wait(slot).unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+impl Pending {
+    pub(crate) fn new_pid(&self) -> Option<u32> {
+        self.overlap.as_ref().map(|o| o.pid)
+    }
+
+    pub(crate) fn is_in_place(&self) -> bool {
+        self.overlap.is_none()
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Restart {
+            module: self.module,
+            path: self.exe.clone(),
+            message,
+        }
+    }
+
+    /// Overlap: hands the states and `values` to the new process. On an error the states are
+    /// given back (this process holds them again) and the new process starts without them.
+    pub(crate) fn finish(mut self, values: &[(String, String)]) -> Result<(), Error> {
+        let Some(overlap) = self.overlap.take() else {
+            return Err(self.error(
+                "this is an in-place restart: call Handover::exec(), which replaces this process"
+                    .into(),
+            ));
+        };
+        let taken = Taken::all().map_err(|e| self.error(e))?;
+        let mut payload = taken.payload();
+        for (name, data) in values {
+            push_record(&mut payload, VALUE, "", name, 0, data);
+        }
+        let mut pipe = overlap.state;
+        if let Err(e) = pipe.write_all(&payload).and_then(|()| pipe.flush()) {
+            taken.give_back();
+            return Err(self.error(format!(
+                "writing the state to the new process (pid {}) failed: {e}",
+                overlap.pid
+            )));
+        }
+        drop(pipe);
+        taken.handed_over();
+        Ok(())
+    }
+
+    /// In place: `exec`s the new executable in this process with the states and `values`.
+    /// Returns only if that failed; then the states are back and this process runs on.
+    pub(crate) fn exec(self, values: &[(String, String)]) -> Error {
+        if self.overlap.is_some() {
+            return self.error(
+                "this is an overlapping restart: its new process already runs; call \
+                 Handover::finish() after draining"
+                    .into(),
+            );
+        }
+        let taken = match Taken::all() {
+            Ok(taken) => taken,
+            Err(e) => return self.error(e),
+        };
+        let mut payload = taken.payload();
+        for (name, data) in values {
+            push_record(&mut payload, VALUE, "", name, 0, data);
+        }
+        let file = os::anonymous_file().and_then(|mut file| {
+            file.write_all(&payload)?;
+            file.rewind()?;
+            Ok(file)
+        });
+        let file = match file {
+            Ok(file) => file,
+            Err(e) => {
+                taken.give_back();
+                return self.error(format!("writing the state to hand over failed: {e}"));
+            }
+        };
+        let kept = lock(&KEPT_FDS).clone();
+        let mut inherit: Vec<RawFd> = vec![file.as_raw_fd()];
+        inherit.extend(kept.iter().map(|(_, fd)| *fd));
+        let value = describe(Shape::InPlace, &[("state", file.as_raw_fd())], &kept);
+        let mut command = Command::new(&self.exe);
+        command.args(&self.args).env(ENV, value);
+        let hook = inherit.clone();
+        // SAFETY: with `exec` (no fork) the hook runs in this process right before `execve`; it
+        // only calls `fcntl` on descriptors this process holds open.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(move || {
+                for fd in &hook {
+                    os::inherit_across_exec(*fd)?;
+                }
+                Ok(())
+            });
+        }
+        let error = {
+            use std::os::unix::process::CommandExt;
+            command.exec()
+        };
+        // Still here: `execve` failed. Close the descriptors on exec again and run on.
+        for fd in inherit {
+            let _ = os::close_on_exec(fd);
+        }
+        drop(file);
+        taken.give_back();
+        self.error(format!("exec failed: {error}"))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Dropped without a hand-over: another may start (an overlap's new process reads
+        // end-of-file and starts with its states fresh).
+        let mut slot = lock(&SLOT);
+        if matches!(*slot, Slot::Busy) {
+            *slot = Slot::Idle;
+        }
+    }
+}
+
+/// Every host module's states, taken: serialized and marked moved to the restarted process,
+/// under every module's loading lock (no load can swap a generation meanwhile).
+struct Taken {
+    /// (module, state name, version, data, the copy).
+    states: Vec<(&'static str, String, u32, String, *const StateEntry)>,
+    _locks: Vec<Loading<'static>>,
+}
+
+impl Taken {
+    fn all() -> Result<Taken, String> {
+        let mut taken = Taken {
+            states: Vec::new(),
+            _locks: Vec::new(),
+        };
+        for runtime in registered() {
+            let loading = runtime.lock_loading().map_err(|e| e.to_string())?;
+            let descriptor = runtime.descriptor_of(loading.current());
+            // SAFETY: the current generation's descriptor, which stays loaded while its loading
+            // lock is held (it cannot be replaced, and is never retired while current); the
+            // lock is kept in `taken` for as long as its entries are used.
+            let states = unsafe { descriptor.states.as_slice() };
+            for state in states {
+                // SAFETY: as above.
+                let name = unsafe { state.name.as_str() }.to_owned();
+                // SAFETY: as above.
+                match unsafe { entry::take(state, RESTARTED) } {
+                    Ok(data) => taken.states.push((
+                        runtime.name(),
+                        name,
+                        state.version,
+                        data,
+                        std::ptr::from_ref(state),
+                    )),
+                    Err(e) => {
+                        taken.give_back();
+                        return Err(format!(
+                            "{}: state `{name}` could not be handed over: {e}",
+                            runtime.name()
+                        ));
+                    }
+                }
+            }
+            taken._locks.push(loading);
+        }
+        Ok(taken)
+    }
+
+    fn payload(&self) -> Vec<u8> {
+        let mut payload = MAGIC.to_vec();
+        for (module, name, version, data, _) in &self.states {
+            push_record(&mut payload, STATE, module, name, *version, data);
+        }
+        payload
+    }
+
+    /// The hand-over failed: the copies are ready again with the values they kept.
+    fn give_back(&self) {
+        for (module, name, _, _, state) in &self.states {
+            // SAFETY: an entry of a current generation whose loading lock `self` holds.
+            if let Err(e) = unsafe { entry::mark(&**state, StateMark::Ready) } {
+                tracing::warn!(target: "hotmod", "{module}: state `{name}`: {e}");
+            }
+        }
+    }
+
+    /// The states went to the new process: the loading locks are released, and the copies stay
+    /// moved (their accesses panic with `state::moved`'s restart message).
+    fn handed_over(self) {}
+}
+
+// SAFETY: the raw entry pointers are only used by the thread holding the `Taken`, under the
+// loading locks it holds; entries are `Sync` (`abi.rs`).
+unsafe impl Send for Taken {}
+
+// ---------------------------------------------------------------------------------------------
+// The payload: `MAGIC`, then records of
+// kind (1 byte), module, name (u32 length + UTF-8 each), version (u32), data (u64 length + bytes),
+// integers little-endian.
+
+const MAGIC: &[u8; 8] = b"HOTMODR1";
+const STATE: u8 = 1;
+const VALUE: u8 = 2;
+
+fn push_record(out: &mut Vec<u8>, kind: u8, module: &str, name: &str, version: u32, data: &str) {
+    out.push(kind);
+    for text in [module, name] {
+        out.extend_from_slice(&u32::try_from(text.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    out.extend_from_slice(data.as_bytes());
+}
+
+struct Record {
+    kind: u8,
+    module: String,
+    name: String,
+    version: u32,
+    data: String,
+}
+
+fn parse(bytes: &[u8]) -> Result<Vec<Record>, String> {
+    let mut rest = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or("it does not start with hotmod's restart header")?;
+    let mut records = Vec::new();
+    while !rest.is_empty() {
+        let kind = take_bytes(&mut rest, 1)?[0];
+        let module = take_text(&mut rest)?;
+        let name = take_text(&mut rest)?;
+        let version = u32::from_le_bytes(take_array(&mut rest)?);
+        let len = usize::try_from(u64::from_le_bytes(take_array(&mut rest)?))
+            .map_err(|_| "a record too long for this machine")?;
+        let data = String::from_utf8(take_bytes(&mut rest, len)?.to_vec())
+            .map_err(|_| "a value is not UTF-8")?;
+        records.push(Record {
+            kind,
+            module,
+            name,
+            version,
+            data,
+        });
+    }
+    Ok(records)
+}
+
+fn take_bytes<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+    if rest.len() < n {
+        return Err("it ends in the middle of a record".into());
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Ok(head)
+}
+
+fn take_array<const N: usize>(rest: &mut &[u8]) -> Result<[u8; N], String> {
+    let mut array = [0u8; N];
+    array.copy_from_slice(take_bytes(rest, N)?);
+    Ok(array)
+}
+
+fn take_text(rest: &mut &[u8]) -> Result<String, String> {
+    let len = u32::from_le_bytes(take_array(rest)?) as usize;
+    String::from_utf8(take_bytes(rest, len)?.to_vec()).map_err(|_| "a name is not UTF-8".into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The new process.
+
+/// What `HOTMOD_RESTART` said, and what arrived since.
+pub(crate) struct Incoming {
+    pub(crate) shape: Shape,
+    pub(crate) previous_pid: u32,
+    fds: Mutex<HashMap<String, OwnedFd>>,
+    ready: Mutex<Option<File>>,
+    state: Mutex<Option<File>>,
+    arrival: Mutex<Arrival>,
+    arrived: Condvar,
+}
+
+#[derive(Default)]
+struct Arrival {
+    /// `ready()` ran (the import started, or is done).
+    started: bool,
+    /// The import is done: the states are in, or what went wrong is said.
+    done: bool,
+    values: HashMap<String, String>,
+    /// Why the hand-over brought nothing, if it did not.
+    problem: Option<String>,
+}
+
+static INCOMING: OnceLock<Option<Incoming>> = OnceLock::new();
+
+/// The hand-over this process was started by, if any (read once: see the module docs).
+pub(crate) fn incoming() -> Option<&'static Incoming> {
+    INCOMING.get_or_init(read_env).as_ref()
+}
+
+fn read_env() -> Option<Incoming> {
+    let value = std::env::var(ENV).ok()?;
+    // Nothing this process starts (cargo, a restart of its own) may see it. This runs when the
+    // first hot module enrols, before `main` where the platform has static constructors.
+    std::env::remove_var(ENV);
+    let mut incoming = Incoming {
+        shape: Shape::Overlap,
+        previous_pid: 0,
+        fds: Mutex::new(HashMap::new()),
+        ready: Mutex::new(None),
+        state: Mutex::new(None),
+        arrival: Mutex::new(Arrival::default()),
+        arrived: Condvar::new(),
+    };
+    let mut fields = value.split(';');
+    if fields.next() != Some("1") {
+        tracing::warn!(target: "hotmod", "{ENV}={value}: not a hand-over this hotmod reads; ignored");
+        return None;
+    }
+    let own = |fd: &str| -> Option<OwnedFd> {
+        let fd: RawFd = fd.parse().ok()?;
+        // An open descriptor, or not one at all (then nothing is owned).
+        os::close_on_exec(fd).ok()?;
+        // SAFETY: the old process made this descriptor inheritable for this process alone and
+        // names each once, and this runs once (`INCOMING`): nothing else in this process owns
+        // it (the check above: it is open).
+        Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    for field in fields {
+        let Some((key, rest)) = field.split_once('=') else {
+            continue;
+        };
+        match key {
+            "shape" if rest == "in-place" => incoming.shape = Shape::InPlace,
+            "pid" => incoming.previous_pid = rest.parse().unwrap_or(0),
+            "ready" => *lock(&incoming.ready) = own(rest).map(File::from),
+            "state" => *lock(&incoming.state) = own(rest).map(File::from),
+            "fd" => {
+                if let Some((name, fd)) = rest.rsplit_once(':') {
+                    if let Some(fd) = own(fd) {
+                        lock(&incoming.fds).insert(name.to_owned(), fd);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(incoming)
+}
+
+/// A host module enrolled: in a handed-over process, its states wait for their values.
+pub(crate) fn on_register(runtime: &'static Runtime) {
+    let Some(incoming) = incoming() else { return };
+    if lock(&incoming.arrival).done {
+        return;
+    }
+    mark_all(runtime, StateMark::Pending);
+}
+
+fn mark_all(runtime: &Runtime, mark: StateMark) {
+    let descriptor = runtime.host_descriptor();
+    // SAFETY: the host's own descriptor, a static of this executable.
+    for state in unsafe { descriptor.states.as_slice() } {
+        // SAFETY: as above.
+        if let Err(e) = unsafe { entry::mark(state, mark) } {
+            tracing::warn!(target: "hotmod", "{}: {e}", runtime.name());
+        }
+    }
+}
+
+impl Incoming {
+    pub(crate) fn take_fd(&self, name: &str) -> Option<OwnedFd> {
+        lock(&self.fds).remove(name)
+    }
+
+    /// `restart::ready()`: tells the old process (overlap), and imports the states — at once
+    /// in place, on a thread as they arrive in an overlap.
+    pub(crate) fn ready(&'static self) {
+        {
+            let mut arrival = lock(&self.arrival);
+            if arrival.started {
+                return;
+            }
+            arrival.started = true;
+        }
+        if let Some(mut pipe) = lock(&self.ready).take() {
+            if let Err(e) = pipe.write_all(&[1]) {
+                tracing::warn!(target: "hotmod", "telling the old process this one is ready failed: {e}");
+            }
+        }
+        let Some(state) = lock(&self.state).take() else {
+            self.import(Err("no state was handed over".into()));
+            return;
+        };
+        match self.shape {
+            Shape::InPlace => self.import(read_all(state)),
+            Shape::Overlap => {
+                let spawned = std::thread::Builder::new()
+                    .name("hotmod restart state".into())
+                    .spawn(move || self.import(read_all(state)));
+                if let Err(e) = spawned {
+                    self.import(Err(format!("starting a thread to read it: {e}")));
+                }
+            }
+        }
+    }
+
+    fn import(&self, payload: Result<Vec<u8>, String>) {
+        let records = payload.and_then(|bytes| {
+            if bytes.is_empty() {
+                Err(format!(
+                    "the old process (pid {}) ended without handing its state over",
+                    self.previous_pid
+                ))
+            } else {
+                parse(&bytes).map_err(|e| format!("the hand-over cannot be read: {e}"))
+            }
+        });
+        let mut values = HashMap::new();
+        let problem = match records {
+            Ok(records) => {
+                for record in records {
+                    match record.kind {
+                        STATE => import_state(&record),
+                        VALUE => {
+                            values.insert(record.name, record.data);
+                        }
+                        _ => {}
+                    }
+                }
+                None
+            }
+            Err(e) => {
+                tracing::error!(target: "hotmod", "restart: {e}; every state starts from its default");
+                Some(e)
+            }
+        };
+        let mut arrival = lock(&self.arrival);
+        for runtime in registered() {
+            mark_all(runtime, StateMark::Ready);
+        }
+        arrival.done = true;
+        arrival.values = values;
+        arrival.problem = problem;
+        drop(arrival);
+        self.arrived.notify_all();
+    }
+
+    /// The host value `name` handed over (serde JSON); waits until the hand-over arrived.
+    /// `Err`: it never did, or brought no such value.
+    pub(crate) fn value(&self, name: &str) -> Result<Option<String>, String> {
+        let deadline = Instant::now() + VALUES_LIMIT;
+        let mut arrival = lock(&self.arrival);
+        while !arrival.done {
+            if !arrival.started {
+                return Err(
+                    "call hotmod::restart::ready() first: it starts taking the hand-over in".into(),
+                );
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "the old process's values did not arrive within {} s",
+                    VALUES_LIMIT.as_secs()
+                ));
+            }
+            arrival = self
+                .arrived
+                .wait_timeout(arrival, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        if let Some(problem) = &arrival.problem {
+            return Err(problem.clone());
+        }
+        Ok(arrival.values.remove(name))
+    }
+}
+
+fn read_all(mut file: File) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| format!("reading the hand-over failed: {e}"))?;
+    Ok(bytes)
+}
+
+fn import_state(record: &Record) {
+    let Some(runtime) = registered().find(|r| r.name() == record.module) else {
+        tracing::warn!(
+            target: "hotmod",
+            "restart: the new build has no hot module {}; its state `{}` is dropped",
+            record.module,
+            record.name
+        );
+        return;
+    };
+    let descriptor = runtime.host_descriptor();
+    // SAFETY: the host's own descriptor, a static of this executable.
+    let states = unsafe { descriptor.states.as_slice() };
+    // SAFETY: as above.
+    let Some(state) = states
+        .iter()
+        .find(|s| unsafe { s.name.as_str() } == record.name)
+    else {
+        tracing::warn!(
+            target: "hotmod",
+            "restart: {} no longer declares state `{}`; its value is dropped",
+            record.module,
+            record.name
+        );
+        return;
+    };
+    // SAFETY: as above.
+    if let Err(e) = unsafe { entry::import(state, record.version, record.data.clone()) } {
+        tracing::error!(
+            target: "hotmod",
+            "restart: {}: state `{}` {e}; it starts from its default",
+            record.module,
+            record.name
+        );
+    }
+}
