@@ -98,6 +98,9 @@
 //!   [`apply_staged()`](Module::apply_staged), e.g. at the top of a game loop's frame.
 //! - [`snapshot!`] pins several modules at one instant; [`load_all`] switches several modules
 //!   all or nothing.
+//! - [`restart`]: where a change cannot be loaded (a signature, a boundary type), a host that
+//!   opted in rebuilds itself and hands its state, sockets and terminal to the new executable:
+//!   beside the old process for a server, in place (`exec`) for a terminal program.
 //! - [`Rollback`]: a new generation whose first calls keep panicking is replaced by the previous
 //!   one ([`set_rollback`](Module::set_rollback)).
 //! - [`Module::subscribe`] gives every [`Event`] (built, loaded, rejected, staged, retired, …);

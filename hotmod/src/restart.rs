@@ -9,7 +9,7 @@
 //! - every [`#[hotmod::state]`](crate::state) value, taken after the old side has drained (each
 //!   copy is marked moved in the step that serializes it, so a late write is refused, never
 //!   lost), and imported by the new build, with its `migrate` function across versions;
-//! - the values the host hands over itself ([`Handover::keep_value`], [`take_value`]), with
+//! - the values the host hands over itself (`Handover::keep_value`, `take_value`), with
 //!   feature `state`;
 //! - the file descriptors the host names ([`keep_fd`], [`take_fd`]): listening sockets, the
 //!   terminal;
