@@ -37,12 +37,20 @@ fn counter_source(edit: &str) -> String {
         "broken-host" => ("v2", "", "", false),
         // As v2, and the new host panics at start.
         "crash" => ("v2", "pub served_by: u32,", "served_by: 2,", true),
+        // As v2, and the state's version changes without a `migrate`: the new build cannot
+        // take the old value.
+        "bad-state" => ("v2", "pub served_by: u32,", "served_by: 2,", false),
         other => panic!("no variant {other}"),
     };
     let text_field = if edit == "broken-host" {
         "pub words"
     } else {
         "pub text"
+    };
+    let state_args = if edit == "bad-state" {
+        "(version = 2)"
+    } else {
+        ""
     };
     let text_init = if edit == "broken-host" {
         "words"
@@ -59,7 +67,7 @@ pub mod api {{
         {extra_field}
     }}
 
-    #[hotmod::state]
+    #[hotmod::state{state_args}]
     static HITS: hotmod::State<u64> = hotmod::State::new();
 
     pub fn hit() -> Reply {{
@@ -132,34 +140,43 @@ fn server(inherited: Option<u32>) {
         listener.local_addr().expect("address"),
         std::process::id()
     );
-    let handover = std::thread::spawn(|| {
-        let handover = restart::wait();
-        DRAINING.store(true, Ordering::SeqCst);
-        handover
-    });
-    while !DRAINING.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    answer(stream);
-                    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-                });
+    loop {
+        let handover = std::thread::spawn(|| {
+            let handover = restart::wait();
+            DRAINING.store(true, Ordering::SeqCst);
+            handover
+        });
+        while !DRAINING.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+                    std::thread::spawn(move || {
+                        answer(stream);
+                        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => eprintln!("accept: {e}"),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(e) => eprintln!("accept: {e}"),
         }
-    }
-    while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let handover = handover.join().expect("the hand-over thread");
-    let to = handover.new_pid();
-    match handover.finish() {
-        Ok(()) => println!("handed over pid={} to={to:?}", std::process::id()),
-        Err(e) => println!("failed: {e}"),
+        while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let handover = handover.join().expect("the hand-over thread");
+        let to = handover.new_pid();
+        match handover.finish() {
+            Ok(()) => {
+                println!("handed over pid={} to={to:?}", std::process::id());
+                return;
+            }
+            // The state is this process's again: serve on.
+            Err(e) => {
+                println!("handover refused: {e}");
+                DRAINING.store(false, Ordering::SeqCst);
+            }
+        }
     }
 }
 
@@ -601,5 +618,19 @@ fn a_restart_that_fails_leaves_the_old_process_serving_with_its_state() {
         get(addr, "/hit"),
         Ok(format!("pid={pid} count=3 text=v1")),
         "the old process serves on, its state whole"
+    );
+
+    // The new host starts, and cannot take the state (version 2, no `migrate`): it says so and
+    // exits, and the old one takes its state back and serves on.
+    fixture.edit("bad-state");
+    let refused = line_starting(&lines, "handover refused: ", &mut seen);
+    assert!(
+        refused.contains("no migrate function"),
+        "the new build's reason: {refused}"
+    );
+    assert_eq!(
+        get(addr, "/hit"),
+        Ok(format!("pid={pid} count=4 text=v1")),
+        "the old process serves on with its state"
     );
 }

@@ -172,12 +172,12 @@ pub(crate) fn launch(module: &'static str, exe: PathBuf) -> Result<Option<u32>, 
             overlap: None,
         },
         Shape::Overlap => {
-            let (child, state) = start_overlap(&exe, &args)?;
+            let overlap = start_overlap(&exe, &args)?;
             Pending {
                 module,
                 exe,
                 args,
-                overlap: Some(Overlap { pid: child, state }),
+                overlap: Some(overlap),
             }
         }
     };
@@ -189,7 +189,7 @@ pub(crate) fn launch(module: &'static str, exe: PathBuf) -> Result<Option<u32>, 
 
 /// Starts the new executable beside this process and waits for its `restart::ready()`; its pid
 /// and the pipe its state goes down.
-fn start_overlap(exe: &PathBuf, args: &[OsString]) -> Result<(u32, File), String> {
+fn start_overlap(exe: &PathBuf, args: &[OsString]) -> Result<Overlap, String> {
     let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
     let (ready_read, ready_write) = os::pipe().map_err(|e| io("making a pipe", e))?;
     let (state_read, state_write) = os::pipe().map_err(|e| io("making a pipe", e))?;
@@ -264,7 +264,11 @@ fn start_overlap(exe: &PathBuf, args: &[OsString]) -> Result<(u32, File), String
     let _ = std::thread::Builder::new()
         .name("hotmod restart child".into())
         .spawn(move || child.wait());
-    Ok((pid, state_write))
+    Ok(Overlap {
+        pid,
+        state: state_write,
+        answers: ready_read,
+    })
 }
 
 /// `HOTMOD_RESTART`'s value: `1;shape=…;pid=…;<key>=<fd>…;fd=<name>:<fd>…`.
@@ -289,7 +293,11 @@ pub(crate) struct Pending {
 
 struct Overlap {
     pid: u32,
+    /// Where the state goes.
     state: File,
+    /// What the new process says: one byte when it is ready, then whether it took the state
+    /// (`1`; or `0` and why, after which it exits).
+    answers: File,
 }
 
 /// The published hand-over, once: `block` waits for one.
@@ -340,17 +348,32 @@ impl Pending {
         for (name, data) in values {
             push_record(&mut payload, VALUE, "", name, 0, data);
         }
-        let mut pipe = overlap.state;
+        let Overlap {
+            pid,
+            state: mut pipe,
+            answers,
+        } = overlap;
         if let Err(e) = pipe.write_all(&payload).and_then(|()| pipe.flush()) {
             taken.give_back();
             return Err(self.error(format!(
-                "writing the state to the new process (pid {}) failed: {e}",
-                overlap.pid
+                "writing the state to the new process (pid {pid}) failed: {e}"
             )));
         }
         drop(pipe);
-        taken.handed_over();
-        Ok(())
+        // Only once the new process says it took every state are they its own; until then this
+        // process keeps them (moved, not dropped), to take them back.
+        match took_state(answers) {
+            Ok(()) => {
+                taken.handed_over();
+                Ok(())
+            }
+            Err(why) => {
+                taken.give_back();
+                Err(self.error(format!(
+                    "the new process (pid {pid}) did not take the state: {why}; it exits"
+                )))
+            }
+        }
     }
 
     /// In place: `exec`s the new executable in this process with the states and `values`.
@@ -412,6 +435,26 @@ impl Pending {
         drop(file);
         taken.give_back();
         self.error(format!("exec failed: {error}"))
+    }
+}
+
+/// How long `finish` waits for the new process to say it took the state.
+const TAKEN_LIMIT: Duration = Duration::from_secs(120);
+
+/// The new process's answer after the state went down the pipe (see [`Overlap::answers`]).
+fn took_state(mut answers: File) -> Result<(), String> {
+    let limit = i32::try_from(TAKEN_LIMIT.as_millis()).unwrap_or(i32::MAX);
+    match os::wait_readable(answers.as_raw_fd(), limit) {
+        Ok(true) => {}
+        Ok(false) => return Err(format!("no answer within {} s", TAKEN_LIMIT.as_secs())),
+        Err(e) => return Err(format!("waiting for its answer failed: {e}")),
+    }
+    let mut answer = Vec::new();
+    let _ = answers.read_to_end(&mut answer);
+    match answer.split_first() {
+        Some((1, _)) => Ok(()),
+        Some((_, why)) => Err(String::from_utf8_lossy(why).into_owned()),
+        None => Err("it ended before it answered".into()),
     }
 }
 
@@ -690,7 +733,7 @@ impl Incoming {
             }
             arrival.started = true;
         }
-        if let Some(mut pipe) = lock(&self.ready).take() {
+        if let Some(pipe) = lock(&self.ready).as_mut() {
             if let Err(e) = pipe.write_all(&[1]) {
                 tracing::warn!(target: "hotmod", "telling the old process this one is ready failed: {e}");
             }
@@ -726,14 +769,22 @@ impl Incoming {
         let mut values = HashMap::new();
         let problem = match records {
             Ok(records) => {
+                let mut refused = Vec::new();
                 for record in records {
                     match record.kind {
-                        STATE => import_state(&record),
+                        STATE => {
+                            if let Err(why) = import_state(&record) {
+                                refused.push((why, record));
+                            }
+                        }
                         VALUE => {
                             values.insert(record.name, record.data);
                         }
                         _ => {}
                     }
+                }
+                if !refused.is_empty() {
+                    self.refused(refused);
                 }
                 None
             }
@@ -742,6 +793,10 @@ impl Incoming {
                 Some(e)
             }
         };
+        // Took everything: the old process may let go.
+        if let Some(mut pipe) = lock(&self.ready).take() {
+            let _ = pipe.write_all(&[1]);
+        }
         let mut arrival = lock(&self.arrival);
         for runtime in registered() {
             mark_all(runtime, StateMark::Ready);
@@ -751,6 +806,48 @@ impl Incoming {
         arrival.problem = problem;
         drop(arrival);
         self.arrived.notify_all();
+    }
+
+    /// States this build cannot take (its import failed: no `migrate` across versions, or one
+    /// that failed). An overlap's old process still holds them: it is told why and takes them
+    /// back, and this process exits before its accesses to a state ever run on a default. In
+    /// place there is no one to give them back to: each value is written to a file beside the
+    /// temporary directory's, named in the error, and the state starts from its default.
+    fn refused(&self, refused: Vec<(String, Record)>) {
+        let why = refused
+            .iter()
+            .map(|(why, _)| why.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if let Some(mut pipe) = lock(&self.ready).take() {
+            let mut answer = vec![0u8];
+            answer.extend_from_slice(why.as_bytes());
+            let _ = pipe.write_all(&answer);
+            drop(pipe);
+            eprintln!("hotmod: restart: this build cannot take the state it was handed ({why}); the previous process keeps it and serves on; exiting");
+            std::process::exit(70);
+        }
+        for (why, record) in refused {
+            let path = std::env::temp_dir().join(format!(
+                "hotmod-restart-{}-{}-{}.json",
+                std::process::id(),
+                record.module.replace("::", "-"),
+                record.name
+            ));
+            let kept = std::fs::write(&path, &record.data)
+                .map(|()| {
+                    format!(
+                        "its value (version {}) is kept in {}",
+                        record.version,
+                        path.display()
+                    )
+                })
+                .unwrap_or_else(|e| {
+                    format!("writing its value to {} failed too: {e}", path.display())
+                });
+            tracing::error!(target: "hotmod", "restart: {why}; it starts from its default; {kept}");
+            eprintln!("hotmod: restart: {why}; it starts from its default; {kept}");
+        }
     }
 
     /// The host value `name` handed over (serde JSON); waits until the hand-over arrived.
@@ -791,7 +888,10 @@ fn read_all(mut file: File) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn import_state(record: &Record) {
+/// Imports one state into the host's copy. A state the new build no longer declares (or whose
+/// module it no longer has) is dropped, as a reload drops it; `Err`: this build cannot read the
+/// value.
+fn import_state(record: &Record) -> Result<(), String> {
     let Some(runtime) = registered().find(|r| r.name() == record.module) else {
         tracing::warn!(
             target: "hotmod",
@@ -799,7 +899,7 @@ fn import_state(record: &Record) {
             record.module,
             record.name
         );
-        return;
+        return Ok(());
     };
     let descriptor = runtime.host_descriptor();
     // SAFETY: the host's own descriptor, a static of this executable.
@@ -815,15 +915,9 @@ fn import_state(record: &Record) {
             record.module,
             record.name
         );
-        return;
+        return Ok(());
     };
     // SAFETY: as above.
-    if let Err(e) = unsafe { entry::import(state, record.version, record.data.clone()) } {
-        tracing::error!(
-            target: "hotmod",
-            "restart: {}: state `{}` {e}; it starts from its default",
-            record.module,
-            record.name
-        );
-    }
+    unsafe { entry::import(state, record.version, record.data.clone()) }
+        .map_err(|e| format!("{}: state `{}` {e}", record.module, record.name))
 }
