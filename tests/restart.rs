@@ -136,9 +136,10 @@ fn server(inherited: Option<u32>) {
     listener.set_nonblocking(true).expect("nonblocking");
     restart::ready();
     println!(
-        "serving {} pid={} inherited={inherited:?}",
+        "serving {} pid={} inherited={inherited:?} tag={}",
         listener.local_addr().expect("address"),
-        std::process::id()
+        std::process::id(),
+        cfg!(feature = "tag")
     );
     loop {
         let handover = std::thread::spawn(|| {
@@ -245,8 +246,8 @@ struct Fixture {
     _lock: std::fs::File,
 }
 
-/// The workspace with the pristine sources, built.
-fn fixture() -> Fixture {
+/// The workspace with the pristine sources, built with cargo's `args` added.
+fn fixture(args: &[&str]) -> Fixture {
     let root = support::workspace()
         .join("target")
         .join("hotmod-fixtures")
@@ -276,7 +277,8 @@ fn fixture() -> Fixture {
         &root.join("host/Cargo.toml"),
         &manifest(
             "rs_host",
-            "",
+            // A feature off by default: a host built with it must restart with it.
+            "[features]\ntag = []\n",
             &format!(
                 "hotmod = {{ path = {hotmod}, features = [\"state\"] }}\nrs_counter = {{ path = \"../counter\" }}\n"
             ),
@@ -288,6 +290,7 @@ fn fixture() -> Fixture {
         .current_dir(&root)
         .args(["build", "--color", "never", "--target-dir"])
         .arg(&target)
+        .args(args)
         .env("CARGO_NET_OFFLINE", "true")
         .output()
         .expect("run cargo");
@@ -426,7 +429,9 @@ fn a_server_restarts_with_its_socket_and_state_and_no_request_fails() {
     ) {
         return;
     }
-    let fixture = fixture();
+    // Built with a feature the package does not enable by default, as `cargo run --features`
+    // would: the restarted host must be built with it too.
+    let fixture = fixture(&["--features", "rs_host/tag"]);
     let (host, lines, _stdin) = fixture.start(&[]);
     let mut seen = Vec::new();
     let serving = line_starting(&lines, "serving ", &mut seen);
@@ -474,6 +479,12 @@ fn a_server_restarts_with_its_socket_and_state_and_no_request_fails() {
     assert!(
         new_serving.contains(&addr.to_string()),
         "the same socket: {new_serving}"
+    );
+    assert_eq!(field(&serving, "tag"), "true");
+    assert_eq!(
+        field(&new_serving, "tag"),
+        "true",
+        "the host was rebuilt with the features it was built with"
     );
     let handed = line_starting(&lines, "handed over ", &mut seen);
     assert_eq!(field(&handed, "to"), format!("Some({new_pid})"));
@@ -538,7 +549,7 @@ fn a_terminal_program_restarts_in_place_with_its_state() {
     if !support::rebuilds_allowed_here("a_terminal_program_restarts_in_place_with_its_state") {
         return;
     }
-    let fixture = fixture();
+    let fixture = fixture(&[]);
     let (_host, lines, mut stdin) = fixture.start(&["--in-place"]);
     let mut seen = Vec::new();
     let started = line_starting(&lines, "started ", &mut seen);
@@ -589,7 +600,7 @@ fn a_restart_that_fails_leaves_the_old_process_serving_with_its_state() {
     ) {
         return;
     }
-    let fixture = fixture();
+    let fixture = fixture(&[]);
     let (_host, lines, _stdin) = fixture.start(&[]);
     let mut seen = Vec::new();
     let serving = line_starting(&lines, "serving ", &mut seen);

@@ -251,6 +251,10 @@ struct HostSelection {
     also: Vec<String>,
     /// Why the selection may still differ from the host's own build, if it may.
     caveat: Option<String>,
+    /// `--features`/`--no-default-features` arguments that select the host package's features
+    /// as its own build did (`cargo run --features dev`), read from cargo's fingerprint of the
+    /// running executable ([`host_features`]); empty when those are its defaults or unknown.
+    features: Vec<String>,
 }
 
 /// The host's selection for `plan`'s builds: found once, at the first build, from
@@ -380,7 +384,123 @@ fn find_host(
             .filter(|p| *p != selection.package && *p != plan.package)
             .collect();
     }
+    if let Some(features) = host_features() {
+        selection.features = feature_args(&selection.package, &features);
+    }
     Ok(Ok(selection))
+}
+
+/// The features cargo built the running executable's package with: (enabled, declared), read
+/// from cargo's fingerprint of the executable, `<profile-dir>/.fingerprint/<package>-<hash>/
+/// <kind>-<name>.json`. The `<hash>` is in the name of the file cargo linked (`deps/<name>-<hash>`
+/// or `examples/<name>-<hash>`), of which the executable cargo uplifted (`<profile-dir>/<name>`)
+/// is a hard link: the one with the executable's inode. `None` where any step fails (then the
+/// build selects the package's default features, as before).
+#[cfg(unix)]
+fn host_features() -> Option<(Vec<String>, Vec<String>)> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::env::current_exe().ok()?;
+    let meta = std::fs::metadata(&exe).ok()?;
+    let name = exe.file_name()?.to_str()?;
+    let dir = exe.parent()?;
+    let hashed_dirs = if dir.ends_with("deps") || dir.ends_with("examples") {
+        vec![dir.to_path_buf()]
+    } else {
+        vec![dir.join("deps")]
+    };
+    let profile_dir = if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir.parent()?
+    } else {
+        dir
+    };
+    let stem = without_hash(name);
+    let hash = hashed_dirs.iter().find_map(|dir| {
+        if stem != name {
+            return Some(name[stem.len() + 1..].to_owned());
+        }
+        std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+            let file = entry.file_name();
+            let file = file.to_str()?;
+            let hash = file.strip_prefix(stem)?.strip_prefix('-')?;
+            if hash.len() != 16 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            let other = entry.metadata().ok()?;
+            (other.ino() == meta.ino() && other.dev() == meta.dev()).then(|| hash.to_owned())
+        })
+    })?;
+    let fingerprint = std::fs::read_dir(profile_dir.join(".fingerprint"))
+        .ok()?
+        .flatten()
+        .find(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|dir| dir.ends_with(&format!("-{hash}")))
+        })?
+        .path();
+    let text = std::fs::read_dir(&fingerprint)
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|e| e == "json"))
+        .and_then(|path| std::fs::read_to_string(path).ok())?;
+    let record = json::parse(text.trim_end()).ok()?;
+    // Each is a JSON array written as a string: `"features":"[\"default\", \"dev\"]"`.
+    let list = |key: &str| -> Option<Vec<String>> {
+        let inner = json::parse(record.get(key)?.as_str()?).ok()?;
+        Some(
+            inner
+                .as_array()?
+                .iter()
+                .filter_map(json::Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        )
+    };
+    Some((
+        list("features")?,
+        list("declared_features").unwrap_or_default(),
+    ))
+}
+
+/// Where the inode cannot be read, the features are not known.
+#[cfg(not(unix))]
+fn host_features() -> Option<(Vec<String>, Vec<String>)> {
+    None
+}
+
+/// The arguments that select `package`'s `features` (enabled, declared) as its own build did:
+/// none when they are what cargo selects anyway (its default features, or none where it declares
+/// no `default`); else `--features <package>/<feature>` for each, and `--no-default-features`
+/// when `default` was off. (`--no-default-features` applies to every selected package; the
+/// module's own defaults come back through the host's dependency on it, unless it disabled
+/// them.)
+fn feature_args(package: &str, (enabled, declared): &(Vec<String>, Vec<String>)) -> Vec<String> {
+    let has_default = declared.iter().any(|f| f == "default");
+    let default_on = enabled.iter().any(|f| f == "default");
+    let extra: Vec<&String> = enabled.iter().filter(|f| *f != "default").collect();
+    // What `default` itself enables is listed too: only features beyond that set need naming,
+    // but naming them all is harmless, so the only case left alone is the plain one.
+    let plain = extra.is_empty() && (default_on || !has_default);
+    if plain {
+        return Vec::new();
+    }
+    let mut args = Vec::new();
+    if has_default && !default_on {
+        args.push("--no-default-features".to_owned());
+    }
+    if !extra.is_empty() {
+        args.push("--features".to_owned());
+        args.push(
+            extra
+                .iter()
+                .map(|f| format!("{package}/{f}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    args
 }
 
 /// The packages a `cargo run` without `-p` selects in `cwd` (the host's working directory,
@@ -488,6 +608,7 @@ fn select_host(
                     target,
                     also: Vec::new(),
                     caveat,
+                    features: Vec::new(),
                 };
             let hit = match exe {
                 HostExe::Bin(exe) if is("bin") && name == exe => Some(selection(None, None)),
@@ -851,6 +972,7 @@ fn build_and_load(plan: &Plan) {
         if let Some((flag, name)) = &host.target {
             command.arg(flag).arg(name);
         }
+        command.args(&host.features);
     }
     command
         .args(["--profile", &plan.profile, "--target-dir"])
@@ -1093,6 +1215,7 @@ fn restart_host(plan: &Plan, manifest_dir: &Path, target_dir: &Path, cargo: &std
     }
     command
         .args([flag, name.as_str()])
+        .args(&host.features)
         .args(["--profile", &plan.profile, "--target-dir"])
         .arg(target_dir);
     if let Some(triple) = &plan.target {
@@ -1261,8 +1384,8 @@ fn is_progress(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{
-        compiled_package, compiler_errors, json, module_settings, reports_built, run_selection,
-        select_host, without_hash, HostExe, HostSelection,
+        compiled_package, compiler_errors, feature_args, json, module_settings, reports_built,
+        run_selection, select_host, without_hash, HostExe, HostSelection,
     };
 
     /// `cargo metadata --no-deps` of a workspace (trimmed to what is read, plus a few fields
@@ -1288,12 +1411,41 @@ mod tests {
         )
     }
 
+    #[test]
+    fn the_host_features_are_named_only_where_they_are_not_the_defaults() {
+        let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        // The defaults, or no features at all: nothing to add.
+        assert!(feature_args("app", &(list(&["default"]), list(&["default"]))).is_empty());
+        assert!(feature_args("app", &(list(&[]), list(&["x"]))).is_empty());
+        // `--features dev`.
+        assert_eq!(
+            feature_args(
+                "app",
+                &(list(&["default", "dev"]), list(&["default", "dev"]))
+            ),
+            ["--features", "app/dev"]
+        );
+        // `--no-default-features`, with and without others.
+        assert_eq!(
+            feature_args("app", &(list(&[]), list(&["default", "dev"]))),
+            ["--no-default-features"]
+        );
+        assert_eq!(
+            feature_args(
+                "app",
+                &(list(&["dev", "x"]), list(&["default", "dev", "x"]))
+            ),
+            ["--no-default-features", "--features", "app/dev,app/x"]
+        );
+    }
+
     fn selection(package: &str, target: Option<(&'static str, &str)>) -> HostSelection {
         HostSelection {
             package: package.into(),
             target: target.map(|(flag, name)| (flag, name.into())),
             also: Vec::new(),
             caveat: None,
+            features: Vec::new(),
         }
     }
 
