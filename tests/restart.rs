@@ -12,16 +12,16 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use support::scratch::{hotmod_path, lines_of, manifest, write, Host};
+use support::scratch::{hotmod_path, manifest, write, Host};
 
 /// The workspace's first build compiles hotmod and its dependencies; a restart builds the
 /// module and the host: generous on a busy 2-core machine.
@@ -307,7 +307,9 @@ fn fixture(args: &[&str]) -> Fixture {
 }
 
 impl Fixture {
+    /// Starts the host; its stdout and stderr lines, merged, as they come.
     fn start(&self, args: &[&str]) -> (Host, Receiver<String>, ChildStdin) {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
         let mut child = Command::new(self.target.join("debug").join("rs_host"))
             .args(args)
             .current_dir(&self.root)
@@ -317,10 +319,18 @@ impl Fixture {
             .env_remove("HOTMOD_WATCH")
             .env_remove("HOTMOD_RESTART")
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdout(writer.try_clone().expect("the pipe's writer"))
+            .stderr(writer)
             .spawn()
             .expect("start the host");
-        let lines = lines_of(&mut child);
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let stdin = child.stdin.take().expect("stdin");
         (Host(child), lines, stdin)
     }
@@ -643,5 +653,52 @@ fn a_restart_that_fails_leaves_the_old_process_serving_with_its_state() {
         get(addr, "/hit"),
         Ok(format!("pid={pid} count=4 text=v1")),
         "the old process serves on with its state"
+    );
+}
+
+#[test]
+fn an_in_place_restart_keeps_a_state_it_cannot_read_in_a_file() {
+    if !support::rebuilds_allowed_here("an_in_place_restart_keeps_a_state_it_cannot_read_in_a_file")
+    {
+        return;
+    }
+    let fixture = fixture(&[]);
+    let (_host, lines, mut stdin) = fixture.start(&["--in-place"]);
+    let mut seen = Vec::new();
+    let started = line_starting(&lines, "started ", &mut seen);
+    let pid = field(&started, "pid").to_owned();
+    for frames in 1..=3 {
+        writeln!(stdin, "hit").expect("write to the host");
+        line(&lines, &mut seen, |line| {
+            line.contains(&format!(" frames={frames} "))
+        });
+    }
+
+    // A boundary type changes and the state's version too, without `migrate`: after `exec` the
+    // new image cannot read the value, and there is no old process left to give it back to.
+    fixture.edit("bad-state");
+    event(&lines, "takes over in place", &mut seen);
+    writeln!(stdin, "hit").expect("write to the host");
+    line(&lines, &mut seen, |line| line.contains(" frames=4 "));
+    let kept = line(&lines, &mut seen, |line| line.contains("is kept in "));
+    assert!(kept.contains("no migrate function"), "{kept}");
+    let file = kept
+        .rsplit("is kept in ")
+        .next()
+        .expect("a path")
+        .trim()
+        .to_owned();
+    let value = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {file}: {e}"));
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(value, "4", "the value the old image handed over, kept");
+    line(&lines, &mut seen, |line| {
+        line.starts_with("started ") && line.contains(&format!("inherited=Some({pid})"))
+    });
+    writeln!(stdin, "hit").expect("write to the host");
+    let answer = line(&lines, &mut seen, |line| line.contains(" frames=5 "));
+    assert_eq!(
+        answer,
+        format!("pid={pid} count=1 frames=5 text=v2"),
+        "the state starts from its default, the host's own value goes on"
     );
 }
