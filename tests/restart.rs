@@ -442,7 +442,7 @@ fn a_server_restarts_with_its_socket_and_state_and_no_request_fails() {
     // Built with a feature the package does not enable by default, as `cargo run --features`
     // would: the restarted host must be built with it too.
     let fixture = fixture(&["--features", "rs_host/tag"]);
-    let (host, lines, _stdin) = fixture.start(&[]);
+    let (mut host, lines, _stdin) = fixture.start(&[]);
     let mut seen = Vec::new();
     let serving = line_starting(&lines, "serving ", &mut seen);
     let addr: SocketAddr = serving
@@ -523,6 +523,26 @@ fn a_server_restarts_with_its_socket_and_state_and_no_request_fails() {
     assert!(
         last.starts_with(&format!("pid={new_pid} ")) && last.ends_with("text=v2"),
         "{last}"
+    );
+    // The old process handed over and left `main`, but it is still there for whoever started it
+    // (cargo, a shell, a supervisor): it waits for its successor, and ends as it ends.
+    assert!(
+        host.0
+            .try_wait()
+            .expect("the old process's status")
+            .is_none(),
+        "the old process waits for the new one"
+    );
+    let status = Command::new("kill")
+        .arg(&new_pid)
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {new_pid}");
+    let ended = host.0.wait().expect("the old process ends");
+    assert_eq!(
+        ended.code(),
+        Some(128 + 15),
+        "the old process ends as the new one did (SIGTERM): {ended}"
     );
     drop(host);
 

@@ -365,6 +365,7 @@ impl Pending {
         match took_state(answers) {
             Ok(()) => {
                 taken.handed_over();
+                wait_for_successor_at_exit(pid);
                 Ok(())
             }
             Err(why) => {
@@ -435,6 +436,34 @@ impl Pending {
         drop(file);
         taken.give_back();
         self.error(format!("exec failed: {error}"))
+    }
+}
+
+/// The new process an overlap handed over to, once it took the state: at exit this process
+/// waits for it (see [`wait_for_successor_at_exit`]).
+static SUCCESSOR: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// After a finished overlap: when the host exits (returns from `main`, or calls
+/// `process::exit`), this process does not end but becomes a waiter for its successor — the
+/// same pid, running the executable afresh with `HOTMOD_RESTART=1;shape=wait;child=<pid>`, which
+/// waits before `main` ([`read_env`]) and exits as the successor does. So `cargo run`, the shell
+/// (and Ctrl-C, through the terminal's process group) and a supervisor keep the server they
+/// started; without it the successor would run on unseen in the background.
+fn wait_for_successor_at_exit(pid: u32) {
+    extern "C" fn at_exit() {
+        let pid = SUCCESSOR.load(std::sync::atomic::Ordering::Acquire);
+        if pid == 0 {
+            return;
+        }
+        let value = format!("1;shape=wait;pid={};child={pid}", std::process::id());
+        let error = os::exec_self((ENV, &value));
+        tracing::debug!(target: "hotmod", "restart: waiting in this image for the new process ({error})");
+        os::wait_for_child(pid);
+    }
+    if SUCCESSOR.swap(pid, std::sync::atomic::Ordering::AcqRel) == 0 {
+        // SAFETY: registers a function without arguments that lives as long as the program
+        // (this image is the main executable or a library that stays loaded: hotmod in a host).
+        unsafe { libc::atexit(at_exit) };
     }
 }
 
@@ -666,6 +695,16 @@ fn read_env() -> Option<Incoming> {
     if fields.next() != Some("1") {
         tracing::warn!(target: "hotmod", "{ENV}={value}: not a hand-over this hotmod reads; ignored");
         return None;
+    }
+    // An old server process after its hand-over (`wait_for_successor_at_exit`): wait for the
+    // successor and end as it ends, before `main` runs.
+    if value.split(';').any(|field| field == "shape=wait") {
+        let child = value
+            .split(';')
+            .find_map(|field| field.strip_prefix("child="))
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or(0);
+        os::wait_for_child(child);
     }
     let own = |fd: &str| -> Option<OwnedFd> {
         let fd: RawFd = fd.parse().ok()?;

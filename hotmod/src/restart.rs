@@ -278,9 +278,18 @@ impl Handover {
         Ok(())
     }
 
-    /// An overlap, after the drain: hands every state and kept value to the new process. This
-    /// process should exit next: its states are gone (an access to one panics). On an error the
-    /// states stay here and the new process starts from their defaults.
+    /// An overlap, after the drain: hands every state and kept value to the new process, and
+    /// waits until it says it took them.
+    ///
+    /// `Ok`: this process should exit next; its states are gone (an access to one panics). At
+    /// its exit it does not end: it becomes a small waiter for the new process (the same pid,
+    /// its executable run afresh, none of the host's code or memory), which passes `SIGTERM` and
+    /// `SIGHUP` on and ends as the new process ends, so `cargo run`, the shell and Ctrl-C keep
+    /// reaching the server they started.
+    ///
+    /// `Err`: the states are this process's again — the new process could not take one (a
+    /// changed state without `migrate`, say; it then exits, and requests it had accepted
+    /// meanwhile fail), or the pipe to it broke — so resume serving.
     pub fn finish(self) -> Result<(), Error> {
         #[cfg(hotmod_restart)]
         {

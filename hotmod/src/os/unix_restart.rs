@@ -115,3 +115,73 @@ pub(crate) fn anonymous_file() -> io::Result<File> {
     std::fs::remove_file(&path)?;
     Ok(file)
 }
+
+/// The process `wait_for_child` waits for, for the signal handler that passes signals on.
+static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn pass_on(signal: libc::c_int) {
+    let child = CHILD.load(std::sync::atomic::Ordering::Relaxed);
+    if child > 0 {
+        // SAFETY: `kill` is async-signal-safe; it sends a signal and touches no memory of ours.
+        unsafe { libc::kill(child, signal) };
+    }
+}
+
+/// Waits for the child `pid` to end and exits as it did (its exit code, or 128 + the signal
+/// that ended it), passing `SIGTERM` and `SIGHUP` sent to this process on to it and ignoring
+/// `SIGINT` and `SIGQUIT` (a terminal sends those to its whole foreground process group, the
+/// child included). What a server's old process becomes after an overlapping restart: it keeps
+/// its pid, so whatever started it (`cargo run`, a shell, a supervisor) still waits for it.
+pub(crate) fn wait_for_child(pid: u32) -> ! {
+    let pid = libc::pid_t::try_from(pid).unwrap_or(0);
+    CHILD.store(pid, std::sync::atomic::Ordering::Relaxed);
+    let handler = pass_on as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: installs handlers that only call `kill` (async-signal-safe), or ignores signals.
+    unsafe {
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGHUP, handler);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    let code = loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `waitpid` writes the child's status into `status`, which lives across the
+        // call.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if waited == pid {
+            if libc::WIFEXITED(status) {
+                break libc::WEXITSTATUS(status);
+            }
+            if libc::WIFSIGNALED(status) {
+                break 128 + libc::WTERMSIG(status);
+            }
+            continue;
+        }
+        if waited < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        // Not (or no longer) a child of this process: nothing to wait for.
+        break 0;
+    };
+    // SAFETY: ends the process at once, running nothing of this image (it ran no `main`).
+    unsafe { libc::_exit(code) }
+}
+
+/// Replaces this process's image with its own executable again (`/proc/self/exe`, the file it
+/// runs, even where a build replaced the file at its path), with `env` added: how an old
+/// server process becomes a small waiter without its memory. Returns only if that failed.
+#[cfg(target_os = "linux")]
+pub(crate) fn exec_self(env: (&str, &str)) -> io::Error {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new("/proc/self/exe");
+    if let Some(arg0) = std::env::args_os().next() {
+        command.arg0(arg0);
+    }
+    command.env(env.0, env.1).exec()
+}
+
+/// Elsewhere there is no `/proc/self/exe` to run: the caller waits in this image.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn exec_self(_env: (&str, &str)) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "no /proc/self/exe")
+}
