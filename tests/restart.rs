@@ -389,6 +389,15 @@ fn event(lines: &Receiver<String>, text: &str, seen: &mut Vec<String>) -> String
     })
 }
 
+/// The address in the server's `serving <address> …` line.
+fn address(serving: &str) -> SocketAddr {
+    serving
+        .split_whitespace()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {serving:?}"))
+}
+
 /// `key=value`'s value in `line`.
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
     line.split_whitespace()
@@ -445,11 +454,7 @@ fn a_server_restarts_with_its_socket_and_state_and_no_request_fails() {
     let (mut host, lines, _stdin) = fixture.start(&[]);
     let mut seen = Vec::new();
     let serving = line_starting(&lines, "serving ", &mut seen);
-    let addr: SocketAddr = serving
-        .split_whitespace()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {serving:?}"));
+    let addr = address(&serving);
     let old_pid = field(&serving, "pid").to_owned();
     assert_eq!(field(&serving, "inherited"), "None", "a cold start");
     for expected in 1..=3 {
@@ -634,11 +639,7 @@ fn a_restart_that_fails_leaves_the_old_process_serving_with_its_state() {
     let (_host, lines, _stdin) = fixture.start(&[]);
     let mut seen = Vec::new();
     let serving = line_starting(&lines, "serving ", &mut seen);
-    let addr: SocketAddr = serving
-        .split_whitespace()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {serving:?}"));
+    let addr = address(&serving);
     let pid = field(&serving, "pid").to_owned();
     assert_eq!(get(addr, "/hit"), Ok(format!("pid={pid} count=1 text=v1")));
 
