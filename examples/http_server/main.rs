@@ -197,11 +197,14 @@ fn run() -> Result<(), String> {
         "handing over to {successor}: not accepting any more, draining {} connection(s)",
         server.connections()
     );
-    let idle = server
+    let left = server
         .drain(HANDOVER_GRACE)
         .map_err(|e| format!("draining the server: {e}"))?;
-    if idle > 0 {
-        println!("closed {idle} idle connection(s) after {HANDOVER_GRACE:?}");
+    if left > 0 {
+        println!(
+            "{left} connection(s) still open after {HANDOVER_GRACE:?}: closed the idle ones, \
+             finished the others' requests"
+        );
     }
     handover
         .finish()

@@ -218,12 +218,14 @@ impl Server {
     }
 
     /// Drains the server for a hand-over to another process serving on the same listening
-    /// socket, and returns once it is done: stops accepting (without closing the socket, which
-    /// the other process accepts on), releases the requests held by `until_reload`, answers every
+    /// socket, and returns once it is done: stops accepting (its descriptor stays open until the
+    /// drain is done, and closing it then leaves the socket open: the other process holds it
+    /// too and accepts on it), releases the requests held by `until_reload`, answers every
     /// request from now on with `Connection: close` (so a keep-alive connection is closed after
     /// its next response, and its client connects again, to the other process), waits for the
     /// connections to close that way for at most `grace`, then closes the ones left idle and
-    /// waits for the requests still in flight. Returns how many connections were left idle.
+    /// waits for the requests still in flight. Returns how many connections were still open
+    /// when the grace period ended.
     pub fn drain(mut self, grace: Duration) -> io::Result<usize> {
         self.stats.draining.send_replace(true);
         let left = {
