@@ -14,7 +14,12 @@
 //!
 //! The types that cross the boundary ([`app::Request`], [`app::Response`]) are plain structs
 //! of owned data: their layout must stay the same for a reload to be accepted, while the
-//! function bodies may change freely.
+//! function bodies may change freely. A change to their layout needs a restart: the server
+//! started with `--restart` does one that keeps state (`hotmod::restart`).
+//!
+//! The server counts every request it answers with [`app::count_request`], a
+//! `#[hotmod::state]` counter, and sends the number as the `x-request-count` header: the count
+//! goes on across reloads, and across the server's kept-state restarts.
 //!
 //! ```
 //! use handler::app::{self, Request};
@@ -26,6 +31,8 @@
 //!
 //! let price = app::handle(&Request::get("/price", "item=tea&qty=3"));
 //! assert_eq!((price.status, price.body.as_str()), (200, "3 x tea: 7.50\n"));
+//!
+//! assert_eq!((app::count_request(), app::count_request()), (1, 2));
 //! ```
 
 #![warn(missing_docs)]
@@ -55,6 +62,21 @@ pub mod app {
         pub content_type: String,
         /// The response body.
         pub body: String,
+    }
+
+    /// The requests answered so far: state that survives reloads and kept-state restarts.
+    #[hotmod::state]
+    static REQUESTS: hotmod::State<u64> = hotmod::State::new();
+
+    /// Counts one answered request and returns its number: 1 for the first request the server
+    /// ever answered. Call it with a plain call, which runs the current generation (the one that
+    /// holds the state), not through a handle pinned before a reload: the state has moved on to
+    /// the new generation then, and the old one's access is refused.
+    pub fn count_request() -> u64 {
+        REQUESTS.with(|requests| {
+            *requests += 1;
+            *requests
+        })
     }
 
     impl Request {
