@@ -99,6 +99,9 @@ enum Slot {
     Idle,
     Busy,
     Published(Pending),
+    /// The states went to the new process: this one restarts no more (its states are gone, and
+    /// the descriptors it kept may be closed by now).
+    HandedOver,
 }
 
 static SLOT: Mutex<Slot> = Mutex::new(Slot::Idle);
@@ -365,6 +368,7 @@ impl Pending {
         match took_state(answers) {
             Ok(()) => {
                 taken.handed_over();
+                *lock(&SLOT) = Slot::HandedOver;
                 wait_for_successor_at_exit(pid);
                 Ok(())
             }

@@ -149,8 +149,14 @@ pub fn take_fd(name: &str) -> Option<OwnedFd> {
 }
 
 /// This process serves: after a hand-over, the previous process may stop accepting and drain
-/// (an overlap), and the states start coming in (until they have, accesses to them wait). Call
-/// it once the host is ready to take requests, after a cold start too (then it does nothing).
+/// (an overlap), and the states start coming in. Call it once the host is ready to take
+/// requests, after a cold start too (then it does nothing).
+///
+/// Until the states have come in, an access to one waits: in an overlap, for as long as the old
+/// process drains. Such an access gives up with a panic after 60 s (the limit of every state
+/// hand-over, counted from the access), and it blocks its thread meanwhile — in an async server
+/// a worker thread of the runtime, so keep state accesses off the runtime's threads or keep the
+/// old side's drain short. [`take_value`] waits up to 120 s.
 pub fn ready() {
     #[cfg(hotmod_restart)]
     if let Some(incoming) = crate::handover::incoming() {
