@@ -19,14 +19,14 @@ mod support;
 mod client;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use support::scratch::{hotmod_path, lines_of, manifest, write, Host};
+use support::scratch::{lines_of, write, Host};
 
 /// The workspace's first build compiles hotmod, axum, tokio and the rest; a restart builds the
 /// handler and the server: generous on a busy 2-core machine.
@@ -65,22 +65,6 @@ struct Fixture {
     _lock: std::fs::File,
 }
 
-/// A crate of the example (`examples/<name>`) in the user's workspace: its manifest with
-/// hotmod's path made absolute (its other path dependencies are its neighbours there too), and
-/// its sources.
-fn copy_crate(root: &Path, name: &str) {
-    let from = support::workspace().join("examples").join(name);
-    let manifest = std::fs::read_to_string(from.join("Cargo.toml")).expect("the manifest");
-    assert!(manifest.contains(r#"path = "../../hotmod""#), "{manifest}");
-    let manifest = manifest.replace(
-        r#"path = "../../hotmod""#,
-        &format!("path = {}", hotmod_path()),
-    );
-    write(&root.join(name).join("Cargo.toml"), &manifest);
-    let lib = std::fs::read_to_string(from.join("src/lib.rs")).expect("the crate's lib.rs");
-    write(&root.join(name).join("src/lib.rs"), &lib);
-}
-
 /// The workspace with the example's sources as written, built.
 fn fixture() -> Fixture {
     let root = support::workspace()
@@ -89,63 +73,9 @@ fn fixture() -> Fixture {
         .join("http-restart");
     let target = root.join("target");
     let lock = support::crate_copy::lock(&target).expect("the scratch target's lock");
-    write(
-        &root.join("Cargo.toml"),
-        "[workspace]\nmembers = [\"server\", \"handler\", \"pricing\"]\nresolver = \"2\"\n",
-    );
-    if !root.join("Cargo.lock").exists() {
-        let lock =
-            std::fs::read_to_string(support::workspace().join("Cargo.lock")).expect("Cargo.lock");
-        write(&root.join("Cargo.lock"), &lock);
-    }
-    copy_crate(&root, "handler");
-    copy_crate(&root, "pricing");
-    // The server: examples/http_server as the example `http_server` of a package of its own,
-    // with the dependencies examples/Cargo.toml gives it.
-    let examples = std::fs::read_to_string(support::workspace().join("examples/Cargo.toml"))
-        .expect("examples/Cargo.toml");
-    let dependency = |name: &str| {
-        examples
-            .lines()
-            .find(|line| line.starts_with(&format!("{name} = ")))
-            .unwrap_or_else(|| panic!("examples/Cargo.toml has no dependency {name}"))
-            .to_owned()
-    };
-    write(
-        &root.join("server/Cargo.toml"),
-        &manifest(
-            "http_example",
-            "autoexamples = false\n\n[[example]]\nname = \"http_server\"\npath = \"http_server/main.rs\"\n",
-            &format!(
-                "hotmod = {{ path = {} }}\nhandler = {{ path = \"../handler\" }}\npricing = {{ path = \"../pricing\" }}\n{}\n{}\n",
-                hotmod_path(),
-                dependency("tokio"),
-                dependency("axum"),
-            ),
-        ),
-    );
-    for file in ["main.rs", "server.rs", "client.rs"] {
-        let source =
-            std::fs::read_to_string(support::workspace().join("examples/http_server").join(file))
-                .expect("the server's sources");
-        write(&root.join("server/http_server").join(file), &source);
-    }
-    let pristine =
-        std::fs::read_to_string(root.join("handler/src/lib.rs")).expect("the handler's source");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "--color", "never", "--example", "http_server"])
-        .arg("--target-dir")
-        .arg(&target)
-        .env("CARGO_NET_OFFLINE", "true")
-        .output()
-        .expect("run cargo");
-    assert!(
-        built.status.success(),
-        "building the workspace failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    let handler = support::crate_copy::http_project(&root).expect("the project written");
+    let pristine = std::fs::read_to_string(handler).expect("the handler's source");
+    support::crate_copy::build_http_project(&root, &target).expect("the project built");
     Fixture {
         root,
         pristine,

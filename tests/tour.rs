@@ -25,7 +25,9 @@ fn the_tour_tells_its_story() {
         .join("hotmod-copies")
         .join("tour")
         .join("handler");
-    let report = tour::run(&copy, &fixtures).expect("the tour runs to its end");
+    // The HTTP example as a project of its own: the one tests/http_restart.rs builds too.
+    let project = fixtures.join("http-restart");
+    let report = tour::run(&copy, &fixtures, &project).expect("the tour runs to its end");
 
     let slow = report
         .rows
@@ -50,4 +52,29 @@ fn the_tour_tells_its_story() {
     assert_eq!(report.new, report.old + 1);
     assert!(!report.live.contains(&report.old), "{:?}", report.live);
     assert!(report.refusal.contains("Response"), "{}", report.refusal);
+
+    // The same edit by a kept-state restart: the slow request by the old server, new ones by
+    // the new server, and the request counter went on.
+    let restart = &report.restart;
+    assert_ne!(restart.old_pid, restart.new_pid);
+    let whats: Vec<&str> = restart.rows.iter().map(|r| r.what).collect();
+    assert_eq!(
+        whats,
+        [
+            "first request",
+            "first request",
+            "slow request",
+            "new request",
+            "new request"
+        ]
+    );
+    for (n, row) in restart.rows.iter().enumerate() {
+        let pid = if row.what == "new request" {
+            restart.new_pid
+        } else {
+            restart.old_pid
+        };
+        assert_eq!(row.pid, Some(pid), "{row:?}");
+        assert_eq!(row.count, Some(n as u64 + 1), "{row:?}");
+    }
 }

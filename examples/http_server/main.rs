@@ -132,10 +132,7 @@ fn run() -> Result<(), String> {
             module
                 .rebuild_on_save()
                 .map_err(|e| format!("starting the rebuild of the {what}: {e}"))?;
-            println!(
-                "rebuilding the {what} on every save of {}/{dir}/src",
-                env!("CARGO_MANIFEST_DIR")
-            );
+            println!("rebuilding the {what} on every save of its crate's sources ({dir})");
         } else if watch {
             module
                 .watch()

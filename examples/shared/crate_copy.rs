@@ -195,3 +195,85 @@ pub fn dylib(name: &str) -> String {
         std::env::consts::DLL_SUFFIX
     )
 }
+
+/// Writes `text` to `path` unless it already holds it (an unchanged file keeps its time, so
+/// cargo keeps what it built from it).
+pub fn write_if_changed(path: &Path, text: &str) -> Result<()> {
+    if fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// The HTTP example as a user's project of its own, written under `root`: a workspace with the
+/// handler, the price list and a package `http_example` whose example `http_server` is
+/// `examples/http_server` (its three files, and the dependencies `examples/Cargo.toml` gives
+/// it), with hotmod the workspace's and the workspace's `Cargo.lock`. What a kept-state restart
+/// needs that the examples' own package cannot give: a server whose rebuild compiles an edited
+/// handler (`tests/http_restart.rs`, and the tour's last step). Files already as written keep
+/// their times. Returns the handler's `src/lib.rs` in it.
+pub fn http_project(root: &Path) -> Result<PathBuf> {
+    let here = workspace();
+    let read = |path: PathBuf| {
+        fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+    };
+    let hotmod = format!("{:?}", here.join("hotmod").display().to_string());
+    write_if_changed(
+        &root.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"server\", \"handler\", \"pricing\"]\nresolver = \"2\"\n",
+    )?;
+    if !root.join("Cargo.lock").exists() {
+        write_if_changed(&root.join("Cargo.lock"), &read(here.join("Cargo.lock"))?)?;
+    }
+    for name in ["handler", "pricing"] {
+        let from = here.join("examples").join(name);
+        let manifest = read(from.join("Cargo.toml"))?;
+        if !manifest.contains(r#"path = "../../hotmod""#) {
+            return Err(format!("{}: no hotmod path dependency", from.display()).into());
+        }
+        let manifest = manifest.replace(r#"path = "../../hotmod""#, &format!("path = {hotmod}"));
+        write_if_changed(&root.join(name).join("Cargo.toml"), &manifest)?;
+        write_if_changed(
+            &root.join(name).join("src/lib.rs"),
+            &read(from.join("src/lib.rs"))?,
+        )?;
+    }
+    let examples = read(here.join("examples/Cargo.toml"))?;
+    let dependency = |name: &str| {
+        examples
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} = ")))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("examples/Cargo.toml has no dependency {name}"))
+    };
+    let manifest = format!(
+        "[package]\nname = \"http_example\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+         publish = false\nautoexamples = false\n\n[[example]]\nname = \"http_server\"\n\
+         path = \"http_server/main.rs\"\n\n[dependencies]\nhotmod = {{ path = {hotmod} }}\n\
+         handler = {{ path = \"../handler\" }}\npricing = {{ path = \"../pricing\" }}\n{}\n{}\n",
+        dependency("tokio")?,
+        dependency("axum")?,
+    );
+    write_if_changed(&root.join("server/Cargo.toml"), &manifest)?;
+    for file in ["main.rs", "server.rs", "client.rs"] {
+        write_if_changed(
+            &root.join("server/http_server").join(file),
+            &read(here.join("examples/http_server").join(file))?,
+        )?;
+    }
+    Ok(root.join("handler/src/lib.rs"))
+}
+
+/// `cargo build --example http_server` of the project [`http_project`] wrote at `root`, into
+/// `target_dir`; returns the executable.
+pub fn build_http_project(root: &Path, target_dir: &Path) -> Result<PathBuf> {
+    cargo(&["build", "--example", "http_server"], root, target_dir)?;
+    Ok(target_dir
+        .join("debug")
+        .join("examples")
+        .join("http_server"))
+}

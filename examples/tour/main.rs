@@ -13,7 +13,12 @@
 //!    with), sees generation 1 retire, and sends new requests (generation 2 answers);
 //! 6. tries an edit that changes a type crossing the boundary: hotmod refuses that build and
 //!    generation 2 keeps serving;
-//! 7. prints the requests side by side and exits.
+//! 7. makes the same edit with a kept-state restart: the HTTP example, written as a project of
+//!    its own to `target/hotmod-examples/tour-restart` and started with `--rebuild --restart`,
+//!    builds a new server with the edit and hands it its socket and its request counter while
+//!    a slow request is in flight (the old server answers it; new requests go to the new one,
+//!    and the count goes on);
+//! 8. prints the requests side by side and exits.
 //!
 //! Every hotmod event is printed as the tour reaches it, with the time since the start. The
 //! first run compiles hotmod for the copy (under a minute on two cores); later runs take a few
@@ -37,6 +42,7 @@ fn main() -> ExitCode {
     match tour::run(
         &scratch.join("tour").join("handler"),
         &scratch.join("target"),
+        &scratch.join("tour-restart"),
     ) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {

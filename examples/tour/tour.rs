@@ -75,13 +75,41 @@ pub struct Report {
     pub live: Vec<u64>,
     /// Why the last edit was refused.
     pub refusal: String,
+    /// The same edit, applied by a kept-state restart.
+    pub restart: Restarted,
+}
+
+/// What the tour's kept-state restart saw: the server's pid before and after, and each request
+/// with the process that answered it and the request counter (`#[hotmod::state]`) it read.
+#[derive(Debug, Clone)]
+pub struct Restarted {
+    /// The server that was running when the edit was saved.
+    pub old_pid: u32,
+    /// The server it handed over to.
+    pub new_pid: u32,
+    /// Every request of the step, in order.
+    pub rows: Vec<RestartRow>,
+}
+
+/// One request of the restart step.
+#[derive(Debug, Clone)]
+pub struct RestartRow {
+    /// Which request.
+    pub what: &'static str,
+    /// The process that answered.
+    pub pid: Option<u32>,
+    /// The request counter it read.
+    pub count: Option<u64>,
+    /// The answer.
+    pub body: String,
 }
 
 /// Plays the tour: copies `examples/handler` to `copy_dir` (replacing it; keep it outside
 /// `target_dir`, where the rebuild ignores changes), builds it into `target_dir`, and goes
-/// through the story, printing as it goes. Fails if any request is answered by another
+/// through the story, printing as it goes; its last step writes the HTTP example as a project
+/// of its own to `project_dir` and restarts it with its state. Fails if any request is answered by another
 /// generation than the story says.
-pub fn run(copy_dir: &Path, target_dir: &Path) -> Result<Report> {
+pub fn run(copy_dir: &Path, target_dir: &Path, project_dir: &Path) -> Result<Report> {
     clock();
     println!(
         "hotmod tour: the handler of a running HTTP server changes while a request is in flight\n"
@@ -199,6 +227,11 @@ pub fn run(copy_dir: &Path, target_dir: &Path) -> Result<Report> {
     let after = request(&events, addr, "/hello?name=again")?;
     rows.push(row("later request", "after the refusal", &after));
     module.unwatch();
+    server.shutdown()?;
+    let live = module.live_generations();
+
+    // 7. The same edit, applied by a kept-state restart.
+    let restart = restart_step(project_dir)?;
 
     // 7. Side by side.
     println!();
@@ -216,9 +249,22 @@ pub fn run(copy_dir: &Path, target_dir: &Path) -> Result<Report> {
         );
     }
     println!();
-    let live = module.live_generations();
     println!("live generations: {live:?} (generation {g1} retired once its last request was done)");
-    server.shutdown()?;
+    println!();
+    println!(
+        "  {:<18} {:<13} {:<8} body",
+        "request", "answered by", "count"
+    );
+    for r in &restart.rows {
+        println!(
+            "  {:<18} pid {:<9} {:<8} {:?}",
+            r.what,
+            r.pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            r.count.map_or_else(|| "?".to_owned(), |c| c.to_string()),
+            r.body.trim_end()
+        );
+    }
+    println!();
 
     let ok = slow.generation() == Some(g1)
         && first.generation() == Some(g1)
@@ -231,7 +277,8 @@ pub fn run(copy_dir: &Path, target_dir: &Path) -> Result<Report> {
         return Err("the requests were not answered by the generations expected above".into());
     }
     println!(
-        "done: no restart, no failed request ({:.1} s after the first build)",
+        "done: the handler changed twice while requests were in flight, once by a reload and \
+         once by a restart with its state; no failed request ({:.1} s after the first build)",
         after_first_build.elapsed().as_secs_f64()
     );
     Ok(Report {
@@ -240,7 +287,190 @@ pub fn run(copy_dir: &Path, target_dir: &Path) -> Result<Report> {
         new: g2,
         live,
         refusal,
+        restart,
     })
+}
+
+/// Step 7: the edit step 6 could not load, applied by a kept-state restart. The server that
+/// restarts must be built with the edited handler, so it runs as a project of its own (the
+/// HTTP example written to `root`), as a child process started with `--rebuild --restart`;
+/// its lines are printed as they come.
+fn restart_step(root: &Path) -> Result<Restarted> {
+    say!(
+        "the same edit with a kept-state restart: the HTTP example as a project of its own, \
+         started with --rebuild --restart, whose rebuild builds a new server with the edit"
+    );
+    let target = root.join("target");
+    // Under the lock: the tests build this project too.
+    let _lock = crate_copy::lock(&target)?;
+    let lib_rs = crate_copy::http_project(root)?;
+    let pristine = std::fs::read_to_string(&lib_rs)
+        .map_err(|e| format!("reading {}: {e}", lib_rs.display()))?;
+    say!(
+        "building it in {} (the first run compiles the server's dependencies: minutes on two \
+         cores; later runs take seconds) …",
+        root.display()
+    );
+    let built = Instant::now();
+    let exe = crate_copy::build_http_project(root, &target)?;
+    say!("built in {:.1} s", built.elapsed().as_secs_f64());
+    let result = restart_story(root, &exe, &lib_rs);
+    // The pristine handler for the next run, whatever happened.
+    crate_copy::write_if_changed(&lib_rs, &pristine)?;
+    result
+}
+
+fn restart_story(root: &Path, exe: &Path, lib_rs: &Path) -> Result<Restarted> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(exe)
+        .args(["--rebuild", "--restart", "--port", "0"])
+        .current_dir(root)
+        .env("HOTMOD_QUIET", "1")
+        .env_remove("HOTMOD_REBUILD")
+        .env_remove("HOTMOD_WATCH")
+        .env_remove("HOTMOD_RESTART")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        // Its own group: the server and the one it hands over to end together with the tour.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+    let group = ProcessGroup(child.id());
+    let stdout = child.stdout.take().ok_or("the server's stdout")?;
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Prints the server's lines until one satisfies `wanted`.
+    let until = |what: &str, wanted: &dyn Fn(&str) -> bool| -> Result<String> {
+        loop {
+            let line = lines
+                .recv_timeout(WAIT)
+                .map_err(|_| format!("waited {WAIT:?} for the server: {what}"))?;
+            say!("server: {line}");
+            if line.contains("restarting failed") {
+                return Err(format!("the restart failed: {line}").into());
+            }
+            if wanted(&line) {
+                return Ok(line);
+            }
+        }
+    };
+    let listening = until("listening", &|l| l.starts_with("listening on http://"))?;
+    let addr: SocketAddr = listening
+        .trim_start_matches("listening on http://")
+        .split(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("no address in {listening:?}"))?;
+    let old_pid = child.id();
+    let mut rows = Vec::new();
+    let ask = |what: &'static str, target: &str, rows: &mut Vec<RestartRow>| -> Result<()> {
+        let reply = client::get(addr, target, HTTP_TIMEOUT)?;
+        if reply.status != 200 {
+            return Err(format!("GET {target} answered {}: {}", reply.status, reply.body).into());
+        }
+        rows.push(RestartRow {
+            what,
+            pid: reply.pid(),
+            count: reply.count(),
+            body: reply.body.clone(),
+        });
+        Ok(())
+    };
+    for n in 1..=2 {
+        ask(
+            "first request",
+            &format!("/hello?name=before{n}"),
+            &mut rows,
+        )?;
+    }
+    let slow_target = "/hello?name=slow&delay_ms=60000&until_reload=1";
+    say!("slow request: GET {slow_target}");
+    let slow = std::thread::spawn(move || client::get(addr, slow_target, HTTP_TIMEOUT));
+    until("the slow request held", &|l| {
+        l.contains("name=slow") && l.contains("held")
+    })?;
+
+    say!(
+        "editing {}: + pub max_age: u32 in Response (refused for a reload, as above)",
+        lib_rs.display()
+    );
+    crate_copy::edit(lib_rs, &NEW_FIELD)?;
+    let handed = until("the hand-over", &|l| l.starts_with("handed over to pid "))?;
+    let new_pid: u32 = handed
+        .trim_start_matches("handed over to pid ")
+        .split(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("no pid in {handed:?}"))?;
+    let slow = slow
+        .join()
+        .map_err(|_| "the slow request's thread panicked")??;
+    rows.push(RestartRow {
+        what: "slow request",
+        pid: slow.pid(),
+        count: slow.count(),
+        body: slow.body.clone(),
+    });
+    for n in 1..=2 {
+        ask("new request", &format!("/hello?name=after{n}"), &mut rows)?;
+    }
+    say!(
+        "the old server (pid {old_pid}) answered the slow request and waits for the new one \
+         (pid {new_pid}); stopping it"
+    );
+    let _ = std::process::Command::new("kill")
+        .arg(new_pid.to_string())
+        .status();
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for the server: {e}"))?;
+    say!("the old server ended as the new one did: {status}");
+    drop(group);
+
+    let counts: Vec<Option<u64>> = rows.iter().map(|r| r.count).collect();
+    let expected: Vec<Option<u64>> = (1..=rows.len() as u64).map(Some).collect();
+    let ok = rows.iter().all(|r| {
+        r.pid
+            == Some(if r.what == "new request" {
+                new_pid
+            } else {
+                old_pid
+            })
+    }) && new_pid != old_pid
+        && counts == expected;
+    if !ok {
+        return Err(format!(
+            "the restart did not go as the story says: old pid {old_pid}, new pid {new_pid}, {rows:?}"
+        )
+        .into());
+    }
+    Ok(Restarted {
+        old_pid,
+        new_pid,
+        rows,
+    })
+}
+
+/// A process group killed when dropped (the restart step's server and its successor).
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 fn request(events: &Events, addr: SocketAddr, target: &str) -> Result<client::Reply> {
