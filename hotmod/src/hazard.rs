@@ -86,7 +86,7 @@ impl Drop for SlotOwner {
             self.0.fast.store(ptr::null_mut(), Ordering::Release);
             self.0.reach.store(ptr::null_mut(), Ordering::Release);
         }
-        CALL_SLOT.with(|slot| slot.store(UNREGISTERED, Ordering::Relaxed));
+        CALL_SLOT.with(|slot| slot.call.store(UNREGISTERED, Ordering::Relaxed));
         self.0.call.store(ptr::null_mut(), Ordering::Release);
         self.0.pin.store(ptr::null_mut(), Ordering::Release);
         OWN_SLOT.set(ptr::null());
@@ -101,18 +101,31 @@ pub(crate) const UNREGISTERED: *mut Generation = NonNull::<Generation>::dangling
 
 thread_local! {
     static SLOT: SlotOwner = SlotOwner::acquire();
-    /// The plain-call fast path's hazard slot. It lives in the thread's own static TLS block:
-    /// one `%fs`-relative load and two stores per call, no lazy-initialisation check, no pointer
-    /// to chase, and no cache line shared with another thread. The collector finds it through
-    /// the thread's `HazardSlot::fast`.
-    static CALL_SLOT: AtomicPtr<Generation> = const { AtomicPtr::new(UNREGISTERED) };
-    /// While `CALL_SLOT` holds a view: the modules whose generations at its epoch it keeps
-    /// loaded (`Runtime::reach_bit`s; all of them until the call knows its generation's hot
-    /// imports). Written only by its thread; read by collectors through `HazardSlot::reach`.
-    static VIEW_REACH: AtomicU64 = const { AtomicU64::new(u64::MAX) };
+    /// The plain-call fast path's hazard slot, with `VIEW_REACH` beside it (one thread-local,
+    /// so that a call finds both with one address computation: where the TLS access is
+    /// compiled as a call, in code built position-independent, that is one fewer). It lives in
+    /// the thread's own static TLS block: one `%fs`-relative load and two stores per call, no
+    /// lazy-initialisation check, no pointer to chase, and no cache line shared with another
+    /// thread. The collector finds it through the thread's `HazardSlot::fast`.
+    static CALL_SLOT: FastSlot = const {
+        FastSlot {
+            call: AtomicPtr::new(UNREGISTERED),
+            reach: AtomicU64::new(u64::MAX),
+        }
+    };
     /// The slot `SLOT` owns, or null: what the fork handler in the child keeps. `const` and
     /// without a destructor, so reading it never acquires a slot (which takes `SLOTS`).
     static OWN_SLOT: Cell<*const HazardSlot> = const { Cell::new(ptr::null()) };
+}
+
+/// `CALL_SLOT`: the fast call slot and `VIEW_REACH`.
+pub(crate) struct FastSlot {
+    call: AtomicPtr<Generation>,
+    /// `VIEW_REACH`: while `call` holds a view, the modules whose generations at its epoch it
+    /// keeps loaded (`Runtime::reach_bit`s; all of them until the call knows its generation's
+    /// hot imports). Written only by its thread; read by collectors through
+    /// `HazardSlot::reach`.
+    reach: AtomicU64,
 }
 
 /// This thread's slot, acquiring one on first use; `None` during thread teardown. Also
@@ -129,8 +142,8 @@ pub(crate) fn thread_slot() -> Option<&'static HazardSlot> {
 /// Makes this thread's `CALL_SLOT` visible to the collector, then opens it to the fast path.
 #[cold]
 fn register_call_slot(slot: &'static HazardSlot) {
-    let call_slot = CALL_SLOT.with(ptr::from_ref).cast_mut();
-    let reach = VIEW_REACH.with(ptr::from_ref).cast_mut();
+    let call_slot = fast_call_slot().cast_mut();
+    let reach = view_reach().cast_mut();
     {
         // Under the lock `hazards` scans with: a scan either sees the registration, or runs
         // before it — and then before any generation this thread publishes in `CALL_SLOT`, whose
@@ -140,8 +153,8 @@ fn register_call_slot(slot: &'static HazardSlot) {
         slot.fast.store(call_slot, Ordering::Release);
     }
     // Only `UNREGISTERED` is replaced: a value that is a generation belongs to a call running.
-    CALL_SLOT.with(|call| {
-        let _ = call.compare_exchange(
+    CALL_SLOT.with(|slot| {
+        let _ = slot.call.compare_exchange(
             UNREGISTERED,
             ptr::null_mut(),
             Ordering::Relaxed,
@@ -192,7 +205,7 @@ pub(crate) fn view_epoch(word: *mut Generation) -> Option<u64> {
 /// This thread's `VIEW_REACH` (see the module docs).
 #[inline(always)]
 pub(crate) fn view_reach() -> *const AtomicU64 {
-    VIEW_REACH.with(ptr::from_ref)
+    CALL_SLOT.with(|slot| ptr::from_ref(&slot.reach))
 }
 
 /// Views pinned by handles (`pin.rs`, `ViewPin`): each keeps what a view at its epoch keeps,
@@ -292,7 +305,7 @@ fn fast_slot(
 /// on this thread. Valid for as long as the thread runs.
 #[inline(always)]
 pub(crate) fn fast_call_slot() -> *const AtomicPtr<Generation> {
-    CALL_SLOT.with(ptr::from_ref)
+    CALL_SLOT.with(|slot| ptr::from_ref(&slot.call))
 }
 
 /// `SLOTS`, held across `fork` (see the module docs). Only held briefly elsewhere, and never
