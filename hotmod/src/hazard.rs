@@ -20,7 +20,7 @@
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::generation::Generation;
@@ -118,7 +118,9 @@ thread_local! {
     static OWN_SLOT: Cell<*const HazardSlot> = const { Cell::new(ptr::null()) };
 }
 
-/// `CALL_SLOT`: the fast call slot and `VIEW_REACH`.
+/// `CALL_SLOT`: the fast call slot and `VIEW_REACH`, in this order (`static_slot` reads them by
+/// offset).
+#[repr(C)]
 pub(crate) struct FastSlot {
     call: AtomicPtr<Generation>,
     /// `VIEW_REACH`: while `call` holds a view, the modules whose generations at its epoch it
@@ -200,6 +202,42 @@ pub(crate) fn view_word(epoch: u64) -> *mut Generation {
 pub(crate) fn view_epoch(word: *mut Generation) -> Option<u64> {
     let word = word.addr();
     (word & 1 == 1).then_some((word >> 1) as u64)
+}
+
+/// `CALL_SLOT`'s offset from the thread pointer when it is the same in every thread (hotmod is
+/// part of the main program, whose TLS block is static: `os::static_tls_offset`); 0 while
+/// unknown or where there is none.
+static STATIC_SLOT: AtomicIsize = AtomicIsize::new(0);
+/// Whether `find_static_slot` looked.
+static STATIC_SLOT_SOUGHT: AtomicBool = AtomicBool::new(false);
+
+/// Looks for `CALL_SLOT`'s static offset (once), for `static_slot`. The host's loader calls it
+/// before it links a library to the host's modules: before any forwarding trampoline can run.
+pub(crate) fn find_static_slot() {
+    if STATIC_SLOT_SOUGHT.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(offset) = os::static_tls_offset(fast_call_slot().cast()) {
+        STATIC_SLOT.store(offset, Ordering::Relaxed);
+    }
+}
+
+/// This thread's `CALL_SLOT` and `VIEW_REACH` values, read at their static offset from the
+/// thread pointer without the thread-local machinery, which in code built
+/// position-independent is a call the compiler saves registers around; `None` until
+/// `find_static_slot` found the offset, or where there is none. Any thread sees the offset
+/// or 0: either is right for it.
+#[inline(always)]
+pub(crate) fn static_slot() -> Option<(*mut Generation, u64)> {
+    let offset = STATIC_SLOT.load(Ordering::Relaxed);
+    if offset == 0 {
+        return None;
+    }
+    let reach = offset.wrapping_add(std::mem::offset_of!(FastSlot, reach) as isize);
+    // SAFETY: `offset` is `CALL_SLOT`'s in every thread (`os::static_tls_offset`), whose
+    // `call` and `reach` are words only this thread writes (collectors read them).
+    let (call, reach) = unsafe { (os::read_static_tls(offset), os::read_static_tls(reach)) };
+    Some((ptr::without_provenance_mut(call), reach as u64))
 }
 
 /// This thread's `VIEW_REACH` (see the module docs).

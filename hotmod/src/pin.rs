@@ -42,7 +42,10 @@
 //!   library's code reaches the generation through two indirect jumps and no frame of the
 //!   host's, and gets its result and panic message as they are. Anything else (generation 0,
 //!   no view, outside its reach, changed since its epoch, under probation) makes the plain call
-//!   through the module's wrapper.
+//!   through the module's wrapper. The trampoline reads the thread's slot at its static offset
+//!   from the thread pointer (`hazard::static_slot`), which exists where hotmod is part of the
+//!   main program; elsewhere (a host that is itself a `dlopen`ed library) every forwarded call
+//!   takes the plain call.
 //!
 //!   A loaded generation whose library imports no other module (`Generation::reach` is its
 //!   own module's bit) needs no view: the outermost call into it publishes the generation
@@ -710,18 +713,15 @@ fn call_host<A, R, I: Invoke<A, R>>(forward: RawTrampoline, args: A) -> R {
 /// (its calls are counted after they return).
 #[inline(always)]
 pub(crate) fn forward_target(runtime: &'static Runtime, index: usize) -> Option<RawTrampoline> {
-    // The thread-locals' addresses first (one computation for both): where it is compiled as a
-    // call, only the forwarded arguments are live across it.
-    let (slot, reach) = (fast_call_slot(), view_reach());
     let current = runtime.current_loaded();
     if current.is_null() {
         return None;
     }
-    // SAFETY: `CALL_SLOT` is a thread-local of this thread, which outlives this call.
-    let word = unsafe { &*slot }.load(Ordering::Relaxed);
+    // The slot and the reach by their static offset: no thread-local access, which would make
+    // the forwarding trampoline save its arguments around it (`hazard::static_slot`; where
+    // there is no static offset, every call takes the plain call).
+    let (word, reach) = hazard::static_slot()?;
     let epoch = view_epoch(word)?;
-    // SAFETY: `VIEW_REACH` is a thread-local of this thread.
-    let reach = unsafe { &*reach }.load(Ordering::Relaxed);
     if reach & runtime.reach_bit() == 0 || runtime.since() > epoch {
         return None;
     }
