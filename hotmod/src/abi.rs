@@ -339,9 +339,10 @@ pub struct FnEntry {
     pub kind: u32,
     /// Calls the function: a [`Trampoline`] or a register trampoline, as `kind` says.
     pub trampoline: RawTrampoline,
-    /// The same kind of trampoline, making a plain call (the current generation of the build it
-    /// is in): what a library's embedded copy of this module calls in the host. `None` for a
-    /// function returning `Pinned` (its pin would be dropped by the library's hotmod).
+    /// The same kind of trampoline, for a call in the build it is in: what a library's embedded
+    /// copy of this module calls in the host. It hands the call on, with its own arguments, to
+    /// the trampoline of the generation the caller's view sees, or makes a plain call. `None`
+    /// for a function returning `Pinned` (its pin would be dropped by the library's hotmod).
     pub forward: Option<RawTrampoline>,
 }
 
