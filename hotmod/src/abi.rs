@@ -88,7 +88,8 @@ pub const TOOLCHAIN: &str = env!("HOTMOD_TOOLCHAIN");
 pub type Trampoline = unsafe extern "C" fn(args: *mut u8, ret: *mut u8) -> PanicMessage;
 
 /// A panic's message, boxed by the library and owned by whoever receives it; null when the
-/// function returned. Allocated by the library and freed by the host: both use the process's
+/// function returned. Allocated by the library and freed by its caller (the host, or another
+/// library whose call the host's forwarding trampoline handed on): both use the process's
 /// global allocator as long as neither installs its own `#[global_allocator]`
 /// (see docs/reload-model.md).
 pub type PanicMessage = *mut String;
