@@ -39,8 +39,8 @@
 //!   library. When that view sees a loaded generation of the module (`forward_target`: the
 //!   reads of a nested call, above, with nothing to announce), the trampoline hands the call
 //!   on to that generation's trampoline in tail position, with its own arguments: the
-//!   library's code reaches the generation through two indirect jumps and no frame of the
-//!   host's, and gets its result and panic message as they are. Anything else (generation 0,
+//!   library's code reaches the generation through an indirect call and an indirect jump, no
+//!   frame of the host's, and gets its result and panic message as they are. Anything else (generation 0,
 //!   no view, outside its reach, changed since its epoch, under probation) makes the plain call
 //!   through the module's wrapper. The trampoline reads the thread's slot at its static offset
 //!   from the thread pointer (`hazard::static_slot`), which exists where hotmod is part of the
