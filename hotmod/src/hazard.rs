@@ -211,8 +211,9 @@ static STATIC_SLOT: AtomicIsize = AtomicIsize::new(0);
 /// Whether `find_static_slot` looked.
 static STATIC_SLOT_SOUGHT: AtomicBool = AtomicBool::new(false);
 
-/// Looks for `CALL_SLOT`'s static offset (once), for `static_slot`. The host's loader calls it
-/// before it links a library to the host's modules: before any forwarding trampoline can run.
+/// Looks for `CALL_SLOT`'s static offset (once), for `static_slot`. Every load calls it
+/// (`transaction.rs`) before it links a library to the host's modules: before any forwarding
+/// trampoline can run.
 pub(crate) fn find_static_slot() {
     if STATIC_SLOT_SOUGHT.swap(true, Ordering::Relaxed) {
         return;

@@ -123,9 +123,6 @@ fn link_embedded(
     library: &libloading::Library,
     host_modules: &[HostModule],
 ) -> Result<(Box<Links>, u64), Error> {
-    // Before the library can reach a forwarding trampoline, which reads the thread's slot by
-    // its static offset when there is one.
-    crate::hazard::find_static_slot();
     let mut links = Vec::new();
     let mut reach = 0;
     // The host's modules, each looked up in the library by its symbol: a hash lookup per
