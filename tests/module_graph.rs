@@ -49,6 +49,42 @@ fn a_loaded_generation_calls_the_hosts_module_and_its_new_generations() {
     assert_eq!(a::versions(), (2, 1));
 }
 
+/// A loaded `a` calling a loaded `b` through the host's `b`: values that travel by pointer
+/// arrive, and `b`'s panic reaches `a`'s caller with its message, `a` still callable after.
+#[test]
+fn a_loaded_generation_calling_a_loaded_one_passes_values_and_panics() {
+    let _serial = support::serial();
+    b::module()
+        .load(support::library("graph-b2"))
+        .expect("b2 loads");
+    a::module()
+        .load(support::library("graph-a2-b2"))
+        .expect("a2 built against b2 loads");
+    assert_eq!(a::greet_in_b("x".to_owned()), "hello x from b2");
+    let panic = std::panic::catch_unwind(|| a::fail_in_b("b fails".to_owned()))
+        .expect_err("`b`'s panic reaches the caller of `a`");
+    assert_eq!(
+        panic.downcast_ref::<String>().map(String::as_str),
+        Some("b fails")
+    );
+    // Through a handle of `a` too (its calls run in the view it pins).
+    let handle = a::Handle::current();
+    assert_eq!(handle.greet_in_b("y".to_owned()), "hello y from b2");
+    let panic = std::panic::catch_unwind(|| handle.fail_in_b("b fails again".to_owned()))
+        .expect_err("`b`'s panic reaches the caller of `a`'s handle");
+    assert_eq!(
+        panic.downcast_ref::<String>().map(String::as_str),
+        Some("b fails again")
+    );
+    drop(handle);
+    assert_eq!(a::versions(), (2, 2));
+    // Leave `b` at version 1, as the other tests of this file find it.
+    b::module()
+        .load(support::library("graph-b1"))
+        .expect("b1 loads");
+    assert_eq!(a::greet_in_b("z".to_owned()), "hello z from b1");
+}
+
 #[test]
 fn a_library_whose_copy_of_a_called_module_differs_is_refused() {
     let _serial = support::serial();

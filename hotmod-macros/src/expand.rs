@@ -277,15 +277,52 @@ fn trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
 }
 
 /// The trampoline a library's embedded copy of this module calls in the host (`FnEntry::forward`):
-/// the same kind as `trampoline`, making a plain call through the module's wrapper, so it runs
-/// the current generation of the build it is in. None for a function returning `Pinned`.
+/// the same kind as `trampoline`. In a view that sees a loaded generation of the module it hands
+/// the call on to that generation's trampoline, in tail position (`__private::forward`); else
+/// it makes a plain call through the module's wrapper, so it runs the generation the caller's
+/// view sees, or the current one of the build it is in. None for a function returning `Pinned`.
 fn forward_trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
     if f.pinned {
         return TokenStream::new();
     }
+    let cfgs = cfgs(&f.item.attrs);
     let name = &f.item.sig.ident;
     let forward = format_ident!("__hotmod_forward_{}", name);
-    trampoline_to(private, f, &forward, quote!(super::#name))
+    let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
+    if call_kind(f) == CallKind::Registers {
+        let params = params(f);
+        let invoke = invoke_type(private, f);
+        return quote! {
+            #(#cfgs)*
+            #[allow(improper_ctypes_definitions)]
+            #[allow(non_snake_case)]
+            pub(super) extern "C" fn #forward(#(#params),*) -> #private::Returned<#ret> {
+                #private::forward::<#tys, #ret, super::#invoke, _>(
+                    &super::__HOTMOD_MODULE,
+                    super::__hotmod_index::#name,
+                    #args,
+                    |#args| super::#name #args,
+                )
+            }
+        };
+    }
+    // The caller's contract (`abi::trampoline`): reached only through a descriptor the host
+    // verified against its own, so `args` owns this argument tuple and `ret` has room for `R`.
+    quote! {
+        #(#cfgs)*
+        #[allow(non_snake_case)]
+        pub(super) unsafe extern "C" fn #forward(args: *mut u8, ret: *mut u8) -> #private::PanicMessage {
+            unsafe {
+                #private::forward_memory::<#tys, #ret, _>(
+                    &super::__HOTMOD_MODULE,
+                    super::__hotmod_index::#name,
+                    args,
+                    ret,
+                    |#args| super::#name #args,
+                )
+            }
+        }
+    }
 }
 
 /// An `extern "C"` trampoline named `name` of the kind `call_kind` picks, calling `callee`.

@@ -88,7 +88,8 @@ pub const TOOLCHAIN: &str = env!("HOTMOD_TOOLCHAIN");
 pub type Trampoline = unsafe extern "C" fn(args: *mut u8, ret: *mut u8) -> PanicMessage;
 
 /// A panic's message, boxed by the library and owned by whoever receives it; null when the
-/// function returned. Allocated by the library and freed by the host: both use the process's
+/// function returned. Allocated by the library and freed by its caller (the host, or another
+/// library whose call the host's forwarding trampoline handed on): both use the process's
 /// global allocator as long as neither installs its own `#[global_allocator]`
 /// (see docs/reload-model.md).
 pub type PanicMessage = *mut String;
@@ -339,9 +340,10 @@ pub struct FnEntry {
     pub kind: u32,
     /// Calls the function: a [`Trampoline`] or a register trampoline, as `kind` says.
     pub trampoline: RawTrampoline,
-    /// The same kind of trampoline, making a plain call (the current generation of the build it
-    /// is in): what a library's embedded copy of this module calls in the host. `None` for a
-    /// function returning `Pinned` (its pin would be dropped by the library's hotmod).
+    /// The same kind of trampoline, for a call in the build it is in: what a library's embedded
+    /// copy of this module calls in the host. It hands the call on, with its own arguments, to
+    /// the trampoline of the generation the caller's view sees, or makes a plain call. `None`
+    /// for a function returning `Pinned` (its pin would be dropped by the library's hotmod).
     pub forward: Option<RawTrampoline>,
 }
 

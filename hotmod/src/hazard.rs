@@ -20,7 +20,7 @@
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::generation::Generation;
@@ -86,7 +86,7 @@ impl Drop for SlotOwner {
             self.0.fast.store(ptr::null_mut(), Ordering::Release);
             self.0.reach.store(ptr::null_mut(), Ordering::Release);
         }
-        CALL_SLOT.with(|slot| slot.store(UNREGISTERED, Ordering::Relaxed));
+        CALL_SLOT.with(|slot| slot.call.store(UNREGISTERED, Ordering::Relaxed));
         self.0.call.store(ptr::null_mut(), Ordering::Release);
         self.0.pin.store(ptr::null_mut(), Ordering::Release);
         OWN_SLOT.set(ptr::null());
@@ -101,18 +101,33 @@ pub(crate) const UNREGISTERED: *mut Generation = NonNull::<Generation>::dangling
 
 thread_local! {
     static SLOT: SlotOwner = SlotOwner::acquire();
-    /// The plain-call fast path's hazard slot. It lives in the thread's own static TLS block:
-    /// one `%fs`-relative load and two stores per call, no lazy-initialisation check, no pointer
-    /// to chase, and no cache line shared with another thread. The collector finds it through
-    /// the thread's `HazardSlot::fast`.
-    static CALL_SLOT: AtomicPtr<Generation> = const { AtomicPtr::new(UNREGISTERED) };
-    /// While `CALL_SLOT` holds a view: the modules whose generations at its epoch it keeps
-    /// loaded (`Runtime::reach_bit`s; all of them until the call knows its generation's hot
-    /// imports). Written only by its thread; read by collectors through `HazardSlot::reach`.
-    static VIEW_REACH: AtomicU64 = const { AtomicU64::new(u64::MAX) };
+    /// The plain-call fast path's hazard slot, with `VIEW_REACH` beside it (one thread-local,
+    /// so that a call finds both with one address computation: where the TLS access is
+    /// compiled as a call, in code built position-independent, that is one fewer). It lives in
+    /// the thread's own static TLS block: one `%fs`-relative load and two stores per call, no
+    /// lazy-initialisation check, no pointer to chase, and no cache line shared with another
+    /// thread. The collector finds it through the thread's `HazardSlot::fast`.
+    static CALL_SLOT: FastSlot = const {
+        FastSlot {
+            call: AtomicPtr::new(UNREGISTERED),
+            reach: AtomicU64::new(u64::MAX),
+        }
+    };
     /// The slot `SLOT` owns, or null: what the fork handler in the child keeps. `const` and
     /// without a destructor, so reading it never acquires a slot (which takes `SLOTS`).
     static OWN_SLOT: Cell<*const HazardSlot> = const { Cell::new(ptr::null()) };
+}
+
+/// `CALL_SLOT`: the fast call slot and `VIEW_REACH`, in this order (`static_slot` reads them by
+/// offset).
+#[repr(C)]
+pub(crate) struct FastSlot {
+    call: AtomicPtr<Generation>,
+    /// `VIEW_REACH`: while `call` holds a view, the modules whose generations at its epoch it
+    /// keeps loaded (`Runtime::reach_bit`s; all of them until the call knows its generation's
+    /// hot imports). Written only by its thread; read by collectors through
+    /// `HazardSlot::reach`.
+    reach: AtomicU64,
 }
 
 /// This thread's slot, acquiring one on first use; `None` during thread teardown. Also
@@ -129,8 +144,8 @@ pub(crate) fn thread_slot() -> Option<&'static HazardSlot> {
 /// Makes this thread's `CALL_SLOT` visible to the collector, then opens it to the fast path.
 #[cold]
 fn register_call_slot(slot: &'static HazardSlot) {
-    let call_slot = CALL_SLOT.with(ptr::from_ref).cast_mut();
-    let reach = VIEW_REACH.with(ptr::from_ref).cast_mut();
+    let call_slot = fast_call_slot().cast_mut();
+    let reach = view_reach().cast_mut();
     {
         // Under the lock `hazards` scans with: a scan either sees the registration, or runs
         // before it — and then before any generation this thread publishes in `CALL_SLOT`, whose
@@ -140,8 +155,8 @@ fn register_call_slot(slot: &'static HazardSlot) {
         slot.fast.store(call_slot, Ordering::Release);
     }
     // Only `UNREGISTERED` is replaced: a value that is a generation belongs to a call running.
-    CALL_SLOT.with(|call| {
-        let _ = call.compare_exchange(
+    CALL_SLOT.with(|slot| {
+        let _ = slot.call.compare_exchange(
             UNREGISTERED,
             ptr::null_mut(),
             Ordering::Relaxed,
@@ -189,10 +204,47 @@ pub(crate) fn view_epoch(word: *mut Generation) -> Option<u64> {
     (word & 1 == 1).then_some((word >> 1) as u64)
 }
 
+/// `CALL_SLOT`'s offset from the thread pointer when it is the same in every thread (hotmod is
+/// part of the main program, whose TLS block is static: `os::static_tls_offset`); 0 while
+/// unknown or where there is none.
+static STATIC_SLOT: AtomicIsize = AtomicIsize::new(0);
+/// Whether `find_static_slot` looked.
+static STATIC_SLOT_SOUGHT: AtomicBool = AtomicBool::new(false);
+
+/// Looks for `CALL_SLOT`'s static offset (once), for `static_slot`. Every load calls it
+/// (`transaction.rs`) before it links a library to the host's modules: before any forwarding
+/// trampoline can run.
+pub(crate) fn find_static_slot() {
+    if STATIC_SLOT_SOUGHT.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(offset) = os::static_tls_offset(fast_call_slot().cast()) {
+        STATIC_SLOT.store(offset, Ordering::Relaxed);
+    }
+}
+
+/// This thread's `CALL_SLOT` and `VIEW_REACH` values, read at their static offset from the
+/// thread pointer without the thread-local machinery, which in code built
+/// position-independent is a call the compiler saves registers around; `None` until
+/// `find_static_slot` found the offset, or where there is none. Any thread sees the offset
+/// or 0: either is right for it.
+#[inline(always)]
+pub(crate) fn static_slot() -> Option<(*mut Generation, u64)> {
+    let offset = STATIC_SLOT.load(Ordering::Relaxed);
+    if offset == 0 {
+        return None;
+    }
+    let reach = offset.wrapping_add(std::mem::offset_of!(FastSlot, reach) as isize);
+    // SAFETY: `offset` is `CALL_SLOT`'s in every thread (`os::static_tls_offset`), whose
+    // `call` and `reach` are words only this thread writes (collectors read them).
+    let (call, reach) = unsafe { (os::read_static_tls(offset), os::read_static_tls(reach)) };
+    Some((ptr::without_provenance_mut(call), reach as u64))
+}
+
 /// This thread's `VIEW_REACH` (see the module docs).
 #[inline(always)]
 pub(crate) fn view_reach() -> *const AtomicU64 {
-    VIEW_REACH.with(ptr::from_ref)
+    CALL_SLOT.with(|slot| ptr::from_ref(&slot.reach))
 }
 
 /// Views pinned by handles (`pin.rs`, `ViewPin`): each keeps what a view at its epoch keeps,
@@ -292,7 +344,7 @@ fn fast_slot(
 /// on this thread. Valid for as long as the thread runs.
 #[inline(always)]
 pub(crate) fn fast_call_slot() -> *const AtomicPtr<Generation> {
-    CALL_SLOT.with(ptr::from_ref)
+    CALL_SLOT.with(|slot| ptr::from_ref(&slot.call))
 }
 
 /// `SLOTS`, held across `fork` (see the module docs). Only held briefly elsewhere, and never

@@ -489,15 +489,21 @@ fn descriptor_symbols(bytes: &[u8]) -> Vec<(u32, String)> {
     let mut found: Vec<(u32, String)> = Vec::new();
     let mut at = 0;
     while let Some(pos) = bytes[at..].windows(stem.len()).position(|w| w == stem) {
-        let start = at + pos + stem.len();
+        let begin = at + pos;
+        let start = begin + stem.len();
         let end = bytes[start..]
             .iter()
             .position(|b| !word(b))
             .map_or(bytes.len(), |n| start + n);
         at = end.max(start);
-        // A symbol name ends with its NUL in the string table; the same characters inside
-        // string data (a module's `ModuleInfo`) run on into the next string.
-        if bytes.get(end) != Some(&0) {
+        // A symbol name ends with its NUL in the string table, and begins after the previous
+        // name's (Mach-O prefixes C names with `_`); the same characters inside string data
+        // (a module's `ModuleInfo`) run on into the neighbouring strings, which the linker
+        // packs without NULs: `greeter::hello__hotmod_v8__greeter__hellogreeter\0`.
+        let after_nul = |i: usize| i == 0 || bytes[i - 1] == 0;
+        let begins =
+            after_nul(begin) || (begin > 0 && bytes[begin - 1] == b'_' && after_nul(begin - 1));
+        if !begins || bytes.get(end) != Some(&0) {
             continue;
         }
         // `<version>__<crate>__<module>`
@@ -514,4 +520,30 @@ fn descriptor_symbols(bytes: &[u8]) -> Vec<(u32, String)> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::descriptor_symbols;
+
+    /// A name is a whole string-table entry: not the same characters inside packed string
+    /// data, which run on into the strings beside them.
+    #[test]
+    fn descriptor_names_are_whole_string_table_entries() {
+        let bytes = b"safety.greeter::hello__hotmod_v8__greeter__hellogreeter\0\0\0cargo\
+                      \0__hotmod_v8__greeter__hello\0";
+        assert_eq!(
+            descriptor_symbols(bytes),
+            [(8, "greeter::hello".to_owned())]
+        );
+        // Mach-O's leading underscore, and a name at the very start.
+        assert_eq!(
+            descriptor_symbols(b"\0___hotmod_v7__a__b\0"),
+            [(7, "a::b".to_owned())]
+        );
+        assert_eq!(
+            descriptor_symbols(b"__hotmod_v8__c__d\0"),
+            [(8, "c::d".to_owned())]
+        );
+    }
 }

@@ -34,6 +34,19 @@
 //!   `current` is the generation; else the module changed since, and the runtime's history
 //!   says which generation was current then (`call_at_epoch`, out of line).
 //!
+//!   A library's embedded copy of another hot module calls the host's forwarding trampoline of
+//!   the function (`FnEntry::forward`), in the host and in the view of the call into the
+//!   library. When that view sees a loaded generation of the module (`forward_target`: the
+//!   reads of a nested call, above, with nothing to announce), the trampoline hands the call
+//!   on to that generation's trampoline in tail position, with its own arguments: the
+//!   library's code reaches the generation through an indirect call and an indirect jump, no
+//!   frame of the host's, and gets its result and panic message as they are. Anything else (generation 0,
+//!   no view, outside its reach, changed since its epoch, under probation) makes the plain call
+//!   through the module's wrapper. The trampoline reads the thread's slot at its static offset
+//!   from the thread pointer (`hazard::static_slot`), which exists where hotmod is part of the
+//!   main program; elsewhere (a host that is itself a `dlopen`ed library) every forwarded call
+//!   takes the plain call.
+//!
 //!   A loaded generation whose library imports no other module (`Generation::reach` is its
 //!   own module's bit) needs no view: the outermost call into it publishes the generation
 //!   itself in the slot, as before views existed — store, compiler fence, re-read `current` —
@@ -682,6 +695,43 @@ fn call_host<A, R, I: Invoke<A, R>>(forward: RawTrampoline, args: A) -> R {
     let returned = unsafe { I::invoke(forward, args) };
     // SAFETY: `returned` came from the call.
     unsafe { returned.finish() }
+}
+
+/// In the host, a forwarding trampoline's call (`FnEntry::forward`: a library's embedded copy
+/// of this module calling it), when it can be handed on as it is: the trampoline of function
+/// `index` of the generation this thread's view sees, for the forwarding trampoline to call in
+/// tail position with its own arguments — its caller then gets that trampoline's result, panic
+/// message included, as if it had called it. `None` sends the forwarding trampoline to the
+/// plain call through the module's wrapper (`call`), which covers every other case.
+///
+/// These are the reads of a call nested in a view (`call_in_view`), in its order: the call
+/// runs in the view of the outer call into the library, announced in this thread's slot, which
+/// keeps the generation loaded until after the forwarded call returns (the outer call returns
+/// only after the library's code that made it). Declined: generation 0 current, no view (the
+/// thread's slot holds a generation, or is unregistered), a module outside the view's reach,
+/// a module that changed generation since the view's epoch, and a generation under probation
+/// (its calls are counted after they return).
+#[inline(always)]
+pub(crate) fn forward_target(runtime: &'static Runtime, index: usize) -> Option<RawTrampoline> {
+    let current = runtime.current_loaded();
+    if current.is_null() {
+        return None;
+    }
+    // The slot and the reach by their static offset: no thread-local access, which would make
+    // the forwarding trampoline save its arguments around it (`hazard::static_slot`; where
+    // there is no static offset, every call takes the plain call).
+    let (word, reach) = hazard::static_slot()?;
+    let epoch = view_epoch(word)?;
+    if reach & runtime.reach_bit() == 0 || runtime.since() > epoch {
+        return None;
+    }
+    // SAFETY: `current`, read before `since`, is the generation current at the view's epoch
+    // (`Runtime::since`), which the view keeps loaded: its reach includes this module.
+    let generation = unsafe { &*current };
+    if generation.probation.active.load(Ordering::Relaxed) {
+        return None;
+    }
+    generation.table.get(index).copied()
 }
 
 /// Counts a call of a generation under probation (see `Module::set_rollback`); the caller still

@@ -46,6 +46,80 @@ pub fn call<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
     pin::call::<A, R, I, F>(module.runtime(), index, args, builtin)
 }
 
+/// The body of a register-kind forwarding trampoline (`FnEntry::forward`, what a library's
+/// embedded copy of this module calls): in a view that sees a loaded generation of the module,
+/// that generation's trampoline, called in tail position (`pin::forward_target`); else
+/// `call` (the module's wrapper, a plain call) under `register_trampoline`.
+#[inline(always)]
+pub fn forward<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
+    module: &'static Module,
+    index: usize,
+    args: A,
+    call: F,
+) -> Returned<R> {
+    if let Some(target) = pin::forward_target(module.runtime(), index) {
+        // SAFETY: the verified trampoline of the host's function `index` in a generation the
+        // caller's view keeps loaded for the call (`forward_target`); the loader verified it
+        // has the arguments, result and kind of the host's function, which are `A`, `R` and
+        // the kind `I` calls.
+        return unsafe { I::invoke(target, args) };
+    }
+    forward_call(args, call)
+}
+
+/// `forward`'s plain call, out of line: the handing-on above needs no stack frame. `extern
+/// "C"` (it cannot unwind: `register_trampoline` catches), so that calling it needs no landing
+/// pad either and both calls stay in tail position.
+#[cold]
+#[inline(never)]
+#[allow(improper_ctypes_definitions)]
+extern "C" fn forward_call<A, R, F: FnOnce(A) -> R>(args: A, call: F) -> Returned<R> {
+    register_trampoline(move || call(args))
+}
+
+/// The body of a memory-kind forwarding trampoline: as [`forward`], handing on `args` and `ret`
+/// as they are, or `call` under `abi::trampoline`.
+///
+/// # Safety
+/// As for `abi::trampoline`: `args` points to an initialised `A` that the caller will not use
+/// or drop again, and `ret` is valid for writing an `R`.
+#[inline(always)]
+pub unsafe fn forward_memory<A, R, F: FnOnce(A) -> R>(
+    module: &'static Module,
+    index: usize,
+    args: *mut u8,
+    ret: *mut u8,
+    call: F,
+) -> PanicMessage {
+    if let Some(target) = pin::forward_target(module.runtime(), index) {
+        // SAFETY: a verified trampoline of the host's function `index`, which has a memory
+        // trampoline (this one's kind), so its real type is `Trampoline`; function pointers of
+        // both types have the same size.
+        let target = unsafe { transmute::<RawTrampoline, Trampoline>(target) };
+        // SAFETY: `target` takes the argument tuple and returns the result of the host's
+        // function `index` (verified), whose types are `A` and `R`: the caller's `args` and
+        // `ret` are what it expects; the caller's view keeps its library loaded for the call.
+        return unsafe { target(args, ret) };
+    }
+    // SAFETY: the caller's contract.
+    unsafe { forward_memory_call::<A, R, F>(args, ret, call) }
+}
+
+/// `forward_memory`'s plain call, out of line.
+///
+/// # Safety
+/// As for [`forward_memory`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn forward_memory_call<A, R, F: FnOnce(A) -> R>(
+    args: *mut u8,
+    ret: *mut u8,
+    call: F,
+) -> PanicMessage {
+    // SAFETY: the caller's contract.
+    unsafe { trampoline::<A, R>(args, ret, call) }
+}
+
 /// A plain call of a function returning `Pinned`: pins the current generation for the call and
 /// hands that pin to the value.
 pub fn call_pinned<A, T: Pinnable, F: FnOnce(A) -> Pinned<T>>(

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::abi::{self, HostLink, ModuleDescriptor, RawTrampoline, StateMark, HOSTED};
+use crate::abi::{self, ModuleDescriptor, RawTrampoline, StateMark, HOSTED};
 use crate::artifact_path;
 use crate::error::Error;
 use crate::events::{Event, Events, Hub};
@@ -128,9 +128,11 @@ pub(crate) struct Runtime {
     autostart: fn(&'static Runtime),
     builtin: Generation,
     /// Inside a loaded library, for a copy of another hot module the library embeds: the host's
-    /// link to its own module of the same path (null: none, or not looked up yet).
-    link: AtomicPtr<HostLink>,
-    /// Whether `link` was looked up (once, at the copy's first call).
+    /// forwarding trampolines of its own module of the same path (`HostLink::forward`, copied
+    /// here so that a call reads it in one step; null and 0: none, or not looked up yet).
+    forward: AtomicPtr<Option<RawTrampoline>>,
+    forward_len: AtomicUsize,
+    /// Whether the host's link was looked up (once, at the copy's first call).
     link_resolved: AtomicBool,
     /// The next enrolled module (see `MODULES`), and whether this one is enrolled.
     next_module: AtomicPtr<Runtime>,
@@ -297,7 +299,8 @@ impl Runtime {
             started: AtomicBool::new(false),
             autostart,
             builtin: Generation::builtin(),
-            link: AtomicPtr::new(ptr::null_mut()),
+            forward: AtomicPtr::new(ptr::null_mut()),
+            forward_len: AtomicUsize::new(0),
             link_resolved: AtomicBool::new(false),
             next_module: AtomicPtr::new(ptr::null_mut()),
             listed: AtomicBool::new(false),
@@ -833,32 +836,37 @@ impl Runtime {
     /// library was loaded as, and for a function the host's module lacks.
     #[inline]
     pub(crate) fn forwarded(&self, index: usize) -> Option<RawTrampoline> {
-        if !HOSTED.load(Ordering::Relaxed) {
+        // Resolved only inside a library (`HOSTED`): in the host, the flag and `HOSTED` are read.
+        if !self.link_resolved.load(Ordering::Acquire) {
+            if !HOSTED.load(Ordering::Relaxed) {
+                return None;
+            }
+            self.resolve_link();
+        }
+        if index >= self.forward_len.load(Ordering::Relaxed) {
             return None;
         }
-        let link = if self.link_resolved.load(Ordering::Acquire) {
-            self.link.load(Ordering::Relaxed)
-        } else {
-            self.resolve_link()
-        };
-        if link.is_null() {
-            return None;
-        }
-        // SAFETY: a link of the host's, alive until this library is unloaded (`abi::host_link`).
-        let forward = unsafe { (*link).forward.as_slice() };
-        forward.get(index).copied().flatten()
+        // SAFETY: `forward` and `forward_len` are a slice of the host's link, stored before
+        // `link_resolved` (Release, read with Acquire above) and alive until this library is
+        // unloaded (`abi::host_link`); `index` is in bounds.
+        unsafe { *self.forward.load(Ordering::Relaxed).add(index) }
     }
 
     /// Looks up this copy's link among the host's (once).
     #[cold]
     #[inline(never)]
-    fn resolve_link(&self) -> *mut HostLink {
+    fn resolve_link(&self) {
         // SAFETY: the descriptor is this copy's own static.
         let path = unsafe { self.descriptor.module_path.as_str() };
-        let link = abi::host_link(path).map_or(ptr::null_mut(), |l| ptr::from_ref(l).cast_mut());
-        self.link.store(link, Ordering::Relaxed);
+        if let Some(link) = abi::host_link(path) {
+            // SAFETY: a slice the host built from data it keeps with the links, which outlive
+            // this library (`abi::host_link`).
+            let forward = unsafe { link.forward.as_slice() };
+            self.forward
+                .store(forward.as_ptr().cast_mut(), Ordering::Relaxed);
+            self.forward_len.store(forward.len(), Ordering::Relaxed);
+        }
         self.link_resolved.store(true, Ordering::Release);
-        link
     }
 
     /// Starts what `#[hot_module(watch)]`, `#[hot_module(rebuild)]`, `HOTMOD_WATCH=1` or

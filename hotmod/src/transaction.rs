@@ -83,6 +83,9 @@ fn prepare(loading: &Loading, artifact: Artifact) -> Result<Box<Generation>, Err
     // (a load, `apply_staged`, `load_all`), readers that can see it also see which fence they
     // must use — and the fast plain-call path is open to them.
     crate::os::prepare_barrier();
+    // Before the library is linked to the host's modules and can reach a forwarding trampoline,
+    // which reads the thread's slot at its static offset when there is one.
+    crate::hazard::find_static_slot();
     let path = artifact.path.clone();
     // The host's other modules, which the library may embed copies of (`abi::HostLinks`).
     let host_modules: Vec<loader::HostModule> = crate::runtime::registered()

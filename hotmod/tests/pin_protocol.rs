@@ -2,7 +2,9 @@
 //! bound) of a plain call or a handle against a reload that retires the replaced generation.
 //!
 //! What is modelled, step for step, is the protocol of `pin.rs` (a plain call's view:
-//! `OpenView::open`, `call_in_view`, `call_at_epoch`, the view's close; a plain call into a
+//! `OpenView::open`, `call_in_view` — which is also what `forward_target` reads, in the same
+//! order, for a library's call handed on to the generation of its view —, `call_at_epoch`, the
+//! view's close; a plain call into a
 //! generation without hot imports, published in the slot as itself; and `publish`, `release`,
 //! `pin_current` for handles), `hazard.rs` (the fast slot holding a view, one pin
 //! slot per thread), `snapshot::publish` with `Runtime::make_current` (the swap counter made

@@ -37,3 +37,16 @@ pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
 pub(crate) fn still_mapped(_path: &Path) -> bool {
     false
 }
+
+/// No thread-local is read by offset here (see `linux.rs`).
+pub(crate) fn static_tls_offset(_addr: *const u8) -> Option<isize> {
+    None
+}
+
+/// Never called: `static_tls_offset` finds no offset here.
+///
+/// # Safety
+/// None needed.
+pub(crate) unsafe fn read_static_tls(_offset: isize) -> usize {
+    unreachable!("no static TLS offset on this platform")
+}
