@@ -7,13 +7,19 @@
 //! between runs, under its lock): copies of the example's two packages as they are in this
 //! checkout, `examples/game_logic` (the hot module) and `examples/game_loop` (the host,
 //! `hotmod-game-loop`'s example `game_loop`), with the workspace's `Cargo.lock`. The game runs
-//! headless and paced, and prints one line per frame with its state (`--print-frames`).
+//! headless and paced, and prints one line per frame with its state (`--print-frames`); and in a
+//! terminal, a pseudo-terminal the test opens, where it must enter the alternate screen once,
+//! leave it once when the player quits, and give the terminal its mode back.
 
 mod support;
 
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::scratch::{hotmod_path, lines_of, write, Host};
@@ -319,5 +325,187 @@ fn a_changed_update_signature_restarts_the_game_in_place_with_its_state() {
     assert!(
         host.0.try_wait().expect("the game's status").is_none(),
         "the game runs on"
+    );
+}
+
+/// A pseudo-terminal 80 × 24: (master, slave).
+fn open_pty() -> (OwnedFd, OwnedFd) {
+    let (mut master, mut slave) = (-1, -1);
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: out-pointers to two ints, no name, default modes, a valid winsize.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty opened both; nothing else owns them.
+    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+}
+
+/// The terminal's local modes (`c_lflag`), read through the master.
+fn local_modes(master: &OwnedFd) -> libc::tcflag_t {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed termios is a valid out-parameter for tcgetattr.
+    let mut modes: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: an open terminal descriptor and a termios to fill.
+    let rc = unsafe { libc::tcgetattr(master.as_raw_fd(), &mut modes) };
+    assert_eq!(rc, 0, "tcgetattr: {}", std::io::Error::last_os_error());
+    modes.c_lflag
+}
+
+/// The numbers that follow each `before` and are followed by `after` in `text`, in order.
+fn numbers_between(text: &str, before: &str, after: &str) -> Vec<u64> {
+    text.match_indices(before)
+        .filter_map(|(at, _)| {
+            let rest = &text[at + before.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let number = rest[..digits].parse().ok()?;
+            rest[digits..].starts_with(after).then_some(number)
+        })
+        .collect()
+}
+
+#[test]
+fn in_a_terminal_the_restart_keeps_one_alternate_screen_and_gives_the_mode_back() {
+    if !support::rebuilds_allowed_here(
+        "in_a_terminal_the_restart_keeps_one_alternate_screen_and_gives_the_mode_back",
+    ) {
+        return;
+    }
+    let fixture = fixture();
+    let (master, slave) = open_pty();
+    let cooked = local_modes(&master);
+    assert!(
+        cooked & libc::ICANON != 0 && cooked & libc::ECHO != 0,
+        "a new terminal is in its usual mode"
+    );
+    let stdio = || Stdio::from(slave.try_clone().expect("the terminal's descriptor"));
+    let mut command = Command::new(fixture.target.join("debug/examples/game_loop"));
+    command
+        .arg("--rebuild")
+        .current_dir(&fixture.root)
+        .env("TERM", "xterm")
+        .env("CARGO_NET_OFFLINE", "true")
+        .env("HOTMOD_QUIET", "1")
+        .env_remove("HOTMOD_REBUILD")
+        .env_remove("HOTMOD_WATCH")
+        .env_remove("HOTMOD_RESTART")
+        .stdin(stdio())
+        .stdout(stdio())
+        .stderr(stdio());
+    // SAFETY: between fork and exec, only async-signal-safe calls: a session of its own whose
+    // controlling terminal is the pseudo-terminal (its stdin), as a shell would start it.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let host = Host(command.spawn().expect("start the game"));
+    drop(slave);
+    let pid = host.0.id();
+    let exe = || std::fs::metadata(format!("/proc/{pid}/exe")).map(|m| m.ino());
+    let first_exe = exe().expect("the game's executable");
+
+    // Everything the game writes to the terminal.
+    let screen: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let mut reader = std::fs::File::from(master.try_clone().expect("the master's descriptor"));
+    let written = Arc::clone(&screen);
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 65536];
+        // Ends with an error (EIO) once the game has closed the terminal.
+        while let Ok(n @ 1..) = reader.read(&mut buffer) {
+            written
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(&buffer[..n]);
+        }
+    });
+    let text = || {
+        String::from_utf8_lossy(
+            &screen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
+    };
+    // The frame numbers of the host's status line, and the game's (frame, score), each frame.
+    let frames = |text: &str| numbers_between(text, "frame ", " \u{b7} generation");
+    let scores = |text: &str| -> Vec<(u64, u64)> {
+        numbers_between(text, " score ", "  bounces")
+            .into_iter()
+            .zip(numbers_between(text, "  frame ", " "))
+            .map(|(score, frame)| (frame, score))
+            .collect()
+    };
+    // The screen grows by a few kB a frame: looked at now and then.
+    let every = Duration::from_millis(200);
+    support::wait_for_within("frame 30 on the screen", TIMEOUT, every, || {
+        frames(&text()).last().is_some_and(|frame| *frame >= 30)
+    });
+
+    fixture.edit("game_loop/engine.rs", &HOST_EDIT);
+    fixture.edit("game_logic/src/lib.rs", &MODULE_EDIT);
+    // The new build runs in this process, and draws frames that score seven points.
+    support::wait_for_within("the new build's frames", TIMEOUT, every, || {
+        let scores = scores(&text());
+        let sevens = scores
+            .windows(2)
+            .filter(|pair| pair[1].0 == pair[0].0 + 1 && pair[1].1 == pair[0].1 + 7)
+            .count();
+        if sevens >= 30 {
+            Ok(())
+        } else {
+            let seen = text();
+            Err(format!(
+                "{sevens} frames of the new code; the last screen: {:?}",
+                &seen[seen.len().saturating_sub(3000)..]
+            ))
+        }
+    });
+    assert_ne!(exe().ok(), Some(first_exe), "the game runs the new build");
+    let mut host = host;
+    assert!(host.0.try_wait().expect("the game's status").is_none());
+    // Raw mode again: the new build took the terminal.
+    let raw = local_modes(&master);
+    assert!(raw & libc::ICANON == 0 && raw & libc::ECHO == 0, "{raw:o}");
+
+    let mut keys = std::fs::File::from(master.try_clone().expect("the master's descriptor"));
+    keys.write_all(b"q").expect("the q key");
+    let status = support::wait_for_within("the game to quit", TIMEOUT, every, || {
+        host.0.try_wait().expect("the game's status")
+    });
+    assert!(status.success(), "{status}");
+    let seen = text();
+    assert_eq!(
+        seen.matches("\x1b[?1049h").count(),
+        1,
+        "the alternate screen is entered once"
+    );
+    assert_eq!(seen.matches("\x1b[?1049l").count(), 1, "and left once");
+    assert!(seen.contains("restarts in place: 1"), "{seen:?}");
+    // Every frame was drawn once, in order, across the restart.
+    let drawn = frames(&seen);
+    assert!(
+        drawn.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "frames in order: {drawn:?}"
+    );
+    let modes = local_modes(&master);
+    assert!(
+        modes & libc::ICANON != 0 && modes & libc::ECHO != 0,
+        "the terminal's mode is given back: {modes:o}"
     );
 }
