@@ -284,7 +284,7 @@ pub struct Summary {
     pub took: Duration,
     /// Whether frames were paced at [`FPS`].
     pub paced: bool,
-    /// How many times the game restarted in place before this process's run (0: a cold start).
+    /// How many restarts in place the game went through to this process (0: a cold start).
     pub restarts: u64,
 }
 
