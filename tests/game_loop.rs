@@ -74,6 +74,7 @@ fn a_reload_mid_run_goes_live_at_the_next_frame_and_keeps_the_state() {
         paced: true,
         reload_at: Some(60),
         library: Some(v2),
+        print_frames: false,
     };
     let summary = engine::run(&options, &mut engine::Headless).expect("the game runs");
     println!("{summary}");
@@ -143,6 +144,7 @@ fn a_build_that_changes_the_state_layout_is_refused_and_the_game_goes_on() {
         paced: false,
         reload_at: Some(20),
         library: Some(bad),
+        print_frames: false,
     };
     let summary = engine::run(&options, &mut engine::Headless).expect("the game runs");
     println!("{summary}");
@@ -304,6 +306,7 @@ fn run_with_reload_at_30(library: std::path::PathBuf) -> engine::Summary {
         paced: false,
         reload_at: Some(30),
         library: Some(library),
+        print_frames: false,
     };
     engine::run(&options, &mut engine::Headless).expect("the game runs")
 }

@@ -13,6 +13,13 @@
 //! screen's width. The game gives up the rows the status and the panel need (as on a resize),
 //! so every row the screen draws is exactly as wide as the screen and nothing is cut at its
 //! edge.
+//!
+//! A change hotmod cannot reload (a signature of `update` or `render`, a field of the state)
+//! restarts the game in place where the host opted in (`hotmod::restart`, the example's
+//! `--rebuild`): at the top of a frame, where a staged generation would go live, [`run`] hands
+//! its [`game::State`] and its frame count over and replaces the process with the rebuilt one
+//! (`exec`: the same pid, the same terminal), whose [`run`] takes them back and goes on with the
+//! next frame. The host calls `hotmod::restart::ready()` before [`run`].
 #![allow(dead_code)]
 
 use std::fmt;
@@ -21,6 +28,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use game_logic::game;
+use hotmod::restart;
 use hotmod::{Event, Events};
 
 /// Frames per second.
@@ -41,6 +49,11 @@ pub struct Options {
     pub reload_at: Option<u64>,
     /// The library `reload_at` loads.
     pub library: Option<PathBuf>,
+    /// Print one line per frame on stdout (`frame=… pid=… ticks=… score=… bounces=… ball=x,y
+    /// restarts=… generation=…`), one per event (`event: …`, on one line) and one at a restart
+    /// in place (`restarting …`, then `resumed …` from the new process): for scripted headless
+    /// runs.
+    pub print_frames: bool,
 }
 
 impl Default for Options {
@@ -52,6 +65,7 @@ impl Default for Options {
             paced: true,
             reload_at: None,
             library: None,
+            print_frames: false,
         }
     }
 }
@@ -68,6 +82,17 @@ pub trait Screen {
     /// The screen's size now, if it changed (`None`: unchanged).
     fn resized(&mut self) -> Option<(u16, u16)> {
         None
+    }
+
+    /// The process is about to be replaced in place (`exec`): leave the screen as the new
+    /// process expects to find it.
+    fn suspend(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// The restart in place failed after [`suspend`](Self::suspend): take the screen back.
+    fn resume(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -259,6 +284,8 @@ pub struct Summary {
     pub took: Duration,
     /// Whether frames were paced at [`FPS`].
     pub paced: bool,
+    /// How many restarts in place the game went through to this process (0: a cold start).
+    pub restarts: u64,
 }
 
 /// Runs the game until `options.frames` or until `screen` says stop.
@@ -270,15 +297,31 @@ pub fn run(options: &Options, screen: &mut impl Screen) -> Result<Summary, hotmo
     let started = Instant::now();
     let frame_time = Duration::from_secs(1) / FPS;
     let (mut width, mut height) = (options.width, options.height);
-    let mut state = game::new_state(width, height.saturating_sub(1));
     let mut log = Log::default();
+    // After a restart in place, the game goes on where the previous process left it.
+    let (mut state, mut frame, restarts) = match resume(&mut log) {
+        Some((state, frame, restarts)) => (state, frame, restarts),
+        None => (game::new_state(width, height.saturating_sub(1)), 0, 0),
+    };
+    if options.print_frames && restarts > 0 {
+        println!("resumed {}", state_line(frame, restarts, &state));
+    }
     let mut generations: Vec<Span> = Vec::new();
     let mut last_frame = Frame::default();
     let mut next = Instant::now();
-    let mut frame = 0;
+    // How many of the log's events `print_frames` printed.
+    let mut printed = 0;
     let result = loop {
         if options.frames.is_some_and(|limit| frame >= limit) {
             break Ok(());
+        }
+
+        // The top of the frame, the safe point: a rebuilt host that is ready takes over here.
+        if let Some(handover) = restart::poll() {
+            let error = restart_in_place(handover, &state, frame, restarts, screen, options);
+            log.problem(format!(
+                "the restart in place failed, the game goes on: {error}"
+            ));
         }
         frame += 1;
 
@@ -297,6 +340,12 @@ pub fn run(options: &Options, screen: &mut impl Screen) -> Result<Summary, hotmo
             (width, height) = size;
         }
         log.collect(&events);
+        if options.print_frames {
+            for event in &log.all[printed..] {
+                println!("event: {}", event.replace('\n', " | "));
+            }
+            printed = log.all.len();
+        }
         let footer = Footer {
             status: format!(
                 "frame {frame} · generation {} · q quits · {}",
@@ -311,6 +360,13 @@ pub fn run(options: &Options, screen: &mut impl Screen) -> Result<Summary, hotmo
         state.height = u16::try_from(usize::from(height) - footer_rows).unwrap_or(height);
         handle.update(&mut state, 1.0 / FPS as f32);
         let rows = handle.render(&state);
+        if options.print_frames {
+            println!(
+                "{} generation={}",
+                state_line(frame, restarts, &state),
+                handle.generation()
+            );
+        }
         drop(handle);
 
         last_frame = compose(&rows, &footer, width, height);
@@ -352,7 +408,72 @@ pub fn run(options: &Options, screen: &mut impl Screen) -> Result<Summary, hotmo
         last_problem: log.last_problem,
         took: started.elapsed(),
         paced: options.paced,
+        restarts,
     })
+}
+
+/// `frame=… pid=… ticks=… score=… bounces=… ball=x,y restarts=…`: what a restart must keep
+/// (the ball's position exactly, as `{:?}` writes an `f32`).
+fn state_line(frame: u64, restarts: u64, state: &game::State) -> String {
+    format!(
+        "frame={frame} pid={} ticks={} score={} bounces={} ball={:?},{:?} restarts={restarts}",
+        std::process::id(),
+        state.ticks,
+        state.score,
+        state.bounces,
+        state.ball.x,
+        state.ball.y
+    )
+}
+
+/// What the previous process handed over at a restart in place: the state, the frames run and
+/// the restarts so far. `None` after a cold start, or (with the reason in the panel) if the
+/// state cannot be read: then a new game starts.
+fn resume(log: &mut Log) -> Option<(game::State, u64, u64)> {
+    let state = match restart::take_value::<game::State>("state")? {
+        Ok(state) => state,
+        Err(e) => {
+            log.problem(format!(
+                "the state handed over by the restart cannot be read; a new game starts: {e}"
+            ));
+            return None;
+        }
+    };
+    let (frame, restarts) = match restart::take_value::<(u64, u64)>("run") {
+        Some(Ok(run)) => run,
+        _ => (state.ticks, 0),
+    };
+    Some((state, frame, restarts + 1))
+}
+
+/// Hands the game over to the rebuilt host and `exec`s it; returns only if that failed (then
+/// this process, its screen taken back, runs on).
+fn restart_in_place(
+    mut handover: restart::Handover,
+    state: &game::State,
+    frame: u64,
+    restarts: u64,
+    screen: &mut impl Screen,
+    options: &Options,
+) -> String {
+    if let Err(e) = handover
+        .keep_value("state", state)
+        .and_then(|()| handover.keep_value("run", &(frame, restarts)))
+    {
+        // Dropped, the hand-over is abandoned: the next save may try again.
+        return e.to_string();
+    }
+    if options.print_frames {
+        println!("restarting {}", state_line(frame, restarts, state));
+    }
+    let _ = io::Write::flush(&mut io::stdout());
+    if let Err(e) = screen.suspend() {
+        let _ = screen.resume();
+        return format!("leaving the terminal to the new process failed: {e}");
+    }
+    let error = handover.exec();
+    let _ = screen.resume();
+    error.to_string()
 }
 
 /// The run's events: all of them, and what the footer shows.
@@ -388,7 +509,8 @@ impl Log {
                 Event::Rejected { .. }
                 | Event::BuildFailed { .. }
                 | Event::WatchFailed { .. }
-                | Event::RolledBack { .. } => {
+                | Event::RolledBack { .. }
+                | Event::RestartFailed { .. } => {
                     self.problem = Some(text.clone());
                     self.last_problem = Some(text.clone());
                 }
@@ -400,6 +522,15 @@ impl Log {
             }
             self.all.push(text);
         }
+    }
+}
+
+impl Log {
+    /// A problem of the host's own, shown and kept like an event's.
+    fn problem(&mut self, text: String) {
+        self.problem = Some(text.clone());
+        self.last_problem = Some(text.clone());
+        self.all.push(text);
     }
 }
 
@@ -438,6 +569,9 @@ impl fmt::Display for Summary {
         // when one happened.
         let reloads = self.reloads();
         writeln!(f, "reloads: {reloads}")?;
+        if self.restarts > 0 {
+            writeln!(f, "restarts in place: {}", self.restarts)?;
+        }
         let state = format!(
             "ticks {}, score {}, bounces {}, ball at {:.1},{:.1}",
             self.state.ticks,
@@ -446,13 +580,18 @@ impl fmt::Display for Summary {
             self.state.ball.x,
             self.state.ball.y
         );
-        if reloads > 0 {
+        if reloads > 0 || self.restarts > 0 {
             let kept = if self.state.ticks == self.frames {
                 "yes"
             } else {
                 "NO"
             };
-            writeln!(f, "state kept across reloads: {kept} ({state})")?;
+            let across = match (reloads > 0, self.restarts > 0) {
+                (true, true) => "reloads and restarts",
+                (true, false) => "reloads",
+                _ => "restarts",
+            };
+            writeln!(f, "state kept across {across}: {kept} ({state})")?;
         } else {
             writeln!(f, "state: {state}")?;
         }

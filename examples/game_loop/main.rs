@@ -4,6 +4,19 @@
 //! whole message in a panel under the game, wrapped at the terminal's width, while the running
 //! generation goes on.
 //!
+//! With `--rebuild`, a change hotmod cannot reload — `update`'s or `render`'s signature, a field
+//! of `State` or `Ball` — restarts the game in place instead of being refused
+//! (`hotmod::restart`, `Shape::InPlace`): the rebuild builds this example again with the new
+//! code, and at the top of the next frame the game hands its state and frame count over and
+//! `exec`s the new build — the same process (pid), in the same terminal, in the foreground — which
+//! goes on from the next frame with the new code. The terminal stays on the alternate screen
+//! across the `exec`; raw mode is given back first and taken again by the new build, so that
+//! quitting restores the terminal as it was before the game. If the host's build fails, the game
+//! goes on and shows the compiler's errors; if the `exec` fails, it goes on and shows why. (For
+//! a signature change, edit the call in `engine.rs` first, then the module: the module's save
+//! starts the build, and the host must compile against it.) Always on with `--rebuild`;
+//! `--no-restart` turns it off (such a build is refused, and the game goes on).
+//!
 //! ```sh
 //! cargo run --example game_loop -- --rebuild     # draws in the terminal; q quits
 //! $EDITOR examples/game_logic/src/lib.rs         # change BALL to '@', save: the ball changes,
@@ -22,7 +35,11 @@
 //! - `--frames N`: stop after N frames;
 //! - `--reload-at FRAME --library PATH`: load PATH at the end of frame FRAME (it goes live at
 //!   the top of the next one) — for scripted runs and tests;
-//! - `--unpaced`: run frames back to back instead of at 60 Hz.
+//! - `--unpaced`: run frames back to back instead of at 60 Hz;
+//! - `--no-restart`: with `--rebuild`, refuse a change that needs a restart rather than restart
+//!   in place;
+//! - `--print-frames`: print one line per frame with the state (and one at a restart), for
+//!   scripted headless runs (tests/game_restart.rs).
 
 mod engine;
 
@@ -34,6 +51,7 @@ use std::time::Duration;
 use crossterm::event::{self, Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use crossterm::{cursor, execute, queue, style, terminal};
 use game_logic::game;
+use hotmod::restart::{self, Shape};
 
 fn main() -> ExitCode {
     match run() {
@@ -48,6 +66,7 @@ fn main() -> ExitCode {
 struct Args {
     headless: bool,
     rebuild: bool,
+    restart: bool,
     options: engine::Options,
 }
 
@@ -55,6 +74,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut args = Args {
         headless: false,
         rebuild: false,
+        restart: true,
         options: engine::Options::default(),
     };
     let mut argv = std::env::args().skip(1);
@@ -69,6 +89,8 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--headless" => args.headless = true,
             "--rebuild" => args.rebuild = true,
             "--unpaced" => args.options.paced = false,
+            "--no-restart" => args.restart = false,
+            "--print-frames" => args.options.print_frames = true,
             "--frames" => args.options.frames = Some(number("--frames", argv.next())?),
             "--reload-at" => args.options.reload_at = Some(number("--reload-at", argv.next())?),
             "--library" => {
@@ -77,7 +99,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: game_loop [--rebuild] [--headless] [--frames N] [--reload-at FRAME --library PATH] [--unpaced]"
+                    "usage: game_loop [--rebuild [--no-restart]] [--headless] [--frames N] [--reload-at FRAME --library PATH] [--unpaced] [--print-frames]"
                 );
                 return Ok(None);
             }
@@ -97,6 +119,14 @@ fn run() -> Result<(), String> {
     let Some(mut args) = parse_args()? else {
         return Ok(());
     };
+    if args.rebuild && args.restart {
+        // A build that needs a restart restarts this process in place (`engine::run` hands over
+        // at the top of a frame) instead of being refused.
+        restart::on_incompatible(Shape::InPlace);
+    }
+    // After a restart in place: the module's own state comes in now, and `engine::run` takes
+    // the game's (a cold start: nothing to do).
+    restart::ready();
     let module = game::module();
     if args.rebuild {
         module
@@ -120,9 +150,10 @@ fn run() -> Result<(), String> {
     let summary = engine::run(&args.options, &mut screen).map_err(|e| e.to_string())?;
     drop(screen);
     println!(
-        "{} frames; reloads: {}; generations: {}",
+        "{} frames; reloads: {}; restarts in place: {}; generations: {}",
         summary.frames,
         summary.reloads(),
+        summary.restarts,
         summary
             .generations
             .iter()
@@ -138,6 +169,12 @@ fn run() -> Result<(), String> {
 }
 
 /// The terminal: raw mode and the alternate screen while the game runs, restored on drop.
+///
+/// Across a restart in place both are the terminal's settings, not the process's, so they
+/// persist through the `exec`. Raw mode is given back before it ([`engine::Screen::suspend`]):
+/// the new build's `enable_raw_mode` records the mode it finds as the one to restore at the
+/// end, which must be the user's, not raw. The alternate screen stays; the new build, started by
+/// a hand-over in place, does not enter it again, and leaves it once when the game ends.
 struct Terminal {
     out: io::Stdout,
     /// The terminal's size in cells.
@@ -150,9 +187,14 @@ impl Terminal {
         let size = terminal::size()?;
         terminal::enable_raw_mode()?;
         let mut out = io::stdout();
+        // The previous process of a restart in place left the alternate screen on.
+        let restarted = restart::inherited().is_some_and(|i| i.shape == Shape::InPlace);
+        if !restarted {
+            execute!(out, terminal::EnterAlternateScreen)?;
+        }
         execute!(
             out,
-            terminal::EnterAlternateScreen,
+            terminal::Clear(terminal::ClearType::All),
             terminal::DisableLineWrap,
             cursor::Hide
         )?;
@@ -216,6 +258,16 @@ impl engine::Screen for Terminal {
 
     fn resized(&mut self) -> Option<(u16, u16)> {
         self.resized.take()
+    }
+
+    /// The user's terminal mode back before the `exec` (the alternate screen stays).
+    fn suspend(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        terminal::disable_raw_mode()
+    }
+
+    fn resume(&mut self) -> io::Result<()> {
+        terminal::enable_raw_mode()
     }
 }
 

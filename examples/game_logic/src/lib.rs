@@ -7,8 +7,14 @@
 //!
 //! Things to edit while the game runs: `BALL` (the ball's character),
 //! `POINTS_PER_FRAME`, the `bounce` rule, the status line in `render`. Changing a field of
-//! `State` or `Ball`, or a function's signature, needs a restart: hotmod refuses such a build
-//! and the running generation keeps going.
+//! `State` or `Ball`, or a function's signature, cannot be reloaded: the host was compiled
+//! against the old ones. Run with `--rebuild`, the game then restarts in place
+//! (`hotmod::restart`): the host is rebuilt with the new code and replaces itself, the same
+//! process in the same terminal, and takes its `State` back (serialized with serde; a field the
+//! old state lacks starts from its type's default). A signature change needs the host's call
+//! site changed too: edit `examples/game_loop/engine.rs` first, then this file (its save starts
+//! the build). Without `--rebuild` (or with `--no-restart`) hotmod refuses such a build and the
+//! running generation keeps going.
 //!
 //! The logic also keeps state of its own, [`game::Records`], which the host never sees: hotmod
 //! hands it from generation to generation at the swap (`#[hotmod::state]`), so *its* type may
@@ -72,8 +78,11 @@ pub mod game {
         RECORDS.with(|records| format!("{records:?}"))
     }
 
-    /// Everything the game remembers. Owned by the host, so it survives every reload.
-    #[derive(Debug)]
+    /// Everything the game remembers. Owned by the host, so it survives every reload; the host
+    /// hands it to its restarted self too (serde), where a field it did not have starts from
+    /// its default.
+    #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(default)]
     pub struct State {
         /// Playfield width in cells.
         pub width: u16,
@@ -90,7 +99,8 @@ pub mod game {
     }
 
     /// A ball with a position and a velocity, in cells and cells per second.
-    #[derive(Debug)]
+    #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(default)]
     pub struct Ball {
         /// Column.
         pub x: f32,
