@@ -723,3 +723,48 @@ fn an_in_place_restart_keeps_a_state_it_cannot_read_in_a_file() {
         "the state starts from its default, the host's own value goes on"
     );
 }
+
+#[test]
+fn an_in_place_restart_whose_new_build_dies_at_start_goes_back_to_the_old_one() {
+    if !support::rebuilds_allowed_here(
+        "an_in_place_restart_whose_new_build_dies_at_start_goes_back_to_the_old_one",
+    ) {
+        return;
+    }
+    let fixture = fixture(&[]);
+    let (_host, lines, mut stdin) = fixture.start(&["--in-place"]);
+    let mut seen = Vec::new();
+    let started = line_starting(&lines, "started ", &mut seen);
+    let pid = field(&started, "pid").to_owned();
+    for frames in 1..=2 {
+        writeln!(stdin, "hit").expect("write to the host");
+        line(&lines, &mut seen, |line| {
+            line.contains(&format!(" frames={frames} "))
+        });
+    }
+
+    // The new build panics in `main`, before `restart::ready()`: there is no old process to
+    // fall back on after `exec`, so this process runs the previous build again, in place, with
+    // the state it handed over.
+    fixture.edit("crash");
+    event(&lines, "takes over in place", &mut seen);
+    writeln!(stdin, "hit").expect("write to the host");
+    line(&lines, &mut seen, |line| line.contains(" frames=3 "));
+    line(&lines, &mut seen, |line| {
+        line.contains("this build crashes at start")
+    });
+    line(&lines, &mut seen, |line| {
+        line.contains("the previous build runs again, with its state")
+    });
+    let back = line(&lines, &mut seen, |line| {
+        line.starts_with("started ") && line.contains(&format!("inherited=Some({pid})"))
+    });
+    assert_eq!(field(&back, "pid"), pid, "the same process: {back}");
+    writeln!(stdin, "hit").expect("write to the host");
+    let answer = line(&lines, &mut seen, |line| line.contains(" frames=4 "));
+    assert_eq!(
+        answer,
+        format!("pid={pid} count=4 frames=4 text=v1"),
+        "the previous build serves on, with the state and the host's value"
+    );
+}

@@ -1249,12 +1249,14 @@ fn restart_host(plan: &Plan, manifest_dir: &Path, target_dir: &Path, cargo: &std
     let Some(executable) = executable else {
         return failed(format!("cargo built no executable named {name}"));
     };
-    match crate::handover::launch(module.name(), executable) {
-        Ok(pid) => module.emit(Event::RestartReady {
+    let launched = crate::handover::launch(module.name(), executable, |pid| {
+        module.emit(Event::RestartReady {
             module: module.name(),
             pid,
-        }),
-        Err(message) => failed(message),
+        });
+    });
+    if let Err(message) = launched {
+        failed(message);
     }
 }
 

@@ -159,10 +159,15 @@ pub(crate) fn keep_fd(name: &str, fd: RawFd) -> Result<(), String> {
     Ok(())
 }
 
-/// The hand-over to the new executable, built: published for the host to take. An overlap's
-/// new process is started here and must be ready first. `Err`: why not (the caller reports it,
-/// and this process keeps serving).
-pub(crate) fn launch(module: &'static str, exe: PathBuf) -> Result<Option<u32>, String> {
+/// The hand-over to the new executable, built: published for the host to take, then `ready` is
+/// told (with the new process's pid, for an overlap). An overlap's new process is
+/// started here and must be ready first. `Err`: why not (the caller reports it, and this process
+/// keeps serving).
+pub(crate) fn launch(
+    module: &'static str,
+    exe: PathBuf,
+    ready: impl FnOnce(Option<u32>),
+) -> Result<(), String> {
     let (shape, args) = match &*lock(&CONFIG) {
         Some(config) => (config.shape, config.args.clone()),
         None => return Err("the host did not opt in".into()),
@@ -187,7 +192,11 @@ pub(crate) fn launch(module: &'static str, exe: PathBuf) -> Result<Option<u32>, 
     let pid = pending.overlap.as_ref().map(|o| o.pid);
     *lock(&SLOT) = Slot::Published(pending);
     PUBLISHED.notify_all();
-    Ok(pid)
+    // Said once it is published, so that a `restart::poll()` after the event returns it. (A
+    // host that polls every frame may `exec` before it shows the event: the line before it,
+    // `RestartBuilding`, says what is coming.)
+    ready(pid);
+    Ok(())
 }
 
 /// Starts the new executable beside this process and waits for its `restart::ready()`; its pid
@@ -414,7 +423,16 @@ impl Pending {
         let kept = lock(&KEPT_FDS).clone();
         let mut inherit: Vec<RawFd> = vec![file.as_raw_fd()];
         inherit.extend(kept.iter().map(|(_, fd)| *fd));
-        let value = describe(Shape::InPlace, &[("state", file.as_raw_fd())], &kept);
+        let mut own = vec![("state", file.as_raw_fd())];
+        // The executable this process runs, for the new one to go back to should it end before
+        // it is ready (see `Incoming::fall_back`): open here, because a build may have replaced
+        // the file at its path already.
+        let running = os::running_executable().ok();
+        if let Some(running) = &running {
+            inherit.push(running.as_raw_fd());
+            own.push(("fallback", running.as_raw_fd()));
+        }
+        let value = describe(Shape::InPlace, &own, &kept);
         let mut command = Command::new(&self.exe);
         command.args(&self.args).env(ENV, value);
         let hook = inherit.clone();
@@ -438,6 +456,7 @@ impl Pending {
             let _ = os::close_on_exec(fd);
         }
         drop(file);
+        drop(running);
         taken.give_back();
         self.error(format!("exec failed: {error}"))
     }
@@ -657,8 +676,18 @@ pub(crate) struct Incoming {
     pub(crate) shape: Shape,
     pub(crate) previous_pid: u32,
     fds: Mutex<HashMap<String, OwnedFd>>,
+    /// The kept descriptors by number, as handed over (for a fall-back, which hands them on).
+    kept: Vec<(String, RawFd)>,
     ready: Mutex<Option<File>>,
     state: Mutex<Option<File>>,
+    /// In place: the state as handed over, read before `main` (the file is read once; a
+    /// fall-back hands these bytes on).
+    payload: Mutex<Option<Vec<u8>>>,
+    /// In place: the executable of the process before the `exec`, to go back to if this one
+    /// ends before it is ready.
+    fallback: Mutex<Option<File>>,
+    /// Started by a fall-back: why the build it fell back from did not start.
+    pub(crate) fell_back: bool,
     arrival: Mutex<Arrival>,
     arrived: Condvar,
 }
@@ -690,8 +719,12 @@ fn read_env() -> Option<Incoming> {
         shape: Shape::Overlap,
         previous_pid: 0,
         fds: Mutex::new(HashMap::new()),
+        kept: Vec::new(),
         ready: Mutex::new(None),
         state: Mutex::new(None),
+        payload: Mutex::new(None),
+        fallback: Mutex::new(None),
+        fell_back: false,
         arrival: Mutex::new(Arrival::default()),
         arrived: Condvar::new(),
     };
@@ -728,14 +761,33 @@ fn read_env() -> Option<Incoming> {
             "pid" => incoming.previous_pid = rest.parse().unwrap_or(0),
             "ready" => *lock(&incoming.ready) = own(rest).map(File::from),
             "state" => *lock(&incoming.state) = own(rest).map(File::from),
+            "fallback" => *lock(&incoming.fallback) = own(rest).map(File::from),
+            "fell-back" => incoming.fell_back = true,
             "fd" => {
                 if let Some((name, fd)) = rest.rsplit_once(':') {
                     if let Some(fd) = own(fd) {
+                        incoming.kept.push((name.to_owned(), fd.as_raw_fd()));
                         lock(&incoming.fds).insert(name.to_owned(), fd);
                     }
                 }
             }
             _ => {}
+        }
+    }
+    if incoming.shape == Shape::InPlace {
+        // Read now: a fall-back needs the bytes, and `ready` may never come.
+        if let Some(state) = lock(&incoming.state).take() {
+            *lock(&incoming.payload) = Some(read_all(state).unwrap_or_default());
+        }
+        if lock(&incoming.fallback).is_some() {
+            extern "C" fn at_exit() {
+                if let Some(incoming) = INCOMING.get().and_then(Option::as_ref) {
+                    incoming.fall_back();
+                }
+            }
+            // SAFETY: registers a function without arguments that lives as long as the program
+            // (hotmod in the main executable).
+            unsafe { libc::atexit(at_exit) };
         }
     }
     Some(incoming)
@@ -780,6 +832,19 @@ impl Incoming {
             if let Err(e) = pipe.write_all(&[1]) {
                 tracing::warn!(target: "hotmod", "telling the old process this one is ready failed: {e}");
             }
+        }
+        if self.fell_back {
+            eprintln!(
+                "hotmod: restart: the rebuilt host ended before it was ready \
+                 (hotmod::restart::ready()); the previous build runs again, with its state"
+            );
+        }
+        if self.shape == Shape::InPlace {
+            // Ready: from now on this build ends as it likes, with no fall-back.
+            drop(lock(&self.fallback).take());
+            let payload = lock(&self.payload).take();
+            self.import(payload.ok_or_else(|| "no state was handed over".to_owned()));
+            return;
         }
         let Some(state) = lock(&self.state).take() else {
             self.import(Err("no state was handed over".into()));
@@ -890,6 +955,64 @@ impl Incoming {
                 });
             tracing::error!(target: "hotmod", "restart: {why}; it starts from its default; {kept}");
             eprintln!("hotmod: restart: {why}; it starts from its default; {kept}");
+        }
+    }
+
+    /// In place, at exit before `ready()` (the new build panicked in `main`, returned an error,
+    /// called `process::exit`): instead of ending, run the previous build again in this process
+    /// (the executable the old image ran, kept open across the `exec`) with the same state and
+    /// descriptors, marked as a fall-back. The old code then serves on, as after any failed
+    /// restart, and the next save tries again. Not covered: an abort or a signal, which run no
+    /// exit handlers.
+    fn fall_back(&self) {
+        if lock(&self.arrival).started {
+            return;
+        }
+        let Some(fallback) = lock(&self.fallback).take() else {
+            return;
+        };
+        let payload = lock(&self.payload).take().unwrap_or_default();
+        let file = os::anonymous_file().and_then(|mut file| {
+            file.write_all(&payload)?;
+            file.rewind()?;
+            Ok(file)
+        });
+        let file = match file {
+            Ok(file) => file,
+            Err(e) => {
+                eprintln!("hotmod: restart: the rebuilt host ended before it was ready, and writing its state to go back failed: {e}");
+                return;
+            }
+        };
+        let mut inherit: Vec<RawFd> = vec![file.as_raw_fd()];
+        inherit.extend(self.kept.iter().map(|(_, fd)| *fd));
+        let value = format!(
+            "{};fell-back=1",
+            describe(Shape::InPlace, &[("state", file.as_raw_fd())], &self.kept)
+        );
+        eprintln!(
+            "hotmod: restart: the rebuilt host ended before it was ready; going back to the \
+             previous build with the state"
+        );
+        let mut command = Command::new(format!("/proc/self/fd/{}", fallback.as_raw_fd()));
+        {
+            use std::os::unix::process::CommandExt;
+            if let Some(arg0) = std::env::args_os().next() {
+                command.arg0(arg0);
+            }
+            command.args(std::env::args_os().skip(1)).env(ENV, value);
+            // SAFETY: with `exec` (no fork) the hook runs in this process right before `execve`;
+            // it only calls `fcntl` on descriptors this process holds open.
+            unsafe {
+                command.pre_exec(move || {
+                    for fd in &inherit {
+                        os::inherit_across_exec(*fd)?;
+                    }
+                    Ok(())
+                });
+            }
+            let error = command.exec();
+            eprintln!("hotmod: restart: going back to the previous build failed: {error}");
         }
     }
 

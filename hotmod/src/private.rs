@@ -33,6 +33,9 @@ impl PinnedGeneration {
 /// generated code calls it before `main` (a static constructor) and at first use.
 pub fn register(module: &'static Module) {
     crate::runtime::register(module.runtime());
+    // A handed-over process: the module's states wait for the values on their way.
+    #[cfg(hotmod_restart)]
+    crate::handover::on_register(module.runtime());
 }
 
 /// A plain call of function `index` (see `pin::call`).

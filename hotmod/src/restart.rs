@@ -28,7 +28,10 @@
 //!
 //! If the host's build fails, or the new process exits or does not call [`ready`] within
 //! 5 minutes, the old process keeps serving and an [`Event::RestartFailed`](crate::Event)
-//! says why; the next save tries again. Only a test harness (`cargo test`) cannot restart: its
+//! says why; the next save tries again. In place, where the old image is gone after `exec`, a
+//! new build that ends before it calls [`ready`] (a panic in `main`, an error returned,
+//! `process::exit`) runs the previous build again in the same process, with the same state
+//! and descriptors (not after an abort or a signal, which run no exit handlers). Only a test harness (`cargo test`) cannot restart: its
 //! executable is not something to start again.
 //!
 //! ```no_run

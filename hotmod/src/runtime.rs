@@ -73,9 +73,6 @@ pub(crate) fn register(runtime: &'static Runtime) {
     // Every call announces a view (`pin.rs`), whose reader side is a compiler fence only once
     // the process is registered for the expedited barrier: register it before the first call.
     crate::os::prepare_barrier();
-    // A handed-over process: the module's states wait for the values on their way.
-    #[cfg(hotmod_restart)]
-    crate::handover::on_register(runtime);
 }
 
 /// The enrolled modules, newest first.

@@ -185,3 +185,17 @@ pub(crate) fn exec_self(env: (&str, &str)) -> io::Error {
 pub(crate) fn exec_self(_env: (&str, &str)) -> io::Error {
     io::Error::new(io::ErrorKind::Unsupported, "no /proc/self/exe")
 }
+
+/// The file this process runs, open (closed on exec until [`inherit_across_exec`] says
+/// otherwise): `/proc/self/exe` is the running executable even after a build replaced the file
+/// at its path.
+#[cfg(target_os = "linux")]
+pub(crate) fn running_executable() -> io::Result<File> {
+    File::open("/proc/self/exe")
+}
+
+/// Elsewhere: the executable at its path (which a build may have replaced).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn running_executable() -> io::Result<File> {
+    File::open(std::env::current_exe()?)
+}
