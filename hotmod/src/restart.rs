@@ -159,7 +159,7 @@ pub fn take_fd(name: &str) -> Option<OwnedFd> {
 /// process drains. Such an access gives up with a panic after 60 s (the limit of every state
 /// hand-over, counted from the access), and it blocks its thread meanwhile — in an async server
 /// a worker thread of the runtime, so keep state accesses off the runtime's threads or keep the
-/// old side's drain short. [`take_value`] waits up to 120 s.
+/// old side's drain short. `take_value` (feature `state`) waits up to 120 s.
 pub fn ready() {
     #[cfg(hotmod_restart)]
     if let Some(incoming) = crate::handover::incoming() {
