@@ -37,7 +37,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::Command;
@@ -218,18 +218,8 @@ fn start_overlap(exe: &PathBuf, args: &[OsString]) -> Result<Overlap, String> {
     );
     let mut command = Command::new(exe);
     command.args(args).env(ENV, value);
-    // SAFETY: the hook runs in the child between `fork` and `exec`; it only calls `fcntl` on
-    // descriptors the parent keeps open until `spawn` returns (async-signal-safe, no
-    // allocation: `inherit` was filled before the fork).
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        command.pre_exec(move || {
-            for fd in &inherit {
-                os::inherit_across_exec(*fd)?;
-            }
-            Ok(())
-        });
-    }
+    // All of them stay open here until `spawn` returns.
+    os::inherit_at_exec(&mut command, inherit);
     let mut child = command
         .spawn()
         .map_err(|e| format!("could not start {}: {e}", exe.display()))?;
@@ -408,12 +398,7 @@ impl Pending {
         for (name, data) in values {
             push_record(&mut payload, VALUE, "", name, 0, data);
         }
-        let file = os::anonymous_file().and_then(|mut file| {
-            file.write_all(&payload)?;
-            file.rewind()?;
-            Ok(file)
-        });
-        let file = match file {
+        let file = match os::file_holding(&payload) {
             Ok(file) => file,
             Err(e) => {
                 taken.give_back();
@@ -435,18 +420,7 @@ impl Pending {
         let value = describe(Shape::InPlace, &own, &kept);
         let mut command = Command::new(&self.exe);
         command.args(&self.args).env(ENV, value);
-        let hook = inherit.clone();
-        // SAFETY: with `exec` (no fork) the hook runs in this process right before `execve`; it
-        // only calls `fcntl` on descriptors this process holds open.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(move || {
-                for fd in &hook {
-                    os::inherit_across_exec(*fd)?;
-                }
-                Ok(())
-            });
-        }
+        os::inherit_at_exec(&mut command, inherit.clone());
         let error = {
             use std::os::unix::process::CommandExt;
             command.exec()
@@ -850,16 +824,12 @@ impl Incoming {
             self.import(Err("no state was handed over".into()));
             return;
         };
-        match self.shape {
-            Shape::InPlace => self.import(read_all(state)),
-            Shape::Overlap => {
-                let spawned = std::thread::Builder::new()
-                    .name("hotmod restart state".into())
-                    .spawn(move || self.import(read_all(state)));
-                if let Err(e) = spawned {
-                    self.import(Err(format!("starting a thread to read it: {e}")));
-                }
-            }
+        // An overlap: the state comes once the old process drained; read it on a thread.
+        let spawned = std::thread::Builder::new()
+            .name("hotmod restart state".into())
+            .spawn(move || self.import(read_all(state)));
+        if let Err(e) = spawned {
+            self.import(Err(format!("starting a thread to read it: {e}")));
         }
     }
 
@@ -972,12 +942,7 @@ impl Incoming {
             return;
         };
         let payload = lock(&self.payload).take().unwrap_or_default();
-        let file = os::anonymous_file().and_then(|mut file| {
-            file.write_all(&payload)?;
-            file.rewind()?;
-            Ok(file)
-        });
-        let file = match file {
+        let file = match os::file_holding(&payload) {
             Ok(file) => file,
             Err(e) => {
                 eprintln!("hotmod: restart: the rebuilt host ended before it was ready, and writing its state to go back failed: {e}");
@@ -1001,16 +966,7 @@ impl Incoming {
                 command.arg0(arg0);
             }
             command.args(std::env::args_os().skip(1)).env(ENV, value);
-            // SAFETY: with `exec` (no fork) the hook runs in this process right before `execve`;
-            // it only calls `fcntl` on descriptors this process holds open.
-            unsafe {
-                command.pre_exec(move || {
-                    for fd in &inherit {
-                        os::inherit_across_exec(*fd)?;
-                    }
-                    Ok(())
-                });
-            }
+            os::inherit_at_exec(&mut command, inherit);
             let error = command.exec();
             eprintln!("hotmod: restart: going back to the previous build failed: {error}");
         }

@@ -13,6 +13,34 @@ pub(crate) fn inherit_across_exec(fd: RawFd) -> io::Result<()> {
     set_cloexec(fd, false)
 }
 
+/// Makes `command` hand `fds` to the program it runs: they are made inheritable right before
+/// its `exec` — in the child after `fork` for `spawn`, in this process for `exec` — and nowhere
+/// else, so no other process this one starts inherits them. A descriptor closed meanwhile makes
+/// the `spawn` or `exec` fail (`EBADF`).
+pub(crate) fn inherit_at_exec(command: &mut std::process::Command, fds: Vec<RawFd>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs between `fork` and `exec` (or right before an in-place `exec`); it
+    // only calls `fcntl` (async-signal-safe) on numbers collected before, allocating nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in &fds {
+                inherit_across_exec(*fd)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// An [`anonymous_file`] holding `bytes`, read from its start: the state an in-place `exec`
+/// hands on.
+pub(crate) fn file_holding(bytes: &[u8]) -> io::Result<File> {
+    use std::io::{Seek, Write};
+    let mut file = anonymous_file()?;
+    file.write_all(bytes)?;
+    file.rewind()?;
+    Ok(file)
+}
+
 /// Closes `fd` at the next `exec` again (what every descriptor Rust's std opens has).
 pub(crate) fn close_on_exec(fd: RawFd) -> io::Result<()> {
     set_cloexec(fd, true)
