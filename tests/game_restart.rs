@@ -98,31 +98,13 @@ fn fixture() -> Fixture {
         .join("game-restart");
     let target = root.join("target");
     let lock = support::crate_copy::lock(&target).expect("the scratch target's lock");
-    write(
-        &root.join("Cargo.toml"),
-        "[workspace]\nmembers = [\"game_loop\", \"game_logic\"]\nresolver = \"2\"\n\n\
-         [workspace.package]\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    support::scratch::workspace_manifest(
+        &root,
+        &["game_loop", "game_logic"],
+        "\n[workspace.package]\nversion = \"0.1.0\"\nedition = \"2021\"\n",
     );
-    if !root.join("Cargo.lock").exists() {
-        let lock =
-            std::fs::read_to_string(support::workspace().join("Cargo.lock")).expect("Cargo.lock");
-        write(&root.join("Cargo.lock"), &lock);
-    }
     write_pristine(&root);
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "--color", "never", "--example", "game_loop"])
-        .arg("--target-dir")
-        .arg(&target)
-        .env("CARGO_NET_OFFLINE", "true")
-        .output()
-        .expect("run cargo");
-    assert!(
-        built.status.success(),
-        "building the workspace failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    support::scratch::build(&root, &target, &["--example", "game_loop"]);
     Fixture {
         root,
         target,

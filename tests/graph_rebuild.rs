@@ -76,15 +76,7 @@ fn main() {
 
 fn write_workspace(root: &Path) {
     let hotmod = hotmod_path();
-    write(
-        &root.join("Cargo.toml"),
-        "[workspace]\nmembers = [\"app\", \"base\", \"top\"]\nresolver = \"2\"\n",
-    );
-    if !root.join("Cargo.lock").exists() {
-        let lock =
-            std::fs::read_to_string(support::workspace().join("Cargo.lock")).expect("Cargo.lock");
-        write(&root.join("Cargo.lock"), &lock);
-    }
+    support::scratch::workspace_manifest(root, &["app", "base", "top"], "");
     let cdylib = "[lib]\ncrate-type = [\"rlib\", \"cdylib\"]\n";
     write(
         &root.join("base/Cargo.toml"),
@@ -132,19 +124,7 @@ fn saving_a_called_crate_reloads_its_module_and_reaches_the_loaded_caller() {
     let _lock = support::crate_copy::lock(&target).expect("the scratch target's lock");
     write_workspace(&root);
 
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "--color", "never", "--target-dir"])
-        .arg(&target)
-        .env("CARGO_NET_OFFLINE", "true")
-        .output()
-        .expect("run cargo");
-    assert!(
-        built.status.success(),
-        "building the workspace failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    support::scratch::build(&root, &target, &[]);
 
     let mut child = Command::new(target.join("debug").join("gr_app"))
         .current_dir(&root)

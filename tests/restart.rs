@@ -255,15 +255,7 @@ fn fixture(args: &[&str]) -> Fixture {
     let target = root.join("target");
     let lock = support::crate_copy::lock(&target).expect("the scratch target's lock");
     let hotmod = hotmod_path();
-    write(
-        &root.join("Cargo.toml"),
-        "[workspace]\nmembers = [\"host\", \"counter\"]\nresolver = \"2\"\n",
-    );
-    if !root.join("Cargo.lock").exists() {
-        let lock =
-            std::fs::read_to_string(support::workspace().join("Cargo.lock")).expect("Cargo.lock");
-        write(&root.join("Cargo.lock"), &lock);
-    }
+    support::scratch::workspace_manifest(&root, &["host", "counter"], "");
     write(
         &root.join("counter/Cargo.toml"),
         &manifest(
@@ -285,20 +277,7 @@ fn fixture(args: &[&str]) -> Fixture {
         ),
     );
     write(&root.join("host/src/main.rs"), HOST);
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "--color", "never", "--target-dir"])
-        .arg(&target)
-        .args(args)
-        .env("CARGO_NET_OFFLINE", "true")
-        .output()
-        .expect("run cargo");
-    assert!(
-        built.status.success(),
-        "building the workspace failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    support::scratch::build(&root, &target, args);
     Fixture {
         root,
         target,
@@ -386,6 +365,21 @@ fn line_starting(lines: &Receiver<String>, prefix: &str, seen: &mut Vec<String>)
 fn event(lines: &Receiver<String>, text: &str, seen: &mut Vec<String>) -> String {
     line(lines, seen, |line| {
         line.starts_with("event: ") && line.contains(text)
+    })
+}
+
+/// Sends one `hit` to the in-place host; its answer: the line with ` frames=<frames> ` (one
+/// line per hit, each with its own `frames`).
+fn hit(
+    stdin: &mut ChildStdin,
+    lines: &Receiver<String>,
+    seen: &mut Vec<String>,
+    frames: u64,
+) -> String {
+    writeln!(stdin, "hit").expect("write to the host");
+    stdin.flush().expect("flush");
+    line(lines, seen, |line| {
+        line.starts_with("pid=") && line.contains(&format!(" frames={frames} "))
     })
 }
 
@@ -590,16 +584,8 @@ fn a_terminal_program_restarts_in_place_with_its_state() {
     let started = line_starting(&lines, "started ", &mut seen);
     let pid = field(&started, "pid").to_owned();
     assert_eq!(field(&started, "inherited"), "None");
-    // The answer to the `frames`-th hit (one line per hit, each with its own `frames`).
-    let hit = |stdin: &mut ChildStdin, seen: &mut Vec<String>, frames: u64| {
-        writeln!(stdin, "hit").expect("write to the host");
-        stdin.flush().expect("flush");
-        line(&lines, seen, |line| {
-            line.starts_with("pid=") && line.contains(&format!(" frames={frames} "))
-        })
-    };
     for expected in 1..=2 {
-        let answer = hit(&mut stdin, &mut seen, expected);
+        let answer = hit(&mut stdin, &lines, &mut seen, expected);
         assert_eq!(
             answer,
             format!("pid={pid} count={expected} frames={expected} text=v1")
@@ -609,7 +595,7 @@ fn a_terminal_program_restarts_in_place_with_its_state() {
     fixture.edit("v2");
     event(&lines, "takes over in place", &mut seen);
     // The next line is served by the old code; then, before reading another, it restarts.
-    let answer = hit(&mut stdin, &mut seen, 3);
+    let answer = hit(&mut stdin, &lines, &mut seen, 3);
     assert_eq!(answer, format!("pid={pid} count=3 frames=3 text=v1"));
     let restarted = line(&lines, &mut seen, |line| {
         line.starts_with("started ") && !line.ends_with("inherited=None")
@@ -620,7 +606,7 @@ fn a_terminal_program_restarts_in_place_with_its_state() {
         "the same process: {restarted}"
     );
     assert_eq!(field(&restarted, "inherited"), format!("Some({pid})"));
-    let answer = hit(&mut stdin, &mut seen, 4);
+    let answer = hit(&mut stdin, &lines, &mut seen, 4);
     assert_eq!(
         answer,
         format!("pid={pid} count=4 frames=4 text=v2"),
@@ -689,18 +675,14 @@ fn an_in_place_restart_keeps_a_state_it_cannot_read_in_a_file() {
     let started = line_starting(&lines, "started ", &mut seen);
     let pid = field(&started, "pid").to_owned();
     for frames in 1..=3 {
-        writeln!(stdin, "hit").expect("write to the host");
-        line(&lines, &mut seen, |line| {
-            line.contains(&format!(" frames={frames} "))
-        });
+        hit(&mut stdin, &lines, &mut seen, frames);
     }
 
     // A boundary type changes and the state's version too, without `migrate`: after `exec` the
     // new image cannot read the value, and there is no old process left to give it back to.
     fixture.edit("bad-state");
     event(&lines, "takes over in place", &mut seen);
-    writeln!(stdin, "hit").expect("write to the host");
-    line(&lines, &mut seen, |line| line.contains(" frames=4 "));
+    hit(&mut stdin, &lines, &mut seen, 4);
     let kept = line(&lines, &mut seen, |line| line.contains("is kept in "));
     assert!(kept.contains("no migrate function"), "{kept}");
     let file = kept
@@ -715,8 +697,7 @@ fn an_in_place_restart_keeps_a_state_it_cannot_read_in_a_file() {
     line(&lines, &mut seen, |line| {
         line.starts_with("started ") && line.contains(&format!("inherited=Some({pid})"))
     });
-    writeln!(stdin, "hit").expect("write to the host");
-    let answer = line(&lines, &mut seen, |line| line.contains(" frames=5 "));
+    let answer = hit(&mut stdin, &lines, &mut seen, 5);
     assert_eq!(
         answer,
         format!("pid={pid} count=1 frames=5 text=v2"),
@@ -737,10 +718,7 @@ fn an_in_place_restart_whose_new_build_dies_at_start_goes_back_to_the_old_one() 
     let started = line_starting(&lines, "started ", &mut seen);
     let pid = field(&started, "pid").to_owned();
     for frames in 1..=2 {
-        writeln!(stdin, "hit").expect("write to the host");
-        line(&lines, &mut seen, |line| {
-            line.contains(&format!(" frames={frames} "))
-        });
+        hit(&mut stdin, &lines, &mut seen, frames);
     }
 
     // The new build panics in `main`, before `restart::ready()`: there is no old process to
@@ -748,8 +726,7 @@ fn an_in_place_restart_whose_new_build_dies_at_start_goes_back_to_the_old_one() 
     // the state it handed over.
     fixture.edit("crash");
     event(&lines, "takes over in place", &mut seen);
-    writeln!(stdin, "hit").expect("write to the host");
-    line(&lines, &mut seen, |line| line.contains(" frames=3 "));
+    hit(&mut stdin, &lines, &mut seen, 3);
     line(&lines, &mut seen, |line| {
         line.contains("this build crashes at start")
     });
@@ -760,8 +737,7 @@ fn an_in_place_restart_whose_new_build_dies_at_start_goes_back_to_the_old_one() 
         line.starts_with("started ") && line.contains(&format!("inherited=Some({pid})"))
     });
     assert_eq!(field(&back, "pid"), pid, "the same process: {back}");
-    writeln!(stdin, "hit").expect("write to the host");
-    let answer = line(&lines, &mut seen, |line| line.contains(" frames=4 "));
+    let answer = hit(&mut stdin, &lines, &mut seen, 4);
     assert_eq!(
         answer,
         format!("pid={pid} count=4 frames=4 text=v1"),

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Command};
 use std::sync::mpsc::{self, Receiver};
 
 /// A package manifest: `[package]` named `name`, then `lib` (a `[lib]` section or nothing),
@@ -57,4 +57,43 @@ pub fn lines_of(child: &mut Child) -> Receiver<String> {
         }
     });
     receiver
+}
+
+/// The user's workspace manifest at `root`: `[workspace]` with `members` (and `extra`, more of
+/// the manifest), and this workspace's `Cargo.lock` the first time (the same dependency
+/// versions, no registry lookup).
+pub fn workspace_manifest(root: &Path, members: &[&str], extra: &str) {
+    let members = members
+        .iter()
+        .map(|m| format!("{m:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    write(
+        &root.join("Cargo.toml"),
+        &format!("[workspace]\nmembers = [{members}]\nresolver = \"2\"\n{extra}"),
+    );
+    if !root.join("Cargo.lock").exists() {
+        let lock =
+            std::fs::read_to_string(super::workspace().join("Cargo.lock")).expect("Cargo.lock");
+        write(&root.join("Cargo.lock"), &lock);
+    }
+}
+
+/// `cargo build <args>` of the user's workspace at `root` into `target`, offline; panics with
+/// cargo's errors if it fails.
+pub fn build(root: &Path, target: &Path, args: &[&str]) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--color", "never", "--target-dir"])
+        .arg(target)
+        .args(args)
+        .env("CARGO_NET_OFFLINE", "true")
+        .output()
+        .expect("run cargo");
+    assert!(
+        built.status.success(),
+        "building the workspace failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
 }
