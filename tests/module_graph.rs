@@ -7,7 +7,9 @@ mod support;
 
 use graph_base::b;
 use graph_top::a;
-use hotmod::Error;
+use std::time::Duration;
+
+use hotmod::{Error, Event};
 
 #[test]
 fn a_loaded_generation_calls_the_hosts_module_and_its_new_generations() {
@@ -83,6 +85,63 @@ fn a_loaded_generation_calling_a_loaded_one_passes_values_and_panics() {
         .load(support::library("graph-b1"))
         .expect("b1 loads");
     assert_eq!(a::greet_in_b("z".to_owned()), "hello z from b1");
+}
+
+/// A function of `b` returning `Pinned`, called from a loaded `a`, runs the host's `b` too: the
+/// value comes from `b`'s current generation with that generation's pin, which keeps it loaded
+/// while `a`'s code holds the value, and goes back to the host's runtime when `a`'s code drops
+/// it (a drop by the library's own copy of hotmod would miss the host's hazard slots).
+#[test]
+fn pinned_values_of_the_hosts_module_reach_a_loaded_generation_and_keep_theirs_loaded() {
+    let _serial = support::serial();
+    let events = b::module().subscribe();
+    let b2 = b::module()
+        .load(support::library("graph-b2"))
+        .expect("b2 loads");
+    // Built against b1: its own copy of `b` would say "b1".
+    a::module()
+        .load(support::library("graph-a2"))
+        .expect("a2 loads");
+    assert_eq!(a::label_in_b(), ("b2".to_owned(), Some(b2)));
+    let counted = b::count();
+    assert_eq!(a::count_in_b_through_a_closure(), counted + 1);
+    assert_eq!(
+        b::count(),
+        counted + 2,
+        "the closure counted in the host's `b`"
+    );
+
+    // `a` keeps b2's label, and returns it to the host: the value keeps b2's pin (the
+    // generation that made it), not `a`'s; b2 stays loaded while either lives, though b1 is
+    // current.
+    a::keep_label_in_b();
+    let returned = a::label_of_b();
+    assert_eq!((&*returned, returned.generation()), ("b2", Some(b2)));
+    let b1 = b::module()
+        .load(support::library("graph-b1"))
+        .expect("b1 loads");
+    assert_eq!(a::label_in_b(), ("b1".to_owned(), Some(b1)));
+    assert!(
+        b::module().live_generations().contains(&b2),
+        "the label `a` keeps pins b2: {:?}",
+        b::module().live_generations()
+    );
+    assert_eq!(a::kept_label().as_deref(), Some("b2"));
+    a::drop_kept_label();
+    assert!(
+        b::module().live_generations().contains(&b2),
+        "the label the host holds pins b2"
+    );
+    assert_eq!(&*returned, "b2");
+    // The last one dropped (the host's, after `a`'s code dropped its own): b2 retires.
+    drop(returned);
+    events
+        .wait_for(Duration::from_secs(60), |e| {
+            matches!(e, Event::Retired { generation, .. } | Event::RetireBlocked { generation, .. } if *generation == b2)
+        })
+        .expect("b2 retires once its labels are dropped");
+    assert!(!b::module().live_generations().contains(&b2));
+    assert_eq!(a::kept_label(), None);
 }
 
 #[test]

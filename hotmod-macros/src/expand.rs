@@ -280,14 +280,16 @@ fn trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
 /// the same kind as `trampoline`. In a view that sees a loaded generation of the module it hands
 /// the call on to that generation's trampoline, in tail position (`__private::forward`); else
 /// it makes a plain call through the module's wrapper, so it runs the generation the caller's
-/// view sees, or the current one of the build it is in. None for a function returning `Pinned`.
+/// view sees, or the current one of the build it is in. A function returning `Pinned` always
+/// makes the plain call (a memory trampoline calling the wrapper): the wrapper pins the
+/// generation in the value, which the library's code then holds.
 fn forward_trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
-    if f.pinned {
-        return TokenStream::new();
-    }
-    let cfgs = cfgs(&f.item.attrs);
     let name = &f.item.sig.ident;
     let forward = format_ident!("__hotmod_forward_{}", name);
+    if f.pinned {
+        return trampoline_to(private, f, &forward, quote!(super::#name));
+    }
+    let cfgs = cfgs(&f.item.attrs);
     let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
     if call_kind(f) == CallKind::Registers {
         let params = params(f);
@@ -606,9 +608,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
             CallKind::Registers => quote!(#private::CALL_REGISTERS),
         };
         let erased = erase(quote!(__hotmod_trampolines::#tramp));
-        let forward = if f.pinned {
-            quote!(#private::None)
-        } else {
+        let forward = {
             let erased = erase(quote!(__hotmod_trampolines::#forward_fn));
             // SAFETY: as for `trampoline`.
             quote!(#private::Some(unsafe { #erased }))

@@ -281,6 +281,42 @@ pub enum StateMark {
     },
 }
 
+/// The pin a [`Pinned`](crate::Pinned) carries of the generation that made its value, and how
+/// to release it wherever the `Pinned` is dropped.
+///
+/// A `Pinned` crosses between copies of hotmod: a library's embedded copy of another hot module
+/// gets its `Pinned` results from the host's module (the host's forwarding trampoline makes the
+/// call and pins the host's generation), and the library's code may keep or drop them. Each
+/// copy has its own runtime (its own registry, hazard slots and collector), so the count must
+/// go back through the runtime that raised it: `release` is that runtime's function, and drops
+/// the count there, whichever copy's code runs the drop.
+#[repr(C)]
+pub struct HeldPin {
+    /// The pinned generation's number (`Pinned::generation`), kept here so that reading it
+    /// does not depend on the other copy's layout of a generation.
+    pub(crate) number: u64,
+    /// Opaque to everyone but `release`: its runtime and generation.
+    pub(crate) runtime: *const (),
+    pub(crate) generation: *const (),
+    /// Releases the count (`runtime.rs`'s `release_held`, in the copy that took it).
+    pub(crate) release: unsafe extern "C" fn(runtime: *const (), generation: *const ()),
+}
+
+impl Drop for HeldPin {
+    fn drop(&mut self) {
+        // SAFETY: `release`, `runtime` and `generation` were made together by the runtime that
+        // raised this count (`CountPin::into_held`), which lives in the host or in a library
+        // the count's generation belongs to; the `HeldPin` owns the count, and drops it once.
+        unsafe { (self.release)(self.runtime, self.generation) }
+    }
+}
+
+// SAFETY: a `HeldPin` is a count that any thread may release (an atomic decrement behind
+// `release`); its pointers are only passed back to `release`.
+unsafe impl Send for HeldPin {}
+// SAFETY: `&HeldPin` allows reading `number` only.
+unsafe impl Sync for HeldPin {}
+
 /// True in a hotmod copy that lives inside a library loaded as a generation (set by
 /// [`enter_library`]); false in the host.
 pub static HOSTED: AtomicBool = AtomicBool::new(false);
@@ -342,8 +378,9 @@ pub struct FnEntry {
     pub trampoline: RawTrampoline,
     /// The same kind of trampoline, for a call in the build it is in: what a library's embedded
     /// copy of this module calls in the host. It hands the call on, with its own arguments, to
-    /// the trampoline of the generation the caller's view sees, or makes a plain call. `None`
-    /// for a function returning `Pinned` (its pin would be dropped by the library's hotmod).
+    /// the trampoline of the generation the caller's view sees, or makes a plain call. For a
+    /// function returning `Pinned` it always makes the plain call, which pins the host's
+    /// generation in the value ([`HeldPin`]).
     pub forward: Option<RawTrampoline>,
 }
 

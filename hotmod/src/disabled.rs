@@ -23,7 +23,7 @@ pub(crate) struct Runtime {
 }
 
 /// Never made: without reloading no value is tied to a generation but 0.
-pub(crate) enum PinnedGeneration {}
+pub(crate) enum HeldPin {}
 
 impl Runtime {
     pub(crate) const fn new(name: &'static str, default_path: Option<&'static str>) -> Runtime {
@@ -140,6 +140,6 @@ pub(crate) fn start_rebuild(
 pub(crate) fn allow_insecure_paths(_allow: bool) {}
 
 /// `Pinned::generation`: always the compiled-in code.
-pub(crate) fn made_by(_generation: Option<&PinnedGeneration>) -> Option<u64> {
+pub(crate) fn made_by(_hold: Option<&HeldPin>) -> Option<u64> {
     Some(0)
 }

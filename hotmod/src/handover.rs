@@ -42,7 +42,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::abi::{StateEntry, StateMark};
 use crate::error::Error;
@@ -58,6 +58,7 @@ pub(crate) const READY_LIMIT: Duration = Duration::from_secs(300);
 
 /// How long `restart::take_value` waits for the old process's values (an overlap hands them
 /// over after its drain).
+#[cfg(feature = "state")]
 const VALUES_LIMIT: Duration = Duration::from_secs(120);
 
 /// The two ways to hand over (`restart::Shape`).
@@ -974,8 +975,9 @@ impl Incoming {
 
     /// The host value `name` handed over (serde JSON); waits until the hand-over arrived.
     /// `Err`: it never did, or brought no such value.
+    #[cfg(feature = "state")]
     pub(crate) fn value(&self, name: &str) -> Result<Option<String>, String> {
-        let deadline = Instant::now() + VALUES_LIMIT;
+        let deadline = std::time::Instant::now() + VALUES_LIMIT;
         let mut arrival = lock(&self.arrival);
         while !arrival.done {
             if !arrival.started {
@@ -983,7 +985,7 @@ impl Incoming {
                     "call hotmod::restart::ready() first: it starts taking the hand-over in".into(),
                 );
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return Err(format!(
                     "the old process's values did not arrive within {} s",

@@ -71,7 +71,7 @@
 use std::ptr;
 use std::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
 
-use crate::abi::{RawTrampoline, HOSTED};
+use crate::abi::{HeldPin, RawTrampoline, HOSTED};
 use crate::generation::Generation;
 use crate::hazard::{
     self, fast_call_slot, thread_slot, view_epoch, view_reach, view_word, View, UNREGISTERED,
@@ -155,6 +155,11 @@ impl PinnedGeneration {
             drop(view);
             self = PinnedGeneration::pin(runtime);
         }
+    }
+
+    /// The generation's count alone, for a `Pinned` value (the view, if any, is let go).
+    pub(crate) fn into_held(self) -> HeldPin {
+        self.pin.into_held()
     }
 
     /// The pinned generation's number.
@@ -687,7 +692,7 @@ fn in_generation<A, R, I: Invoke<A, R>, F: FnOnce(A) -> R>(
 /// Inside a loaded library, a call of another hot module the library embeds: made in the
 /// host's module of the same path, through its forwarding trampoline (a plain call there).
 #[inline(always)]
-fn call_host<A, R, I: Invoke<A, R>>(forward: RawTrampoline, args: A) -> R {
+pub(crate) fn call_host<A, R, I: Invoke<A, R>>(forward: RawTrampoline, args: A) -> R {
     // SAFETY: the host verified this library's copy of the module against its own before it
     // linked them: the function of this index has the same name, argument and return types and
     // kind in both, and the forwarding trampoline has the kind `I` calls. The host's module

@@ -125,7 +125,8 @@ use crate::imp;
 pub struct Pinned<T: Pinnable> {
     // Declared first, so it is dropped first: its drop code lives in the pinned library.
     value: T,
-    generation: Option<imp::PinnedGeneration>,
+    /// The pin of the generation that made `value`, released through the runtime that took it.
+    hold: Option<imp::HeldPin>,
 }
 
 /// The pointers a [`Pinned`] can hold, and what it lends of each: the pointee, never the pointer.
@@ -184,16 +185,13 @@ impl<U: ?Sized> Pinnable for &'static U {
 impl<T: Pinnable> Pinned<T> {
     /// Wraps a value in module code; the host attaches the generation when it returns.
     pub const fn new(value: T) -> Pinned<T> {
-        Pinned {
-            value,
-            generation: None,
-        }
+        Pinned { value, hold: None }
     }
 
     /// The generation that made the value (`None` until it crossed back to the host; always
     /// `Some(0)` when reloading is compiled out).
     pub fn generation(&self) -> Option<u64> {
-        imp::made_by(self.generation.as_ref())
+        imp::made_by(self.hold.as_ref())
     }
 
     /// What the value points to, borrowed from the `Pinned` (what `*p` is): the trait object
@@ -202,10 +200,15 @@ impl<T: Pinnable> Pinned<T> {
         self.value.project()
     }
 
-    /// Ties the value to the generation that made it, as it reaches the host.
+    /// Ties the value to the generation that made it, as it reaches the host. A value that
+    /// has a pin already keeps it: it was made by another hot module's generation, which the
+    /// host pinned when the library's code called it (`__private::call_pinned`), and that is
+    /// where its pointer points.
     #[cfg_attr(not(feature = "reload"), allow(dead_code))]
-    pub(crate) fn attach(mut self, pin: imp::PinnedGeneration) -> Pinned<T> {
-        self.generation = Some(pin);
+    pub(crate) fn attach(mut self, hold: imp::HeldPin) -> Pinned<T> {
+        if self.hold.is_none() {
+            self.hold = Some(hold);
+        }
         self
     }
 }

@@ -11,7 +11,7 @@ use crate::events::Event;
 use crate::transaction::{self, Intake, Outcome};
 use crate::watcher::Watcher;
 
-pub(crate) use crate::pin::PinnedGeneration;
+pub(crate) use crate::abi::HeldPin;
 pub(crate) use crate::runtime::Runtime;
 pub(crate) use crate::security::allow_insecure_paths;
 
@@ -96,6 +96,6 @@ pub(crate) fn autostart(runtime: &'static Runtime) {
 }
 
 /// `Pinned::generation`: the generation that made the value, once it reached the host.
-pub(crate) fn made_by(generation: Option<&PinnedGeneration>) -> Option<u64> {
-    generation.map(PinnedGeneration::generation)
+pub(crate) fn made_by(hold: Option<&HeldPin>) -> Option<u64> {
+    hold.map(|hold| hold.number)
 }

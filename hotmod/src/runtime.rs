@@ -20,13 +20,14 @@
 //! That is also why the loading lock is a [`LoadingLock`], which knows its holder, rather than a
 //! `std::sync::Mutex`.
 
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::abi::{self, ModuleDescriptor, RawTrampoline, StateMark, HOSTED};
+use crate::abi::{self, HeldPin, ModuleDescriptor, RawTrampoline, StateMark, HOSTED};
 use crate::artifact_path;
 use crate::error::Error;
 use crate::events::{Event, Events, Hub};
@@ -244,6 +245,29 @@ impl CountPin {
     pub(crate) fn runtime(&self) -> &'static Runtime {
         self.runtime
     }
+
+    /// The count as a [`HeldPin`], which releases it through this copy of hotmod's runtime
+    /// wherever it is dropped (a `Pinned` that reached a library's code).
+    pub(crate) fn into_held(self) -> HeldPin {
+        let pin = ManuallyDrop::new(self);
+        HeldPin {
+            number: pin.get().number,
+            runtime: ptr::from_ref(pin.runtime).cast(),
+            generation: pin.generation.as_ptr().cast_const().cast(),
+            release: release_held,
+        }
+    }
+}
+
+/// `HeldPin::release` of the counts this copy of the runtime raises.
+///
+/// # Safety
+/// `runtime` and `generation` come from one `CountPin::into_held` of this copy, whose count
+/// the caller owns and gives up.
+unsafe extern "C" fn release_held(runtime: *const (), generation: *const ()) {
+    // SAFETY: the caller's contract: a `&'static Runtime` of this copy and a generation it
+    // counted, whose count `into_held` kept and the caller hands back.
+    drop(unsafe { CountPin::adopt(&*runtime.cast::<Runtime>(), generation.cast()) });
 }
 
 impl Clone for CountPin {
