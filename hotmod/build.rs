@@ -9,7 +9,10 @@ use std::process::Command;
 
 /// hotmod's own source of what a library and its host share beyond the toolchain: the
 /// descriptor, trampolines and host links (`abi.rs`), type descriptions (`describe.rs`), the
-/// call kinds (`invocation.rs`), `Pinned` (`pinned.rs`) and the state hand-over (`state.rs`).
+/// call kinds (`invocation.rs`), `Pinned` (`pinned.rs`), the state hand-over (`state.rs`), and
+/// the `Module` whose operations table a library's copy of hotmod calls in the host, with what
+/// those operations take and return (`module.rs`, `error.rs`, `events.rs`, `rebuild.rs`,
+/// `rollback.rs`).
 /// A path or git dependency on hotmod changes without a version bump, so the version alone does
 /// not tell two builds of it apart; a digest of these files does (doc edits included: a rebuild
 /// of the module is all they cost).
@@ -19,6 +22,11 @@ const INTERFACE: &[&str] = &[
     "src/invocation.rs",
     "src/pinned.rs",
     "src/state.rs",
+    "src/module.rs",
+    "src/error.rs",
+    "src/events.rs",
+    "src/rebuild.rs",
+    "src/rollback.rs",
 ];
 
 /// FNV-1a, 64 bits, over the interface files in order (a missing one counts as empty).

@@ -144,6 +144,46 @@ fn pinned_values_of_the_hosts_module_reach_a_loaded_generation_and_keep_theirs_l
     assert_eq!(a::kept_label(), None);
 }
 
+/// `module()` in a loaded library's code is the host's `Module`: its generation, loads and
+/// `load_all` run in the host's runtime, not in a second runtime inside the library that sees
+/// none of the host's generations. A module of the library the host does not have is refused
+/// a load, naming it.
+#[test]
+fn module_in_a_loaded_generations_code_controls_the_hosts_module() {
+    let _serial = support::serial();
+    let loaded = a::module()
+        .load(support::library("graph-a2"))
+        .expect("a2 loads");
+    assert_eq!(
+        a::generations_seen(),
+        (loaded, b::module().generation()),
+        "the library's `a::module()` and `b::module()` are the host's"
+    );
+    let from_a = a::load_b_from_module_code(support::library("graph-b2").display().to_string())
+        .expect("a load of `b` from `a`'s code");
+    assert_eq!(b::module().generation(), from_a, "the host's `b` loaded it");
+    assert_eq!(a::versions(), (2, 2));
+    assert_eq!(a::generations_seen(), (loaded, from_a));
+    let all = a::load_all_b_from_module_code(support::library("graph-b1").display().to_string())
+        .expect("load_all of `b` from `a`'s code");
+    assert_eq!(all, [b::module().generation()]);
+    assert_eq!(a::versions(), (2, 1));
+    // A refused load from `a`'s code is the host's refusal, and leaves `b` as it was.
+    let before = b::module().generation();
+    let refused = a::load_b_from_module_code("/nonexistent/libgraph_base.so".to_owned())
+        .expect_err("no such file");
+    assert!(refused.contains("does not exist"), "{refused}");
+    assert_eq!(b::module().generation(), before);
+    // `extra`, which only the library has: its own copy, which loads nothing.
+    let refused =
+        a::load_extra_from_module_code(support::library("graph-a2").display().to_string())
+            .expect_err("the library's own `extra` loads nothing");
+    assert!(
+        refused.contains("graph_top::extra") && refused.contains("the host has no hot module"),
+        "{refused}"
+    );
+}
+
 #[test]
 fn a_library_whose_copy_of_a_called_module_differs_is_refused() {
     let _serial = support::serial();

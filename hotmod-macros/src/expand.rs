@@ -119,7 +119,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
 
             /// The control surface of this hot module: load, reload, watch, generations.
             pub fn module() -> &'static #krate::Module {
-                &__HOTMOD_MODULE
+                #private::module(&__HOTMOD_MODULE)
             }
 
             static __HOTMOD_MODULE: #krate::Module = #krate::Module::__new(
@@ -183,7 +183,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
 
 /// `hotmod::__private::SYMBOL_PREFIX`, `__hotmod_v<ABI_VERSION>__` (this crate cannot read
 /// hotmod's constant; a load of any fixture fails if the two differ, see `tests/refused_loads.rs`).
-const SYMBOL_PREFIX: &str = "__hotmod_v8__";
+const SYMBOL_PREFIX: &str = "__hotmod_v9__";
 
 /// `__hotmod_v<ABI>__<crate>__<module>`: the exported descriptor's symbol.
 fn symbol_name(module: &Ident) -> String {

@@ -1,7 +1,7 @@
 //! The stable boundary between a host and a module's cdylib.
 //!
 //! A module's cdylib exports exactly one symbol per hot module: a [`ModuleDescriptor`] static,
-//! named by the macro (`__hotmod_v8__<crate>__<module>`). Everything a host needs to verify and
+//! named by the macro (`__hotmod_v9__<crate>__<module>`). Everything a host needs to verify and
 //! call the library hangs off it: the module path, the ABI version, the toolchain identity, and
 //! one [`FnEntry`] per `pub fn` (name, signature, the compiler's description of every parameter
 //! and return type, trampoline).
@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use crate::describe::Describer;
 
 /// Bumped whenever any type in this file changes shape or meaning.
-pub const ABI_VERSION: u32 = 8;
+pub const ABI_VERSION: u32 = 9;
 
 /// The first bytes of every descriptor.
 pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
@@ -46,7 +46,7 @@ pub const MAGIC: [u8; 8] = *b"HOTMOD\0\x01";
 /// [`ABI_VERSION`] at compile time (and written by `hotmod-macros`' `symbol_name`, which the loader
 /// tests exercise). The loader also searches a library's bytes for `__hotmod_v` to tell "not a
 /// hotmod library" from "a library of another hot module" or "of another ABI version".
-pub const SYMBOL_PREFIX: &str = "__hotmod_v8__";
+pub const SYMBOL_PREFIX: &str = "__hotmod_v9__";
 
 /// What every descriptor symbol starts with, whatever its ABI version.
 pub const SYMBOL_STEM: &str = "__hotmod_v";
@@ -386,8 +386,9 @@ pub struct FnEntry {
 
 /// What the host hands a library it loads (`ModuleDescriptor::enter`): for each other hot
 /// module the library embeds and the host has too (a crate the module's crate depends on), the
-/// host's forwarding trampolines, so the embedded copy's calls run the host's module. Lives
-/// until the library is unloaded.
+/// host's forwarding trampolines, so the embedded copy's calls run the host's module; and for
+/// those and the module the library is loaded as, the host's `Module`, so that controlling a
+/// module from the library's code controls the host's. Lives until the library is unloaded.
 #[repr(C)]
 pub struct HostLinks {
     pub modules: SliceRef<HostLink>,
@@ -399,8 +400,13 @@ pub struct HostLink {
     /// `module_path!()` of the module, as both descriptors say.
     pub module_path: StrRef,
     /// In the library's function order: the host's `FnEntry::forward` of the function of the
-    /// same name (verified equal), or `None` where the host has none.
+    /// same name (verified equal), or `None` where the host has none. Empty for the module
+    /// the library is loaded as: its calls of itself run its own code.
     pub forward: SliceRef<Option<RawTrampoline>>,
+    /// The host's `hotmod::Module` of this path, opaque: the library's `module()` returns it,
+    /// and the library's copy of its methods reads the host's operations table from it (its
+    /// first field), so they run in the host's runtime (`module.rs`).
+    pub module: *const (),
 }
 
 // SAFETY: immutable after the host builds it, before the library sees it; pointers to host

@@ -236,6 +236,15 @@ pub enum Error {
         /// The file that was to be loaded.
         path: PathBuf,
     },
+    /// A loaded library's code asked to load, watch or rebuild a hot module of its own that the
+    /// host does not have (the library's copy of it): only the host's hot modules load new
+    /// generations, in the host's runtime. The same call on a module the host has reaches the
+    /// host's module.
+    #[error("{module}: cannot be loaded, watched or rebuilt from the code of a loaded library: the host has no hot module of that path, only the library's own copy; load it from the host, or make the host depend on its crate")]
+    InLoadedLibrary {
+        /// The hot module.
+        module: &'static str,
+    },
     /// A kept-state restart ([`restart`](crate::restart)) could not hand over; this process
     /// keeps its state and serves on.
     #[error("{module}: restarting with {} failed: {message}; this process keeps its state and serves on", path.display())]
@@ -269,6 +278,7 @@ impl Error {
             | Error::State { module, .. }
             | Error::DuplicateModule { module }
             | Error::ForkedDuringLoad { module }
+            | Error::InLoadedLibrary { module }
             | Error::Watch { module, .. }
             | Error::Timeout { module, .. }
             | Error::InsecurePath { module, .. }
@@ -303,7 +313,8 @@ impl Error {
             Error::UnknownPath { .. }
             | Error::Timeout { .. }
             | Error::DuplicateModule { .. }
-            | Error::ForkedDuringLoad { .. } => None,
+            | Error::ForkedDuringLoad { .. }
+            | Error::InLoadedLibrary { .. } => None,
         }
     }
 }

@@ -81,6 +81,8 @@ pub(crate) struct HostModule {
     pub(crate) descriptor: &'static ModuleDescriptor,
     /// Its bit in a view's reach (`Runtime::reach_bit`).
     pub(crate) reach_bit: u64,
+    /// Its `Module`, opaque (`abi::HostLink::module`).
+    pub(crate) module: *const (),
 }
 
 /// The host's side of `abi::HostLinks` for one library, owned by its `LoadedLibrary`.
@@ -130,6 +132,16 @@ fn link_embedded(
     for host in host_modules {
         let symbol = host.symbol;
         if symbol == own_symbol {
+            // The module the library is loaded as: its `module()` is the host's; its calls of
+            // itself stay its own (no forwarding trampolines).
+            links.push((
+                HostLink {
+                    module_path: host.descriptor.module_path,
+                    forward: SliceRef::borrowed(&[]),
+                    module: host.module,
+                },
+                Box::default(),
+            ));
             continue;
         }
         let mut symbol_name = symbol.as_bytes().to_vec();
@@ -191,6 +203,7 @@ fn link_embedded(
             HostLink {
                 module_path: host_descriptor.module_path,
                 forward: SliceRef::borrowed(&[]),
+                module: host.module,
             },
             forward,
         ));
@@ -198,7 +211,7 @@ fn link_embedded(
     Ok((Links::new(links), reach))
 }
 
-/// The crate of a descriptor symbol: `graph_top` for `__hotmod_v8__graph_top__a`.
+/// The crate of a descriptor symbol: `graph_top` for `__hotmod_v9__graph_top__a`.
 fn crate_of(symbol: &str) -> Option<&str> {
     let rest = symbol.strip_prefix(SYMBOL_STEM)?;
     let (_version, name) = rest.split_once("__")?;

@@ -6,6 +6,13 @@
 //! `os::windows`. The compiler checks that both provide what this file calls, so the two builds'
 //! APIs cannot drift apart. Nothing in the crate imports this file but `lib.rs` and the
 //! generated code's entry points (`private.rs`).
+//!
+//! Every method goes through the module's operations table ([`Ops`]), the first field of the
+//! `Module`: the table of the copy of hotmod that made the module. A loaded library has its own
+//! copy of hotmod, and its code's `module()` returns the host's `Module` of the same path
+//! (`__private::module`): the library's copy of these methods then reads the host's table and
+//! runs the host's runtime — one runtime per process, not a second loader, watcher and
+//! collector inside the library that see none of the host's generations.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,9 +30,81 @@ use crate::rollback::Rollback;
 /// When reloading is compiled out (hotmod's `reload` feature off), generation 0 is the only
 /// generation, and everything that would load a library refuses with
 /// [`Error::ReloadDisabled`] before touching any file.
+#[repr(C)]
 pub struct Module {
+    /// Declared first, so that its place is the same in every copy of hotmod (`repr(C)`): a
+    /// library's copy reads it from the host's `Module`.
+    ops: &'static Ops,
     runtime: imp::Runtime,
 }
+
+/// What a [`Module`]'s methods do, as functions of the copy of hotmod that made the module.
+///
+/// `repr(C)` and in an interface file (`build.rs`): a library's copy of hotmod reads the host's
+/// table, and the loader refuses a library whose hotmod interface differs from the host's, so
+/// both agree on its layout and on every type its functions take and return.
+#[repr(C)]
+struct Ops {
+    name: fn(&Module) -> &'static str,
+    generation: fn(&Module) -> u64,
+    load: fn(&'static Module, &Path) -> Result<u64, Error>,
+    set_rollback: fn(&Module, Option<Rollback>),
+    set_staged: fn(&'static Module, bool),
+    apply_staged: fn(&'static Module) -> Option<u64>,
+    staged_generation: fn(&Module) -> Option<u64>,
+    subscribe: fn(&Module) -> Events,
+    wait_for_generation: fn(&Module, u64, Duration) -> Result<u64, Error>,
+    watch: fn(&'static Module) -> Result<(), Error>,
+    unwatch: fn(&Module),
+    start_rebuild: fn(Rebuild) -> Result<(), Error>,
+    path: fn(&Module) -> PathBuf,
+    set_path: fn(&Module, PathBuf),
+    env_var: fn(&Module) -> String,
+    live_generations: fn(&Module) -> Vec<u64>,
+    unload_blocked: fn(&Module) -> Vec<u64>,
+    load_all: fn(Loads) -> Result<Vec<u64>, Error>,
+}
+
+/// What `load_all` hands the first module's operations.
+type Loads = Vec<(&'static Module, PathBuf)>;
+
+/// This copy's operations: every `Module` it makes points here.
+static OPS: Ops = Ops {
+    name: |m| m.runtime.name(),
+    generation: |m| m.runtime.generation(),
+    load: |m, path| imp::load(&m.runtime, path),
+    set_rollback: |m, policy| m.runtime.set_rollback(policy),
+    set_staged: |m, on| imp::set_staged(&m.runtime, on),
+    apply_staged: |m| imp::apply_staged(&m.runtime),
+    staged_generation: |m| m.runtime.staged_generation(),
+    subscribe: |m| m.runtime.subscribe(),
+    wait_for_generation: |m, generation, timeout| {
+        m.runtime.wait_for_generation(generation, timeout)
+    },
+    watch: |m| imp::watch(&m.runtime),
+    unwatch: |m| m.runtime.stop_services(),
+    start_rebuild: |rebuild| {
+        let (module, manifest_dir, target_dir, profile) = rebuild.into_parts();
+        imp::start_rebuild(&module.runtime, manifest_dir, target_dir, profile)
+    },
+    path: |m| m.runtime.path(),
+    set_path: |m, path| m.runtime.set_path(path),
+    env_var: |m| m.runtime.env_var(),
+    live_generations: |m| m.runtime.live_generations(),
+    unload_blocked: |m| m.runtime.unload_blocked(),
+    load_all: |loads| {
+        let mut runtimes = Vec::with_capacity(loads.len());
+        for (module, path) in loads {
+            // A module of another copy of hotmod (a library's own, which the host does not
+            // have) is not this runtime's to load.
+            if !std::ptr::eq(module.ops, &OPS) {
+                return Err(imp::foreign_module(&module.runtime));
+            }
+            runtimes.push((&module.runtime, path));
+        }
+        imp::load_all(runtimes)
+    },
+};
 
 impl Module {
     #[cfg(feature = "reload")]
@@ -39,7 +118,14 @@ impl Module {
         info: crate::runtime::ModuleInfo,
     ) -> Module {
         Module {
-            runtime: imp::Runtime::new(&me.runtime, descriptor, info, imp::autostart),
+            ops: &OPS,
+            runtime: imp::Runtime::new(
+                &me.runtime,
+                std::ptr::from_ref(me).cast(),
+                descriptor,
+                info,
+                imp::autostart,
+            ),
         }
     }
 
@@ -49,24 +135,31 @@ impl Module {
     /// `path = "…"`, if any.
     pub const fn __compiled_out(name: &'static str, default_path: Option<&'static str>) -> Module {
         Module {
+            ops: &OPS,
             runtime: imp::Runtime::new(name, default_path),
         }
     }
 
+    /// Starts `rebuild` (of this module) in the copy of hotmod that made the module.
+    pub(crate) fn start_rebuild(&'static self, rebuild: Rebuild) -> Result<(), Error> {
+        (self.ops.start_rebuild)(rebuild)
+    }
+
     /// What the generated code's entry points (`private.rs`) hand to the call paths.
+    #[cfg(feature = "reload")]
     pub(crate) fn runtime(&'static self) -> &'static imp::Runtime {
         &self.runtime
     }
 
     /// The hot module's path, e.g. `greeter::hello`.
     pub fn name(&self) -> &'static str {
-        self.runtime.name()
+        (self.ops.name)(self)
     }
 
     /// The current generation's number: 0 until a library has been loaded (always, when
     /// reloading is compiled out).
     pub fn generation(&self) -> u64 {
-        self.runtime.generation()
+        (self.ops.generation)(self)
     }
 
     /// Verifies the library at `path`, runs its `#[hotmod::on_load]` function if it has one, and
@@ -77,7 +170,7 @@ impl Module {
     /// On any error the current generation stays current, nothing is left behind, and
     /// subscribers get an [`Event::Rejected`](crate::Event::Rejected).
     pub fn load(&'static self, path: impl AsRef<Path>) -> Result<u64, Error> {
-        imp::load(&self.runtime, path.as_ref())
+        (self.ops.load)(self, path.as_ref())
     }
 
     /// Loads [`path()`](Self::path) as the next generation.
@@ -88,7 +181,7 @@ impl Module {
     /// Rollback policy for generations that become current from now on (`None`: off, the
     /// default). See [`Rollback`].
     pub fn set_rollback(&self, policy: Option<Rollback>) {
-        self.runtime.set_rollback(policy);
+        (self.ops.set_rollback)(self, policy);
     }
 
     /// Staged mode: when on, a verified new generation (from `load`, `reload`, the watcher or
@@ -97,7 +190,7 @@ impl Module {
     /// generation replaces a staged one that was never applied. Turning it off applies the
     /// staged generation, if any.
     pub fn set_staged(&'static self, on: bool) {
-        imp::set_staged(&self.runtime, on);
+        (self.ops.set_staged)(self, on);
     }
 
     /// Makes the staged generation current; returns its number, or `None` if none waits.
@@ -106,26 +199,26 @@ impl Module {
     /// fails, the staged generation is dropped, an [`Event::Rejected`](crate::Event::Rejected)
     /// says why, the current generation stays, and this returns `None`.
     pub fn apply_staged(&'static self) -> Option<u64> {
-        imp::apply_staged(&self.runtime)
+        (self.ops.apply_staged)(self)
     }
 
     /// The generation waiting for [`apply_staged`](Self::apply_staged), if any.
     pub fn staged_generation(&self) -> Option<u64> {
-        self.runtime.staged_generation()
+        (self.ops.staged_generation)(self)
     }
 
     /// Events of this module from now on: builds, loads, rejections, retirements. While a
     /// subscription lives, the module's progress is not printed on stderr (see
     /// [`print_progress`](crate::print_progress)).
     pub fn subscribe(&self) -> Events {
-        self.runtime.subscribe()
+        (self.ops.subscribe)(self)
     }
 
     /// Waits until the current generation is at least `generation`; returns the current one.
     /// When reloading is compiled out, a generation above 0 can never come: that is
     /// [`Error::ReloadDisabled`] at once instead of waiting out `timeout`.
     pub fn wait_for_generation(&self, generation: u64, timeout: Duration) -> Result<u64, Error> {
-        self.runtime.wait_for_generation(generation, timeout)
+        (self.ops.wait_for_generation)(self, generation, timeout)
     }
 
     /// Watches [`path()`](Self::path) and loads each new build that lands there: when cargo
@@ -134,12 +227,12 @@ impl Module {
     /// equal the newest generation's is not reloaded. Results arrive as
     /// [`Event`](crate::Event)s. Calling it again while watching does nothing.
     pub fn watch(&'static self) -> Result<(), Error> {
-        imp::watch(&self.runtime)
+        (self.ops.watch)(self)
     }
 
     /// Stops watching (and rebuilding), and printing the module's progress.
     pub fn unwatch(&self) {
-        self.runtime.stop_services();
+        (self.ops.unwatch)(self);
     }
 
     /// Rebuilds the module's crate whenever one of its sources is saved, with the host's
@@ -151,7 +244,7 @@ impl Module {
 
     /// A configurable built-in rebuild for this module.
     pub fn rebuild(&'static self) -> Rebuild {
-        Rebuild::new(&self.runtime)
+        Rebuild::new(self)
     }
 
     /// The file `reload()` loads: the path given to [`set_path`](Self::set_path), else the
@@ -159,23 +252,23 @@ impl Module {
     /// standard cargo location of the crate's cdylib next to the running executable
     /// (`target/<profile>/lib<crate>.so`).
     pub fn path(&self) -> PathBuf {
-        self.runtime.path()
+        (self.ops.path)(self)
     }
 
     /// Sets the file `reload()` (and the watcher) load from.
     pub fn set_path(&self, path: impl Into<PathBuf>) {
-        self.runtime.set_path(path.into());
+        (self.ops.set_path)(self, path.into());
     }
 
     /// The environment variable that overrides [`path()`](Self::path): `HOTMOD_<CRATE>_PATH`.
     pub fn env_var(&self) -> String {
-        self.runtime.env_var()
+        (self.ops.env_var)(self)
     }
 
     /// Numbers of the generations still mapped, oldest first: 0 (the built-in code, always
     /// there), then every loaded generation that has not retired, the current one included.
     pub fn live_generations(&self) -> Vec<u64> {
-        self.runtime.live_generations()
+        (self.ops.live_generations)(self)
     }
 
     /// Retired generations whose library the platform kept mapped, oldest first; each one was
@@ -188,7 +281,7 @@ impl Module {
     /// glibc keeps such a library mapped until those threads exit. On musl nothing is ever
     /// unmapped; elsewhere the platform decides.
     pub fn unload_blocked(&self) -> Vec<u64> {
-        self.runtime.unload_blocked()
+        (self.ops.unload_blocked)(self)
     }
 }
 
@@ -217,10 +310,13 @@ impl std::fmt::Debug for Module {
 pub fn load_all<'a>(
     loads: impl IntoIterator<Item = (&'static Module, &'a Path)>,
 ) -> Result<Vec<u64>, Error> {
-    imp::load_all(
-        loads
-            .into_iter()
-            .map(|(module, path)| (module.runtime(), path.to_path_buf()))
-            .collect(),
-    )
+    let loads: Loads = loads
+        .into_iter()
+        .map(|(module, path)| (module, path.to_path_buf()))
+        .collect();
+    match loads.first() {
+        None => Ok(Vec::new()),
+        // The first module's copy of hotmod loads them all (the host's, from a library's code).
+        Some((first, _)) => (first.ops.load_all)(loads),
+    }
 }

@@ -32,6 +32,21 @@ impl PinnedGeneration {
     }
 }
 
+/// The generated `module()`: the module's `Module`, or inside a loaded library the host's
+/// `Module` of the same path (for the module the library was loaded as, and the copies of
+/// other modules the host links), whose methods then run in the host's runtime (`module.rs`).
+#[inline]
+pub fn module(module: &'static Module) -> &'static Module {
+    match module.runtime().host_module() {
+        // SAFETY: the host's `HostLink::module` for this path: `Runtime::module_ptr` of a host
+        // runtime, which every host runtime has from `Module::__new` as the static `Module` it
+        // is part of, made by a hotmod whose interface (`module.rs` included) the loader
+        // verified equal to this copy's. It outlives this library.
+        Some(host) => unsafe { &*host.cast::<Module>() },
+        None => module,
+    }
+}
+
 /// Enrols the module with this binary's list of hot modules (`runtime::register`); the
 /// generated code calls it before `main` (a static constructor) and at first use.
 pub fn register(module: &'static Module) {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::imp;
+use crate::module::Module;
 
 /// Configures and starts the built-in rebuild of one hot module; from
 /// [`Module::rebuild`](crate::Module::rebuild). Defaults: the module crate's own manifest
@@ -16,16 +16,16 @@ use crate::imp;
 #[derive(Debug)]
 #[must_use = "a Rebuild does nothing until start() is called"]
 pub struct Rebuild {
-    runtime: &'static imp::Runtime,
+    module: &'static Module,
     manifest_dir: Option<PathBuf>,
     target_dir: Option<PathBuf>,
     profile: Option<String>,
 }
 
 impl Rebuild {
-    pub(crate) fn new(runtime: &'static imp::Runtime) -> Rebuild {
+    pub(crate) fn new(module: &'static Module) -> Rebuild {
         Rebuild {
-            runtime,
+            module,
             manifest_dir: None,
             target_dir: None,
             profile: None,
@@ -53,8 +53,21 @@ impl Rebuild {
     /// Starts watching the sources; replaces a rebuild already running for the module. The
     /// first build happens at the first change.
     pub fn start(self) -> Result<(), Error> {
-        imp::start_rebuild(
-            self.runtime,
+        self.module.start_rebuild(self)
+    }
+
+    /// The module and the settings, for the module's copy of hotmod to start.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        &'static Module,
+        Option<PathBuf>,
+        Option<PathBuf>,
+        Option<String>,
+    ) {
+        (
+            self.module,
             self.manifest_dir,
             self.target_dir,
             self.profile,

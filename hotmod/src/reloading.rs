@@ -3,8 +3,10 @@
 //! façade starts. `disabled.rs` provides the same items when reloading is compiled out.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::abi::HOSTED;
 use crate::builder::{self, Request};
 use crate::error::Error;
 use crate::events::Event;
@@ -15,7 +17,24 @@ pub(crate) use crate::abi::HeldPin;
 pub(crate) use crate::runtime::Runtime;
 pub(crate) use crate::security::allow_insecure_paths;
 
+/// Inside a loaded library, this copy of hotmod loads nothing: a module whose operations run
+/// here there is the library's own copy of a module the host does not have (`module.rs`).
+fn hosted(runtime: &'static Runtime) -> Result<(), Error> {
+    if HOSTED.load(Ordering::Relaxed) {
+        return Err(foreign_module(runtime));
+    }
+    Ok(())
+}
+
+/// The refusal of a module of another copy of hotmod than the one asked to load it.
+pub(crate) fn foreign_module(runtime: &'static Runtime) -> Error {
+    Error::InLoadedLibrary {
+        module: runtime.name(),
+    }
+}
+
 pub(crate) fn load(runtime: &'static Runtime, path: &Path) -> Result<u64, Error> {
+    hosted(runtime)?;
     match transaction::load(runtime, path, Instant::now(), false) {
         Ok(Outcome::Live(number) | Outcome::Staged(number)) => Ok(number),
         Ok(Outcome::Unchanged) => Ok(runtime.newest().0),
@@ -38,10 +57,14 @@ pub(crate) fn apply_staged(runtime: &'static Runtime) -> Option<u64> {
 }
 
 pub(crate) fn load_all(loads: Vec<(&'static Runtime, PathBuf)>) -> Result<Vec<u64>, Error> {
+    for (runtime, _) in &loads {
+        hosted(runtime)?;
+    }
     transaction::load_all(loads)
 }
 
 pub(crate) fn watch(runtime: &'static Runtime) -> Result<(), Error> {
+    hosted(runtime)?;
     let mut services = runtime.services();
     if services.watcher.is_none() {
         let path = runtime.path();
@@ -61,6 +84,7 @@ pub(crate) fn start_rebuild(
     target_dir: Option<PathBuf>,
     profile: Option<String>,
 ) -> Result<(), Error> {
+    hosted(runtime)?;
     let info = runtime.info();
     let request = Request {
         package: info.package.to_owned(),

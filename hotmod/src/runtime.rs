@@ -110,6 +110,9 @@ pub struct ModuleInfo {
 pub(crate) struct Runtime {
     /// This runtime, as the static it lives in: what enrols with the fork handlers.
     this: &'static Runtime,
+    /// The `Module` it is part of, opaque below the façade: what a library's copy of this
+    /// module is linked to (`abi::HostLink::module`).
+    module: *const (),
     /// Whether it enrolled (see [`Runtime::enrol`]).
     enrolled: AtomicBool,
     info: ModuleInfo,
@@ -130,6 +133,10 @@ pub(crate) struct Runtime {
     /// here so that a call reads it in one step; null and 0: none, or not looked up yet).
     forward: AtomicPtr<Option<RawTrampoline>>,
     forward_len: AtomicUsize,
+    /// Inside a loaded library, for the copy of the module it was loaded as and the copies
+    /// the host links: the host's `Module` of the same path (`HostLink::module`; null: none,
+    /// or not looked up yet).
+    host_module: AtomicPtr<()>,
     /// Whether the host's link was looked up (once, at the copy's first call).
     link_resolved: AtomicBool,
     /// The next enrolled module (see `MODULES`), and whether this one is enrolled.
@@ -305,12 +312,14 @@ impl Runtime {
     /// works, but never enrols with the fork handlers.
     pub(crate) const fn new(
         this: &'static Runtime,
+        module: *const (),
         descriptor: &'static ModuleDescriptor,
         info: ModuleInfo,
         autostart: fn(&'static Runtime),
     ) -> Runtime {
         Runtime {
             this,
+            module,
             enrolled: AtomicBool::new(false),
             info,
             descriptor,
@@ -322,6 +331,7 @@ impl Runtime {
             builtin: Generation::builtin(),
             forward: AtomicPtr::new(ptr::null_mut()),
             forward_len: AtomicUsize::new(0),
+            host_module: AtomicPtr::new(ptr::null_mut()),
             link_resolved: AtomicBool::new(false),
             next_module: AtomicPtr::new(ptr::null_mut()),
             listed: AtomicBool::new(false),
@@ -873,6 +883,25 @@ impl Runtime {
         unsafe { *self.forward.load(Ordering::Relaxed).add(index) }
     }
 
+    /// Inside a loaded library, the host's `Module` of this copy's path, opaque: for the module
+    /// the library was loaded as and the copies the host links. `None` in the host and for a
+    /// module the host does not have.
+    pub(crate) fn host_module(&self) -> Option<*const ()> {
+        if !self.link_resolved.load(Ordering::Acquire) {
+            if !HOSTED.load(Ordering::Relaxed) {
+                return None;
+            }
+            self.resolve_link();
+        }
+        let module = self.host_module.load(Ordering::Relaxed);
+        (!module.is_null()).then_some(module.cast_const())
+    }
+
+    /// The `Module` this runtime is part of, opaque (see the field).
+    pub(crate) fn module_ptr(&self) -> *const () {
+        self.module
+    }
+
     /// Looks up this copy's link among the host's (once).
     #[cold]
     #[inline(never)]
@@ -886,6 +915,8 @@ impl Runtime {
             self.forward
                 .store(forward.as_ptr().cast_mut(), Ordering::Relaxed);
             self.forward_len.store(forward.len(), Ordering::Relaxed);
+            self.host_module
+                .store(link.module.cast_mut(), Ordering::Relaxed);
         }
         self.link_resolved.store(true, Ordering::Release);
     }

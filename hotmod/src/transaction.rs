@@ -94,6 +94,7 @@ fn prepare(loading: &Loading, artifact: Artifact) -> Result<Box<Generation>, Err
             symbol: other.info().symbol,
             descriptor: other.host_descriptor(),
             reach_bit: other.reach_bit(),
+            module: other.module_ptr(),
         })
         .collect();
     let opened = loader::open_artifact(
