@@ -11,8 +11,7 @@ use std::process::Command;
 /// descriptor, trampolines and host links (`abi.rs`), type descriptions (`describe.rs`), the
 /// call kinds (`invocation.rs`), `Pinned` (`pinned.rs`), the state hand-over (`state.rs`), and
 /// the `Module` whose operations table a library's copy of hotmod calls in the host, with what
-/// those operations take and return (`module.rs`, `error.rs`, `events.rs`, `rebuild.rs`,
-/// `rollback.rs`).
+/// those operations take and return (`module.rs`, `error.rs`, `events.rs`, `rollback.rs`).
 /// A path or git dependency on hotmod changes without a version bump, so the version alone does
 /// not tell two builds of it apart; a digest of these files does (doc edits included: a rebuild
 /// of the module is all they cost).
@@ -25,7 +24,6 @@ const INTERFACE: &[&str] = &[
     "src/module.rs",
     "src/error.rs",
     "src/events.rs",
-    "src/rebuild.rs",
     "src/rollback.rs",
 ];
 

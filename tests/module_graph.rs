@@ -7,6 +7,7 @@ mod support;
 
 use graph_base::b;
 use graph_top::a;
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use hotmod::{Error, Event};
@@ -174,6 +175,21 @@ fn module_in_a_loaded_generations_code_controls_the_hosts_module() {
         .expect_err("no such file");
     assert!(refused.contains("does not exist"), "{refused}");
     assert_eq!(b::module().generation(), before);
+    // A setting of the process, from `a`'s code: the host's. A copy of `b` in a directory
+    // anyone may write to is refused, until `a`'s code allows it.
+    let open_dir = support::TempDir::new("graph-open");
+    std::fs::set_permissions(open_dir.path(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod 777");
+    let exposed = open_dir.path().join("libgraph_base.so");
+    std::fs::copy(support::library("graph-b2"), &exposed).expect("copy b2");
+    let refused = b::module().load(&exposed).expect_err("an insecure path");
+    assert!(matches!(refused, Error::InsecurePath { .. }), "{refused:?}");
+    a::allow_insecure_paths_from_module_code(true);
+    let allowed = b::module().load(&exposed);
+    a::allow_insecure_paths_from_module_code(false);
+    allowed.expect("allowed from `a`'s code");
+    let refused = b::module().load(&exposed).expect_err("refused again");
+    assert!(matches!(refused, Error::InsecurePath { .. }), "{refused:?}");
     // `extra`, which only the library has: its own copy, which loads nothing.
     let refused =
         a::load_extra_from_module_code(support::library("graph-a2").display().to_string())

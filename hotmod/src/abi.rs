@@ -380,7 +380,7 @@ pub struct FnEntry {
     /// copy of this module calls in the host. It hands the call on, with its own arguments, to
     /// the trampoline of the generation the caller's view sees, or makes a plain call. For a
     /// function returning `Pinned` it always makes the plain call, which pins the host's
-    /// generation in the value ([`HeldPin`]).
+    /// generation in the value (`HeldPin`).
     pub forward: Option<RawTrampoline>,
 }
 
@@ -392,6 +392,10 @@ pub struct FnEntry {
 #[repr(C)]
 pub struct HostLinks {
     pub modules: SliceRef<HostLink>,
+    /// The host's `hotmod::print_progress` and `hotmod::allow_insecure_paths`: settings of the
+    /// process, which the library's copies of them hand on to ([`host_links`]).
+    pub print_progress: fn(bool),
+    pub allow_insecure_paths: fn(bool),
 }
 
 /// One embedded module's link to the host's module of the same path.
@@ -418,16 +422,18 @@ unsafe impl Sync for HostLink {}
 /// The library's links (null in the host, and in a library until `enter_library`).
 static LINKS: AtomicPtr<HostLinks> = AtomicPtr::new(std::ptr::null_mut());
 
+/// What the host handed this library at load (only inside a loaded library).
+pub(crate) fn host_links() -> Option<&'static HostLinks> {
+    let links = LINKS.load(Ordering::Acquire);
+    // SAFETY: set once by `enter_library` from the host's `HostLinks`, which outlives this
+    // library (the host frees it only after unloading it).
+    unsafe { links.as_ref() }
+}
+
 /// The host's forwarding trampolines for the embedded module `module_path`, if the host linked
 /// it (only inside a loaded library).
 pub(crate) fn host_link(module_path: &str) -> Option<&'static HostLink> {
-    let links = LINKS.load(Ordering::Acquire);
-    if links.is_null() {
-        return None;
-    }
-    // SAFETY: set once by `enter_library` from the host's `HostLinks`, which outlives this
-    // library (the host frees it only after unloading it).
-    let links = unsafe { &*links };
+    let links = host_links()?;
     // SAFETY: the host built the slices and strings from live data it keeps with the links.
     let modules = unsafe { links.modules.as_slice() };
     modules.iter().find(|link| {

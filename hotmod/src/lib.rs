@@ -167,7 +167,6 @@
 // The public façade: the types users name, each written once for both builds.
 mod module;
 mod pinned;
-mod rebuild;
 mod rollback;
 
 // What the façade delegates to: reloading, or compiled out (`module.rs`).
@@ -234,10 +233,9 @@ pub use describe::{Describe, Owned};
 pub use error::{Error, Incompatibility};
 pub use events::{Event, Events};
 pub use hotmod_macros::{describe_trait, hot_module, not_hot, on_load, state, Describe};
-pub use module::{load_all, Module};
+pub use module::{load_all, Module, Rebuild};
 pub use pinned::{Pinnable, Pinned};
 pub use progress::print_progress;
-pub use rebuild::Rebuild;
 pub mod restart;
 pub use rollback::Rollback;
 pub use snapshot::snapshot;

@@ -106,6 +106,8 @@ impl Links {
         let mut links = Box::new(Links {
             header: HostLinks {
                 modules: SliceRef::borrowed(&[]),
+                print_progress: crate::progress::print_progress,
+                allow_insecure_paths: crate::security::allow_insecure_paths,
             },
             modules,
             _forwards: forwards,

@@ -20,7 +20,6 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::events::Events;
 use crate::imp;
-use crate::rebuild::Rebuild;
 use crate::rollback::Rollback;
 
 /// The control surface of one hot module: which generation is current, loading new ones,
@@ -84,8 +83,12 @@ static OPS: Ops = Ops {
     watch: |m| imp::watch(&m.runtime),
     unwatch: |m| m.runtime.stop_services(),
     start_rebuild: |rebuild| {
-        let (module, manifest_dir, target_dir, profile) = rebuild.into_parts();
-        imp::start_rebuild(&module.runtime, manifest_dir, target_dir, profile)
+        imp::start_rebuild(
+            &rebuild.module.runtime,
+            rebuild.manifest_dir,
+            rebuild.target_dir,
+            rebuild.profile,
+        )
     },
     path: |m| m.runtime.path(),
     set_path: |m, path| m.runtime.set_path(path),
@@ -138,11 +141,6 @@ impl Module {
             ops: &OPS,
             runtime: imp::Runtime::new(name, default_path),
         }
-    }
-
-    /// Starts `rebuild` (of this module) in the copy of hotmod that made the module.
-    pub(crate) fn start_rebuild(&'static self, rebuild: Rebuild) -> Result<(), Error> {
-        (self.ops.start_rebuild)(rebuild)
     }
 
     /// What the generated code's entry points (`private.rs`) hand to the call paths.
@@ -318,5 +316,58 @@ pub fn load_all<'a>(
         None => Ok(Vec::new()),
         // The first module's copy of hotmod loads them all (the host's, from a library's code).
         Some((first, _)) => (first.ops.load_all)(loads),
+    }
+}
+
+/// Configures and starts the built-in rebuild of one hot module; from
+/// [`Module::rebuild`](crate::Module::rebuild). Defaults: the module crate's own manifest
+/// directory, and the profile and target directory the running executable was built with.
+/// Where the running executable's package is a member of the module crate's workspace, it is
+/// built along (its binaries are not relinked; a test, example or bench host is), so that
+/// dependencies shared by host and module get the host's features.
+/// When reloading is compiled out, [`start`](Self::start) fails with
+/// [`Error::ReloadDisabled`].
+#[derive(Debug)]
+#[must_use = "a Rebuild does nothing until start() is called"]
+pub struct Rebuild {
+    module: &'static Module,
+    manifest_dir: Option<PathBuf>,
+    target_dir: Option<PathBuf>,
+    profile: Option<String>,
+}
+
+impl Rebuild {
+    pub(crate) fn new(module: &'static Module) -> Rebuild {
+        Rebuild {
+            module,
+            manifest_dir: None,
+            target_dir: None,
+            profile: None,
+        }
+    }
+
+    /// Builds the crate whose `Cargo.toml` is in `dir` (its package name must stay the same).
+    pub fn manifest_dir(mut self, dir: impl Into<PathBuf>) -> Rebuild {
+        self.manifest_dir = Some(dir.into());
+        self
+    }
+
+    /// Builds into this target directory instead of the host's.
+    pub fn target_dir(mut self, dir: impl Into<PathBuf>) -> Rebuild {
+        self.target_dir = Some(dir.into());
+        self
+    }
+
+    /// Builds with this cargo profile (`dev`, `release`, …) instead of the host's.
+    pub fn profile(mut self, profile: impl Into<String>) -> Rebuild {
+        self.profile = Some(profile.into());
+        self
+    }
+
+    /// Starts watching the sources; replaces a rebuild already running for the module. The
+    /// first build happens at the first change.
+    pub fn start(self) -> Result<(), Error> {
+        // In the copy of hotmod that made the module (the host's, from a library's code).
+        (self.module.ops.start_rebuild)(self)
     }
 }

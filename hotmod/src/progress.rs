@@ -51,6 +51,11 @@ static OFF: AtomicBool = AtomicBool::new(false);
 /// hotmod::print_progress(false);
 /// ```
 pub fn print_progress(on: bool) {
+    // From a loaded library's code: the host's setting (its copy of this function).
+    #[cfg(feature = "reload")]
+    if let Some(host) = crate::abi::host_links() {
+        return (host.print_progress)(on);
+    }
     OFF.store(!on, Ordering::Relaxed);
 }
 

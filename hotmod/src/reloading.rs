@@ -1,6 +1,5 @@
-//! The reloading implementation behind the public types (`module.rs`, `rebuild.rs`,
-//! `pinned.rs`): the runtime, the load pipeline, and the services (watcher, rebuild) that the
-//! façade starts. `disabled.rs` provides the same items when reloading is compiled out.
+//! The reloading implementation behind the public types (`module.rs`, `pinned.rs`): the
+//! runtime, the load pipeline, and the services (watcher, rebuild) that the façade starts. `disabled.rs` provides the same items when reloading is compiled out.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

@@ -27,6 +27,10 @@ static ALLOW_INSECURE: AtomicBool = AtomicBool::new(false);
 
 /// The public `allow_insecure_paths` (lib.rs).
 pub(crate) fn allow_insecure_paths(allow: bool) {
+    // From a loaded library's code: the host's setting (its copy of this function).
+    if let Some(host) = crate::abi::host_links() {
+        return (host.allow_insecure_paths)(allow);
+    }
     ALLOW_INSECURE.store(allow, Ordering::Relaxed);
 }
 
