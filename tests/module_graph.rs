@@ -145,6 +145,40 @@ fn pinned_values_of_the_hosts_module_reach_a_loaded_generation_and_keep_theirs_l
     assert_eq!(a::kept_label(), None);
 }
 
+/// A `b::Handle` that a loaded `a`'s code takes and keeps is the host's handle: it keeps
+/// calling the generation of `b` it pinned, which stays loaded, however many reloads of `b`
+/// happen, until `a`'s code drops it; then that generation retires.
+#[test]
+fn a_handle_kept_in_a_loaded_generations_code_pins_the_hosts_generation() {
+    let _serial = support::serial();
+    let events = b::module().subscribe();
+    let b2 = b::module()
+        .load(support::library("graph-b2"))
+        .expect("b2 loads");
+    a::module()
+        .load(support::library("graph-a2"))
+        .expect("a2 loads");
+    assert_eq!(a::keep_b_handle(), b2);
+    assert_eq!(a::through_kept_handle(), (2, b2, true, "b2".to_owned()));
+    let b1 = b::module()
+        .load(support::library("graph-b1"))
+        .expect("b1 loads");
+    assert_eq!(a::versions(), (2, 1), "plain calls see the new `b`");
+    assert_eq!(
+        a::through_kept_handle(),
+        (2, b2, false, "b2".to_owned()),
+        "the kept handle still calls b2"
+    );
+    assert!(b::module().live_generations().contains(&b2));
+    a::drop_kept_handle();
+    events
+        .wait_for(Duration::from_secs(60), |e| {
+            matches!(e, Event::Retired { generation, .. } | Event::RetireBlocked { generation, .. } if *generation == b2)
+        })
+        .expect("b2 retires once `a` drops its handle");
+    assert_eq!(b::module().generation(), b1);
+}
+
 /// `module()` in a loaded library's code is the host's `Module`: its generation, loads and
 /// `load_all` run in the host's runtime, not in a second runtime inside the library that sees
 /// none of the host's generations. A module of the library the host does not have is refused

@@ -51,6 +51,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
     let methods = functions.iter().map(|f| method(&private, f));
     let trampolines = functions.iter().map(|f| trampoline(&private, f));
     let forwards = functions.iter().map(|f| forward_trampoline(&private, f));
+    let throughs = functions.iter().map(|f| handle_trampoline(&private, f));
     let invokers = functions.iter().map(|f| invoker(&private, f));
     let descriptor = descriptor(&private, hot, &functions);
     let symbol = symbol_name(ident);
@@ -86,6 +87,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
 
             #[doc = #handle_doc]
             #[derive(Clone)]
+            #[repr(transparent)]
             pub struct Handle(#private::PinnedGeneration);
 
             /// `Handle { module: "…", generation: N, is_current: … }`.
@@ -162,6 +164,7 @@ pub fn expand(args: &Args, hot: &HotModule) -> TokenStream {
                 use super::*;
                 #(#trampolines)*
                 #(#forwards)*
+                #(#throughs)*
                 #on_load
                 #(#state_trampolines)*
             }
@@ -322,6 +325,34 @@ fn forward_trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
                     ret,
                     |#args| super::#name #args,
                 )
+            }
+        }
+    }
+}
+
+/// The trampoline a library's code calls through a handle of this module that it took in the
+/// host (`FnEntry::handle`, `abi::HandleOps`): the handle's method, on one of this build's
+/// handles. A memory trampoline with the handle in front, whatever the function's kind.
+fn handle_trampoline(private: &TokenStream, f: &HotFn) -> TokenStream {
+    let cfgs = cfgs(&f.item.attrs);
+    let through = format_ident!("__hotmod_handle_{}", f.item.sig.ident);
+    let handle_name = f.handle_name();
+    let (tys, ret, args) = (arg_types(f), &f.output, arg_names(f));
+    quote! {
+        #(#cfgs)*
+        #[allow(non_snake_case)]
+        pub(super) unsafe extern "C" fn #through(
+            handle: *const (),
+            args: *mut u8,
+            ret: *mut u8,
+        ) -> #private::PanicMessage {
+            // SAFETY: reached only through the host's links (`HostLink::handle`): `handle` is
+            // one of this build's `Handle`s of this module (boxed, `repr(transparent)` over
+            // the pinned generation), alive for the call, and `args`/`ret` are as for the
+            // function's memory trampoline (`abi::trampoline`).
+            unsafe {
+                let handle = &*handle.cast::<super::Handle>();
+                #private::trampoline::<#tys, #ret>(args, ret, |#args| handle.#handle_name #args)
             }
         }
     }
@@ -594,6 +625,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
         let ret = described_result(f);
         let tramp = &f.item.sig.ident;
         let forward_fn = format_ident!("__hotmod_forward_{}", tramp);
+        let through_fn = format_ident!("__hotmod_handle_{}", tramp);
         let erase = |path: TokenStream| match call_kind(f) {
             CallKind::Memory => {
                 quote!(#private::transmute::<#private::Trampoline, #private::RawTrampoline>(#path))
@@ -630,6 +662,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
                 // `kind` names (`Invoke`), which is this one.
                 trampoline: unsafe { #erased },
                 forward: #forward,
+                handle: __hotmod_trampolines::#through_fn,
             }
         });
     }

@@ -87,6 +87,11 @@ pub const TOOLCHAIN: &str = env!("HOTMOD_TOOLCHAIN");
 /// that does not panic touches nothing but its return slot.
 pub type Trampoline = unsafe extern "C" fn(args: *mut u8, ret: *mut u8) -> PanicMessage;
 
+/// A function called through a host's handle (`FnEntry::handle`): `handle` is a host's
+/// `Handle` (`HandleOps`), `args` and `ret` as for a [`Trampoline`].
+pub type HandleTrampoline =
+    unsafe extern "C" fn(handle: *const (), args: *mut u8, ret: *mut u8) -> PanicMessage;
+
 /// A panic's message, boxed by the library and owned by whoever receives it; null when the
 /// function returned. Allocated by the library and freed by its caller (the host, or another
 /// library whose call the host's forwarding trampoline handed on): both use the process's
@@ -382,6 +387,10 @@ pub struct FnEntry {
     /// function returning `Pinned` it always makes the plain call, which pins the host's
     /// generation in the value (`HeldPin`).
     pub forward: Option<RawTrampoline>,
+    /// The function called through a `Handle` of the build it is in, whatever its kind: what
+    /// a library's code calls through a handle of this module that it took in the host
+    /// (`HandleOps`). The handle's own method runs, with everything a handle does there.
+    pub handle: HandleTrampoline,
 }
 
 /// What the host hands a library it loads (`ModuleDescriptor::enter`): for each other hot
@@ -396,6 +405,27 @@ pub struct HostLinks {
     /// process, which the library's copies of them hand on to ([`host_links`]).
     pub print_progress: fn(bool),
     pub allow_insecure_paths: fn(bool),
+    /// The host's handles, for `Handle::current()` of a linked module in the library's code.
+    pub handles: &'static HandleOps,
+}
+
+/// A host's `Handle`s as a library's code holds them: opaque pointers that only these
+/// functions of the host's hotmod take (pin, clone, drop, read), and that the library calls
+/// functions through (`HostLink::handle`). So a handle the library's code takes of a module the
+/// host links pins the host's generation, and keeps calling it however many reloads happen,
+/// as a handle taken in the host does; its count goes back to the host's runtime.
+#[repr(C)]
+pub struct HandleOps {
+    /// `Handle::current()` of the host's module whose runtime (`HostLink::runtime`) this is.
+    pub current: unsafe extern "C" fn(runtime: *const ()) -> *mut (),
+    /// A clone of the handle.
+    pub clone: unsafe extern "C" fn(handle: *const ()) -> *mut (),
+    /// Drops the handle.
+    pub drop: unsafe extern "C" fn(handle: *mut ()),
+    /// `Handle::generation`.
+    pub generation: unsafe extern "C" fn(handle: *const ()) -> u64,
+    /// `Handle::is_current`.
+    pub is_current: unsafe extern "C" fn(handle: *const ()) -> bool,
 }
 
 /// One embedded module's link to the host's module of the same path.
@@ -411,6 +441,12 @@ pub struct HostLink {
     /// and the library's copy of its methods reads the host's operations table from it (its
     /// first field), so they run in the host's runtime (`module.rs`).
     pub module: *const (),
+    /// The host's runtime of this path, opaque, for `HandleOps::current`.
+    pub runtime: *const (),
+    /// In the library's function order: the host's `FnEntry::handle` of the function of the
+    /// same name, or `None` where the host has none. Empty for the module the library is
+    /// loaded as.
+    pub handle: SliceRef<Option<HandleTrampoline>>,
 }
 
 // SAFETY: immutable after the host builds it, before the library sees it; pointers to host

@@ -5,7 +5,9 @@
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr;
 
-use crate::abi::{PanicMessage, RawTrampoline, Returned, Trampoline, CALL_MEMORY};
+use crate::abi::{
+    HandleTrampoline, PanicMessage, RawTrampoline, Returned, Trampoline, CALL_MEMORY,
+};
 
 /// How the host calls one function's trampoline: the kind the macro picked for it, and a call
 /// through a trampoline of that kind. [`Memory`] for memory trampolines; the macro generates
@@ -59,6 +61,33 @@ unsafe fn invoke_memory<A, R>(trampoline: Trampoline, args: A) -> Returned<R> {
     // drop it: `ManuallyDrop`); `value` has room for an `R`.
     let panic = unsafe {
         trampoline(
+            ptr::from_mut::<A>(&mut args).cast(),
+            value.as_mut_ptr().cast(),
+        )
+    };
+    Returned { value, panic }
+}
+
+/// Calls a function through a host's handle (`abi::HandleOps`, `FnEntry::handle`): `args` moves
+/// to the host, the result comes back as from a memory trampoline.
+///
+/// # Safety
+/// `trampoline` is the host's `FnEntry::handle` of a function taking `A` and returning `R`
+/// (the loader verified the library's copy of the function equal to the host's), and `handle`
+/// a live host handle of that function's module.
+#[inline]
+pub(crate) unsafe fn invoke_through<A, R>(
+    trampoline: HandleTrampoline,
+    handle: *const (),
+    args: A,
+) -> Returned<R> {
+    let mut args = ManuallyDrop::new(args);
+    let mut value = MaybeUninit::<R>::uninit();
+    // SAFETY: as in `invoke_memory`: `args` passes to the trampoline, `value` has room for an
+    // `R`; `handle` is what the trampoline expects (the caller's contract).
+    let panic = unsafe {
+        trampoline(
+            handle,
             ptr::from_mut::<A>(&mut args).cast(),
             value.as_mut_ptr().cast(),
         )

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::abi::{
-    HostLink, HostLinks, ModuleDescriptor, RawTrampoline, SliceRef, Trampoline, ABI_VERSION,
-    SYMBOL_STEM,
+    FnEntry, HandleTrampoline, HostLink, HostLinks, ModuleDescriptor, RawTrampoline, SliceRef,
+    Trampoline, ABI_VERSION, SYMBOL_STEM,
 };
 use crate::error::Error;
 use crate::os;
@@ -83,24 +83,34 @@ pub(crate) struct HostModule {
     pub(crate) reach_bit: u64,
     /// Its `Module`, opaque (`abi::HostLink::module`).
     pub(crate) module: *const (),
+    /// Its runtime, opaque (`abi::HostLink::runtime`).
+    pub(crate) runtime: *const (),
 }
 
 /// The host's side of `abi::HostLinks` for one library, owned by its `LoadedLibrary`.
 struct Links {
     header: HostLinks,
     modules: Vec<HostLink>,
-    /// What `modules`' `forward` slices point into.
-    _forwards: Vec<Box<[Option<RawTrampoline>]>>,
+    /// What `modules`' `forward` and `handle` slices point into.
+    _forwards: Vec<LinkSlices>,
+}
+
+/// One link's slices, in the library's function order (`HostLink::forward`, `handle`).
+#[derive(Default)]
+struct LinkSlices {
+    forward: Box<[Option<RawTrampoline>]>,
+    handle: Box<[Option<HandleTrampoline>]>,
 }
 
 impl Links {
-    fn new(mut links: Vec<(HostLink, Box<[Option<RawTrampoline>]>)>) -> Box<Links> {
+    fn new(mut links: Vec<(HostLink, LinkSlices)>) -> Box<Links> {
         let mut forwards = Vec::with_capacity(links.len());
         let mut modules = Vec::with_capacity(links.len());
-        for (mut link, forward) in links.drain(..) {
-            // The boxed slice does not move when the box does.
-            link.forward = SliceRef::borrowed(&forward);
-            forwards.push(forward);
+        for (mut link, slices) in links.drain(..) {
+            // The boxed slices do not move when the box does.
+            link.forward = SliceRef::borrowed(&slices.forward);
+            link.handle = SliceRef::borrowed(&slices.handle);
+            forwards.push(slices);
             modules.push(link);
         }
         let mut links = Box::new(Links {
@@ -108,6 +118,7 @@ impl Links {
                 modules: SliceRef::borrowed(&[]),
                 print_progress: crate::progress::print_progress,
                 allow_insecure_paths: crate::security::allow_insecure_paths,
+                handles: &crate::pin::HOST_HANDLES,
             },
             modules,
             _forwards: forwards,
@@ -141,8 +152,10 @@ fn link_embedded(
                     module_path: host.descriptor.module_path,
                     forward: SliceRef::borrowed(&[]),
                     module: host.module,
+                    runtime: host.runtime,
+                    handle: SliceRef::borrowed(&[]),
                 },
-                Box::default(),
+                LinkSlices::default(),
             ));
             continue;
         }
@@ -187,27 +200,32 @@ fn link_embedded(
                 host_descriptor.functions.as_slice(),
             )
         };
-        let forward: Box<[Option<RawTrampoline>]> = theirs
+        // The host's function of each of the library's, by name.
+        let hosts: Vec<Option<&FnEntry>> = theirs
             .iter()
             .map(|f| {
                 // SAFETY: strings of the verified descriptors.
                 let name = unsafe { f.name.as_str() };
-                ours.iter()
-                    .find(|h| {
-                        // SAFETY: a string of the host's own descriptor, a static.
-                        unsafe { h.name.as_str() == name }
-                    })
-                    .and_then(|h| h.forward)
+                ours.iter().find(|h| {
+                    // SAFETY: a string of the host's own descriptor, a static.
+                    unsafe { h.name.as_str() == name }
+                })
             })
             .collect();
+        let slices = LinkSlices {
+            forward: hosts.iter().map(|h| h.and_then(|h| h.forward)).collect(),
+            handle: hosts.iter().map(|h| h.map(|h| h.handle)).collect(),
+        };
         reach |= host.reach_bit;
         links.push((
             HostLink {
                 module_path: host_descriptor.module_path,
                 forward: SliceRef::borrowed(&[]),
                 module: host.module,
+                runtime: host.runtime,
+                handle: SliceRef::borrowed(&[]),
             },
-            forward,
+            slices,
         ));
     }
     Ok((Links::new(links), reach))

@@ -71,12 +71,12 @@
 use std::ptr;
 use std::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
 
-use crate::abi::{HeldPin, RawTrampoline, HOSTED};
+use crate::abi::{self, HandleOps, HandleTrampoline, HeldPin, RawTrampoline, HOSTED};
 use crate::generation::Generation;
 use crate::hazard::{
     self, fast_call_slot, thread_slot, view_epoch, view_reach, view_word, View, UNREGISTERED,
 };
-use crate::invocation::Invoke;
+use crate::invocation::{self, Invoke};
 use crate::os;
 use crate::runtime::{CountPin, Runtime};
 use crate::snapshot;
@@ -94,6 +94,9 @@ pub struct PinnedGeneration {
     /// in it (see `PinnedGeneration::handle`). `None` for a generation without imports, and
     /// for the pin a plain call returning `Pinned` takes.
     view: Option<Box<ViewPin>>,
+    /// Inside a loaded library, a handle of a module the host links: the host's handle, which
+    /// pins the host's generation and makes every call (`table` is then empty).
+    host: Option<Box<HostHandle>>,
 }
 
 // SAFETY: a `PinnedGeneration` reads its generation's table (immutable while the generation
@@ -114,6 +117,7 @@ impl PinnedGeneration {
             table: table.as_ptr(),
             len: table.len(),
             view: None,
+            host: None,
             pin,
         }
     }
@@ -124,10 +128,18 @@ impl PinnedGeneration {
     /// stay loaded for as long as the handle lives — a handle pins one consistent world.
     #[inline]
     pub(crate) fn handle(runtime: &'static Runtime) -> PinnedGeneration {
-        let pinned = PinnedGeneration::pin(runtime);
-        if !pinned.pin.get().imports || HOSTED.load(Ordering::Relaxed) {
-            // A generation that reaches no other module needs no view (and a library's copy
-            // forwards its calls to the host's module, in the caller's view).
+        let mut pinned = PinnedGeneration::pin(runtime);
+        if HOSTED.load(Ordering::Relaxed) {
+            // In a library: a copy of a module the host links takes the host's handle, which
+            // pins the host's generation as a handle taken in the host does. (A module the
+            // host does not have is the library's own, generation 0 of its code.)
+            if let Some(host) = HostHandle::current(runtime) {
+                pinned.host = Some(Box::new(host));
+            }
+            return pinned;
+        }
+        if !pinned.pin.get().imports {
+            // A generation that reaches no other module needs no view.
             return pinned;
         }
         pinned.with_view(runtime)
@@ -165,12 +177,18 @@ impl PinnedGeneration {
     /// The pinned generation's number.
     #[inline]
     pub fn generation(&self) -> u64 {
+        if let Some(host) = &self.host {
+            return host.generation();
+        }
         self.pin.get().number
     }
 
     /// Whether the pinned generation is still the module's current one.
     #[inline]
     pub fn is_current(&self) -> bool {
+        if let Some(host) = &self.host {
+            return host.is_current();
+        }
         ptr::eq(self.pin.runtime().current_ptr(), self.pin.as_ptr())
     }
 
@@ -225,9 +243,9 @@ impl PinnedGeneration {
         // function, so the index is out of range exactly when the compiled-in code must run.
         if index >= self.len {
             // In a library, a handle of another hot module it embeds, linked to the host's:
-            // the call is made there, in the view of the call into the library.
-            if let Some(forward) = self.pin.runtime().forwarded(index) {
-                return call_host::<A, R, I>(forward, args);
+            // the call is made there, through the host's handle.
+            if let Some(host) = &self.host {
+                return host.call::<A, R, F>(index, args, builtin);
             }
             return builtin(args);
         }
@@ -253,8 +271,129 @@ impl Clone for PinnedGeneration {
             table: self.table,
             len: self.len,
             view: self.view.clone(),
+            host: self.host.clone(),
         }
     }
+}
+
+/// Inside a loaded library, a host's `Handle` of a module the host links (`abi::HandleOps`):
+/// the host pins, clones and releases it, and every call through it is the host's handle's
+/// method, run by the host's hotmod.
+struct HostHandle {
+    handle: *mut (),
+    ops: &'static HandleOps,
+    /// The host's `FnEntry::handle` of each of the library's functions of the module.
+    calls: &'static [Option<HandleTrampoline>],
+}
+
+// SAFETY: a host's `Handle` is `Send` and `Sync`; the ops and calls are immutable host data.
+unsafe impl Send for HostHandle {}
+// SAFETY: as above.
+unsafe impl Sync for HostHandle {}
+
+impl HostHandle {
+    /// The host's `Handle::current()` of `runtime`'s module, if the host links it.
+    fn current(runtime: &'static Runtime) -> Option<HostHandle> {
+        let link = runtime.host_link()?;
+        let ops = abi::host_links()?.handles;
+        // SAFETY: the host's slice, alive with the link (until this library is unloaded).
+        let calls = unsafe { link.handle.as_slice() };
+        if calls.is_empty() {
+            // The module the library was loaded as: its handles are its own code's.
+            return None;
+        }
+        // SAFETY: the host's runtime of this module's path, for the host's `current`.
+        let handle = unsafe { (ops.current)(link.runtime) };
+        Some(HostHandle { handle, ops, calls })
+    }
+
+    fn generation(&self) -> u64 {
+        // SAFETY: a live handle of the host's, for the host's function.
+        unsafe { (self.ops.generation)(self.handle) }
+    }
+
+    fn is_current(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { (self.ops.is_current)(self.handle) }
+    }
+
+    /// Function `index` (the library's) through the host's handle; the library's own copy
+    /// (`builtin`) for a function the host's module lacks.
+    fn call<A, R, F: FnOnce(A) -> R>(&self, index: usize, args: A, builtin: F) -> R {
+        let Some(&Some(call)) = self.calls.get(index) else {
+            return builtin(args);
+        };
+        // SAFETY: the host's handle trampoline of the function of this name, which the loader
+        // verified equal to this copy's (arguments `A`, result `R`), and a live host handle of
+        // its module.
+        let returned = unsafe { invocation::invoke_through::<A, R>(call, self.handle, args) };
+        // SAFETY: `returned` came from the call.
+        unsafe { returned.finish() }
+    }
+}
+
+impl Clone for HostHandle {
+    fn clone(&self) -> HostHandle {
+        HostHandle {
+            // SAFETY: a live handle of the host's, for the host's function.
+            handle: unsafe { (self.ops.clone)(self.handle) },
+            ops: self.ops,
+            calls: self.calls,
+        }
+    }
+}
+
+impl Drop for HostHandle {
+    fn drop(&mut self) {
+        // SAFETY: a live handle of the host's, given back once.
+        unsafe { (self.ops.drop)(self.handle) }
+    }
+}
+
+/// The host's side of `abi::HandleOps`: its handles, boxed, as a library's code holds them.
+pub(crate) static HOST_HANDLES: HandleOps = HandleOps {
+    current: host_current,
+    clone: host_clone,
+    drop: host_drop,
+    generation: host_generation,
+    is_current: host_is_current,
+};
+
+/// # Safety
+/// `runtime` is a `&'static Runtime` of this copy (`HostLink::runtime`).
+unsafe extern "C" fn host_current(runtime: *const ()) -> *mut () {
+    // SAFETY: the caller's contract.
+    let runtime = unsafe { &*runtime.cast::<Runtime>() };
+    Box::into_raw(Box::new(PinnedGeneration::handle(runtime))).cast()
+}
+
+/// # Safety
+/// `handle` is a live handle made by `host_current` or `host_clone`.
+unsafe extern "C" fn host_clone(handle: *const ()) -> *mut () {
+    // SAFETY: the caller's contract.
+    let handle = unsafe { &*handle.cast::<PinnedGeneration>() };
+    Box::into_raw(Box::new(handle.clone())).cast()
+}
+
+/// # Safety
+/// As for `host_clone`; the handle is not used again.
+unsafe extern "C" fn host_drop(handle: *mut ()) {
+    // SAFETY: the caller's contract: a box of ours, given back once.
+    drop(unsafe { Box::from_raw(handle.cast::<PinnedGeneration>()) });
+}
+
+/// # Safety
+/// As for `host_clone`.
+unsafe extern "C" fn host_generation(handle: *const ()) -> u64 {
+    // SAFETY: the caller's contract.
+    unsafe { &*handle.cast::<PinnedGeneration>() }.generation()
+}
+
+/// # Safety
+/// As for `host_clone`.
+unsafe extern "C" fn host_is_current(handle: *const ()) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { &*handle.cast::<PinnedGeneration>() }.is_current()
 }
 
 impl std::fmt::Debug for PinnedGeneration {

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::abi::{self, HeldPin, ModuleDescriptor, RawTrampoline, StateMark, HOSTED};
+use crate::abi::{self, HeldPin, HostLink, ModuleDescriptor, RawTrampoline, StateMark, HOSTED};
 use crate::artifact_path;
 use crate::error::Error;
 use crate::events::{Event, Events, Hub};
@@ -134,9 +134,9 @@ pub(crate) struct Runtime {
     forward: AtomicPtr<Option<RawTrampoline>>,
     forward_len: AtomicUsize,
     /// Inside a loaded library, for the copy of the module it was loaded as and the copies
-    /// the host links: the host's `Module` of the same path (`HostLink::module`; null: none,
-    /// or not looked up yet).
-    host_module: AtomicPtr<()>,
+    /// the host links: the host's link of the same path (its `Module`, its runtime, its
+    /// handles' calls; null: none, or not looked up yet).
+    link: AtomicPtr<HostLink>,
     /// Whether the host's link was looked up (once, at the copy's first call).
     link_resolved: AtomicBool,
     /// The next enrolled module (see `MODULES`), and whether this one is enrolled.
@@ -331,7 +331,7 @@ impl Runtime {
             builtin: Generation::builtin(),
             forward: AtomicPtr::new(ptr::null_mut()),
             forward_len: AtomicUsize::new(0),
-            host_module: AtomicPtr::new(ptr::null_mut()),
+            link: AtomicPtr::new(ptr::null_mut()),
             link_resolved: AtomicBool::new(false),
             next_module: AtomicPtr::new(ptr::null_mut()),
             listed: AtomicBool::new(false),
@@ -887,14 +887,21 @@ impl Runtime {
     /// the library was loaded as and the copies the host links. `None` in the host and for a
     /// module the host does not have.
     pub(crate) fn host_module(&self) -> Option<*const ()> {
+        self.host_link().map(|link| link.module)
+    }
+
+    /// Inside a loaded library, the host's link of this copy's path (see the field). `None` in
+    /// the host and for a module the host does not have.
+    pub(crate) fn host_link(&self) -> Option<&'static HostLink> {
         if !self.link_resolved.load(Ordering::Acquire) {
             if !HOSTED.load(Ordering::Relaxed) {
                 return None;
             }
             self.resolve_link();
         }
-        let module = self.host_module.load(Ordering::Relaxed);
-        (!module.is_null()).then_some(module.cast_const())
+        // SAFETY: stored by `resolve_link` before `link_resolved` (Release, read with Acquire
+        // above): a link of the host's, alive until this library is unloaded.
+        unsafe { self.link.load(Ordering::Relaxed).as_ref() }
     }
 
     /// The `Module` this runtime is part of, opaque (see the field).
@@ -915,8 +922,8 @@ impl Runtime {
             self.forward
                 .store(forward.as_ptr().cast_mut(), Ordering::Relaxed);
             self.forward_len.store(forward.len(), Ordering::Relaxed);
-            self.host_module
-                .store(link.module.cast_mut(), Ordering::Relaxed);
+            self.link
+                .store(ptr::from_ref(link).cast_mut(), Ordering::Relaxed);
         }
         self.link_resolved.store(true, Ordering::Release);
     }

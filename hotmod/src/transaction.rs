@@ -95,6 +95,7 @@ fn prepare(loading: &Loading, artifact: Artifact) -> Result<Box<Generation>, Err
             descriptor: other.host_descriptor(),
             reach_bit: other.reach_bit(),
             module: other.module_ptr(),
+            runtime: std::ptr::from_ref(other).cast(),
         })
         .collect();
     let opened = loader::open_artifact(
