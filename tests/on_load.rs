@@ -88,3 +88,24 @@ fn on_load_runs_exactly_once_for_each_loaded_generation() {
     assert_eq!(module.generation(), second);
     assert_eq!(generation_0_runs(), 0, "and never generation 0's");
 }
+
+/// An on_load function that asks for a load of its own module (`module()` in a loaded library's
+/// code is the host's, whose loading lock the load under way holds on this thread) gets
+/// `Error::LoadReentered` instead of waiting for itself; the load it ran in fails with its
+/// message, and the current generation stays.
+#[test]
+fn an_on_load_that_loads_its_own_module_is_refused_not_deadlocked() {
+    let _serial = support::serial();
+    let before = counted::module().generation();
+    let error = counted::module()
+        .load(support::library("on_load-reenter"))
+        .expect_err("its on_load fails");
+    let message = error.to_string();
+    assert!(
+        matches!(&error, hotmod::Error::OnLoad { .. })
+            && message.contains("its reload failed")
+            && message.contains("cannot be loaded from inside one of its own loads"),
+        "{message}"
+    );
+    assert_eq!(counted::module().generation(), before);
+}

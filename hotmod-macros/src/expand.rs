@@ -680,6 +680,7 @@ fn descriptor(private: &TokenStream, hot: &HotModule, functions: &[&HotFn]) -> T
             functions: #private::SliceRef::new(FUNCTIONS),
             on_load: #on_load_entry,
             enter: #private::enter_library,
+            handles: &#private::HOST_HANDLES,
             states: #private::SliceRef::new(STATES),
             kept: #private::SliceRef::new(KEPT),
         }

@@ -217,6 +217,10 @@ pub struct ModuleDescriptor {
     /// after verifying the descriptor, before any other code of the library runs, with the
     /// host's modules the library's embedded copies of other hot modules call instead.
     pub enter: unsafe extern "C" fn(links: *const HostLinks),
+    /// The handles of the hotmod copy linked into the build (`__private::HOST_HANDLES`): in
+    /// the host's own descriptor, what a library's code takes, calls and drops a handle of
+    /// this module with (`HostLink::handles`).
+    pub handles: &'static HandleOps,
     /// The module's `#[hotmod::state]` statics, handed from generation to generation.
     pub states: SliceRef<StateEntry>,
     /// The items of the module a host runs its own copy of (public constants and statics,
@@ -405,8 +409,6 @@ pub struct HostLinks {
     /// process, which the library's copies of them hand on to ([`host_links`]).
     pub print_progress: fn(bool),
     pub allow_insecure_paths: fn(bool),
-    /// The host's handles, for `Handle::current()` of a linked module in the library's code.
-    pub handles: &'static HandleOps,
 }
 
 /// A host's `Handle`s as a library's code holds them: opaque pointers that only these
@@ -443,6 +445,8 @@ pub struct HostLink {
     pub module: *const (),
     /// The host's runtime of this path, opaque, for `HandleOps::current`.
     pub runtime: *const (),
+    /// The host's handles (its descriptor's `ModuleDescriptor::handles`).
+    pub handles: &'static HandleOps,
     /// In the library's function order: the host's `FnEntry::handle` of the function of the
     /// same name, or `None` where the host has none. Empty for the module the library is
     /// loaded as.

@@ -236,6 +236,14 @@ pub enum Error {
         /// The file that was to be loaded.
         path: PathBuf,
     },
+    /// A load of the module was asked for from inside a load of the same module, on the
+    /// thread running it (its `#[hotmod::on_load]` function, or a state's `migrate`, calling
+    /// `module().load(..)`), which would wait for itself.
+    #[error("{module}: cannot be loaded from inside one of its own loads (its on_load function or a state migration runs while the module's load holds its loading lock); load it once that load has returned")]
+    LoadReentered {
+        /// The hot module.
+        module: &'static str,
+    },
     /// A loaded library's code asked to load, watch or rebuild a hot module of its own that the
     /// host does not have (the library's copy of it): only the host's hot modules load new
     /// generations, in the host's runtime. The same call on a module the host has reaches the
@@ -279,6 +287,7 @@ impl Error {
             | Error::DuplicateModule { module }
             | Error::ForkedDuringLoad { module }
             | Error::InLoadedLibrary { module }
+            | Error::LoadReentered { module }
             | Error::Watch { module, .. }
             | Error::Timeout { module, .. }
             | Error::InsecurePath { module, .. }
@@ -314,7 +323,8 @@ impl Error {
             | Error::Timeout { .. }
             | Error::DuplicateModule { .. }
             | Error::ForkedDuringLoad { .. }
-            | Error::InLoadedLibrary { .. } => None,
+            | Error::InLoadedLibrary { .. }
+            | Error::LoadReentered { .. } => None,
         }
     }
 }

@@ -423,6 +423,13 @@ const DUMMIES: [RawTrampoline; TRAMPOLINES] = [
 ];
 
 unsafe extern "C" fn no_enter(_links: *const crate::abi::HostLinks) {}
+unsafe extern "C" fn no_handle(
+    _handle: *const (),
+    _args: *mut u8,
+    _ret: *mut u8,
+) -> crate::abi::PanicMessage {
+    std::ptr::null_mut()
+}
 
 /// The layout `StrRef` and `SliceRef` share (`#[repr(C)]` pointer and length, see `abi.rs`).
 #[repr(C)]
@@ -500,6 +507,7 @@ fn with_descriptor<R>(d: &Description, f: impl FnOnce(&ModuleDescriptor) -> R) -
             kind: f.kind,
             trampoline: DUMMIES[f.trampoline % TRAMPOLINES],
             forward: None,
+            handle: no_handle,
         })
         .collect();
     let descriptor = ModuleDescriptor {
@@ -510,6 +518,7 @@ fn with_descriptor<R>(d: &Description, f: impl FnOnce(&ModuleDescriptor) -> R) -
         functions: slice_ref(&functions),
         on_load: None,
         enter: no_enter,
+        handles: &crate::pin::HOST_HANDLES,
         states: SliceRef::new(&[]),
         kept: SliceRef::new(&[]),
     };

@@ -71,7 +71,7 @@
 use std::ptr;
 use std::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
 
-use crate::abi::{self, HandleOps, HandleTrampoline, HeldPin, RawTrampoline, HOSTED};
+use crate::abi::{HandleOps, HandleTrampoline, HeldPin, RawTrampoline, HOSTED};
 use crate::generation::Generation;
 use crate::hazard::{
     self, fast_call_slot, thread_slot, view_epoch, view_reach, view_word, View, UNREGISTERED,
@@ -295,7 +295,7 @@ impl HostHandle {
     /// The host's `Handle::current()` of `runtime`'s module, if the host links it.
     fn current(runtime: &'static Runtime) -> Option<HostHandle> {
         let link = runtime.host_link()?;
-        let ops = abi::host_links()?.handles;
+        let ops = link.handles;
         // SAFETY: the host's slice, alive with the link (until this library is unloaded).
         let calls = unsafe { link.handle.as_slice() };
         if calls.is_empty() {
@@ -351,7 +351,7 @@ impl Drop for HostHandle {
 }
 
 /// The host's side of `abi::HandleOps`: its handles, boxed, as a library's code holds them.
-pub(crate) static HOST_HANDLES: HandleOps = HandleOps {
+pub static HOST_HANDLES: HandleOps = HandleOps {
     current: host_current,
     clone: host_clone,
     drop: host_drop,

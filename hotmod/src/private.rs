@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use crate::abi::HOSTED;
 use crate::module::Module;
 use crate::pin;
-pub use crate::pin::PinnedGeneration;
+pub use crate::pin::{PinnedGeneration, HOST_HANDLES};
 use crate::pinned::{Pinnable, Pinned};
 
 pub use crate::abi::{

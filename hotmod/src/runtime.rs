@@ -417,11 +417,14 @@ impl Runtime {
 
     /// Serialises loads of this module (from callers, the watcher, the rebuild, `load_all`).
     /// Generations retired meanwhile are unloaded once this thread holds no loading lock.
-    /// Refused only in a child forked while another thread held it ([`LoadingLock`]).
+    /// Refused in a child forked while another thread held it, and on a thread that holds it
+    /// ([`LoadingLock`]).
     pub(crate) fn lock_loading(&self) -> Result<Loading<'_>, Error> {
         self.enrol();
-        let lock = self.loading.lock().ok_or(Error::ForkedDuringLoad {
-            module: self.name(),
+        let module = self.name();
+        let lock = self.loading.lock().map_err(|refused| match refused {
+            LockRefused::Abandoned => Error::ForkedDuringLoad { module },
+            LockRefused::Reentered => Error::LoadReentered { module },
         })?;
         Ok(Loading {
             runtime: self,
@@ -1072,9 +1075,14 @@ impl LoadingLock {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits until the lock is free and takes it; `None` if it was abandoned.
-    fn lock(&self) -> Option<LoadingGuard<'_>> {
+    /// Waits until the lock is free and takes it. Refused if it was abandoned, or if this
+    /// thread holds it already: a load asked for from inside a load of the same module (its
+    /// `on_load` function calling `module().load(..)`), which would wait for itself.
+    fn lock(&self) -> Result<LoadingGuard<'_>, LockRefused> {
         let mut state = self.state();
+        if state.holder == Some(this_thread()) {
+            return Err(LockRefused::Reentered);
+        }
         while state.holder.is_some() && !state.abandoned {
             state = self
                 .released
@@ -1082,10 +1090,10 @@ impl LoadingLock {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         if state.abandoned {
-            return None;
+            return Err(LockRefused::Abandoned);
         }
         state.holder = Some(this_thread());
-        Some(LoadingGuard(self))
+        Ok(LoadingGuard(self))
     }
 
     /// Takes the lock if it is free.
@@ -1097,6 +1105,14 @@ impl LoadingLock {
         state.holder = Some(this_thread());
         Some(LoadingGuard(self))
     }
+}
+
+/// Why [`LoadingLock::lock`] did not take the lock.
+enum LockRefused {
+    /// In a child forked while a thread it does not have held it.
+    Abandoned,
+    /// This thread holds it.
+    Reentered,
 }
 
 /// A held [`LoadingLock`]; dropping it releases the lock.
@@ -1248,33 +1264,43 @@ mod tests {
         let (taken, done) = (Barrier::new(2), Barrier::new(2));
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                let _guard = LOCK.lock().expect("free");
+                let _guard = LOCK.lock().ok().expect("free");
                 taken.wait();
                 done.wait();
             });
             taken.wait();
             as_in_a_forked_child(&LOCK);
             assert!(LOCK.try_lock().is_none());
-            assert!(LOCK.lock().is_none(), "refused at once");
+            assert!(
+                matches!(LOCK.lock(), Err(LockRefused::Abandoned)),
+                "refused at once"
+            );
             done.wait();
         });
-        assert!(LOCK.lock().is_none(), "for good");
+        assert!(
+            matches!(LOCK.lock(), Err(LockRefused::Abandoned)),
+            "for good"
+        );
     }
 
     #[test]
     fn a_loading_lock_the_forking_thread_held_stays_its_own() {
         static LOCK: LoadingLock = LoadingLock::new();
-        let guard = LOCK.lock().expect("free");
+        let guard = LOCK.lock().ok().expect("free");
         as_in_a_forked_child(&LOCK);
         assert!(LOCK.try_lock().is_none(), "still held");
+        assert!(
+            matches!(LOCK.lock(), Err(LockRefused::Reentered)),
+            "this thread holds it"
+        );
         drop(guard);
-        assert!(LOCK.lock().is_some(), "released as usual");
+        assert!(LOCK.lock().is_ok(), "released as usual");
     }
 
     #[test]
     fn a_free_loading_lock_stays_free() {
         static LOCK: LoadingLock = LoadingLock::new();
         as_in_a_forked_child(&LOCK);
-        assert!(LOCK.lock().is_some());
+        assert!(LOCK.lock().is_ok());
     }
 }

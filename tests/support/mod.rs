@@ -120,6 +120,12 @@ fn build_fixture(name: &str) -> PathBuf {
             "tls" => build("tls_fixture", "tls_fixture", "tls", &[]),
             "pin" => build("pin_fixture", "pin_fixture", "pin", &[]),
             "on_load" => build("on_load_fixture", "on_load_fixture", "on_load", &[]),
+            "on_load-reenter" => build(
+                "on_load_fixture",
+                "on_load_fixture",
+                name,
+                &[("HOTMOD_ON_LOAD", "reenter")],
+            ),
             "tss" => build("tss_fixture", "tss_fixture", "tss", &[]),
             "reentry" => build("reentry_fixture", "reentry_fixture", "reentry", &[]),
             // Built for its own package alone: its feature_dep lacks the host's `wide`.
