@@ -899,11 +899,13 @@ impl Incoming {
             .collect::<Vec<_>>()
             .join("; ");
         if let Some(mut pipe) = lock(&self.ready).take() {
+            eprintln!("hotmod: restart: this build cannot take the state it was handed ({why}); the previous process keeps it and serves on; exiting");
             let mut answer = vec![0u8];
             answer.extend_from_slice(why.as_bytes());
             let _ = pipe.write_all(&answer);
-            drop(pipe);
-            eprintln!("hotmod: restart: this build cannot take the state it was handed ({why}); the previous process keeps it and serves on; exiting");
+            // The pipe stays open until this process is gone: the old process reads the answer
+            // to its end, so it serves on only once no thread of this one can still accept a
+            // connection on the listener both share (`exit` never returns; nothing drops it).
             std::process::exit(70);
         }
         for (why, record) in refused {
