@@ -267,12 +267,25 @@ impl Capture {
         if changed.is_empty() {
             return Some("no changed source known".into());
         }
+        let mut any_source = false;
         for path in changed {
-            let own = path.extension().is_some_and(|e| e == "rs")
-                && std::fs::canonicalize(path).is_ok_and(|p| self.sources.contains(&p));
-            if !own {
+            if std::fs::canonicalize(path).is_ok_and(|p| self.sources.contains(&p)) {
+                any_source = true;
+                continue;
+            }
+            // A Rust source or manifest that is not one of the crate's sources (a new module, a
+            // removed one, `build.rs`, `Cargo.toml`) changes what cargo builds. Anything else the
+            // watcher reported with it (an editor's scratch or backup file, `lib.rs~`) is
+            // nothing cargo would read: the dep-info lists every file the crate includes, and the
+            // inputs below cover the rest.
+            let rust = path.extension().is_some_and(|e| e == "rs");
+            let manifest = path.file_name().is_some_and(|n| n == "Cargo.toml");
+            if rust || manifest {
                 return Some(format!("{} is not one of its sources", path.display()));
             }
+        }
+        if !any_source {
+            return Some("none of its sources changed".into());
         }
         for (path, state) in &self.inputs {
             if stamp(path) != *state {
