@@ -5,8 +5,9 @@
 //! starts, environment included (`Running \`CARGO=… CARGO_PKG_NAME=… LD_LIBRARY_PATH=… /…/rustc
 //! --crate-name greeter …\``). The line of the module's library is kept ([`Capture`]), with what
 //! it read: its sources (its dep-info file) and the files whose change would make cargo do more
-//! than that one rustc (the libraries it links against, the manifests, `Cargo.lock`, cargo's
-//! configuration and toolchain files, the rustc executable). A later build whose changes are all
+//! than that one rustc (the libraries it links against, the local sources of every crate built
+//! into the same directory, the manifests, `Cargo.lock`, cargo's configuration and toolchain
+//! files, the rustc executable). A later build whose changes are all
 //! among those sources, and where none of the rest changed, runs that command again as it was
 //! (same arguments: rustc's incremental cache is kept per set of tracked options, and even the
 //! diagnostics format counts, measured: another `--error-format` made every build a full one),
@@ -99,20 +100,19 @@ const WITH_VALUE: &[&str] = &[
 ];
 
 impl Capture {
-    /// The capture of `package`'s library (crate `crate_name`, a `cdylib`) from the stderr of a
-    /// `cargo build -vv` that succeeded; `src_path` is the library's source root as cargo's JSON
-    /// message gave it (absolute), `artifact` the uplifted library cargo reported. `Err`: why
-    /// there is none (a `tracing` line says it; cargo builds the next time too).
+    /// The capture of `package`'s library (crate `crate_name`, a `cdylib`) from the commands a
+    /// `cargo build -vv` that succeeded said it ran ([`split_verbose`]); `src_path` is the
+    /// library's source root as cargo's JSON message gave it (absolute), `artifact` the uplifted
+    /// library cargo reported. `Err`: why there is none (a `tracing` line says it; cargo builds
+    /// the next time too).
     pub(crate) fn from_cargo(
-        stderr: &str,
+        commands: &[String],
         package: &str,
         crate_name: &str,
         src_path: &Path,
         artifact: &Path,
     ) -> Result<Capture, String> {
-        let mut found = stderr.lines().filter_map(|line| {
-            let command = line.trim_start().strip_prefix("Running `")?;
-            let command = command.strip_suffix('`')?;
+        let mut found = commands.iter().filter_map(|command| {
             let (env, program, args) = parse_command(command)?;
             let is_ours = env
                 .iter()
@@ -200,22 +200,25 @@ impl Capture {
         }
         let sources = read_dep_info(&dep_info, &cwd)?;
         let mut inputs: Vec<PathBuf> = vec![program.clone()];
-        // The libraries it links against, and the sources of those built here (path
-        // dependencies, whose change cargo would build first).
+        // The libraries it links against.
         for arg in args
             .windows(2)
             .filter(|w| w[0] == "--extern")
             .map(|w| &w[1])
         {
-            let Some((_, file)) = arg.split_once('=') else {
-                continue;
-            };
-            let file = Path::new(file);
-            inputs.push(file.to_path_buf());
-            if let Some(sources) = extern_sources(file, &cwd) {
-                inputs.extend(sources);
+            if let Some((_, file)) = arg.split_once('=') {
+                inputs.push(PathBuf::from(file));
             }
         }
+        // The sources of every crate built from local sources into this directory (path
+        // dependencies, direct or not, and whatever else this target directory holds): one
+        // edited without a build since would be compiled first by cargo. Their linked libraries
+        // cannot show that, being rebuilt only then.
+        inputs.extend(
+            local_sources(&out_dir, &cwd)
+                .into_iter()
+                .filter(|file| !sources.contains(file)),
+        );
         // Manifests, lock file, configuration, toolchain files, from the package up.
         let manifest_dir = env
             .iter()
@@ -351,6 +354,36 @@ impl Capture {
     }
 }
 
+/// cargo's stderr under `-vv` split into the commands it ran (each `Running \`…\`` without the
+/// quotes: a value in one may span lines, a package description with a line break) and the
+/// rest, as cargo would have written it without them.
+pub(crate) fn split_verbose(stderr: &str) -> (Vec<String>, String) {
+    let mut commands = Vec::new();
+    let mut rest = String::new();
+    let mut lines = stderr.lines();
+    while let Some(line) = lines.next() {
+        let Some(command) = line.trim_start().strip_prefix("Running `") else {
+            rest.push_str(line);
+            rest.push('\n');
+            continue;
+        };
+        let mut command = command.to_owned();
+        while !command.ends_with('`') {
+            match lines.next() {
+                Some(next) => {
+                    command.push('\n');
+                    command.push_str(next);
+                }
+                None => break,
+            }
+        }
+        if let Some(command) = command.strip_suffix('`') {
+            commands.push(command.to_owned());
+        }
+    }
+    (commands, rest)
+}
+
 /// What the captured rustc did.
 pub(crate) enum Outcome {
     Built,
@@ -428,25 +461,27 @@ fn split_rule(line: &str) -> Option<(String, Vec<String>)> {
     Some((target, words.split_off(1)))
 }
 
-/// The sources of a library linked with `--extern` that was built into the same target
-/// directory from local sources (a path dependency): read from its dep-info file beside it
-/// (`lib<name>[-<hash>].rlib` → `<name>[-<hash>].d`). Registry and git sources do not change in
-/// place, and are left out (they are many).
-fn extern_sources(file: &Path, cwd: &Path) -> Option<Vec<PathBuf>> {
-    let stem = file.file_stem()?.to_str()?;
-    let name = stem
-        .strip_prefix(std::env::consts::DLL_PREFIX)
-        .unwrap_or(stem);
-    let name = name.strip_prefix("lib").unwrap_or(name);
-    let dep_info = file.with_file_name(format!("{name}.d"));
-    let files = read_dep_info(&dep_info, cwd).ok()?;
+/// The files listed by the dep-info files in `deps` (`<crate>[-<hash>].d`, one per crate built
+/// there), but those under cargo's home (registry and git sources, which do not change in place
+/// and are many).
+fn local_sources(deps: &Path, cwd: &Path) -> BTreeSet<PathBuf> {
     let in_cargo_home = |path: &Path| {
         path.components().any(|c| {
             let c = c.as_os_str();
             c == "registry" || c == "git"
         }) && path.components().any(|c| c.as_os_str() == ".cargo")
     };
-    Some(files.into_iter().filter(|f| !in_cargo_home(f)).collect())
+    let Ok(entries) = std::fs::read_dir(deps) else {
+        return BTreeSet::new();
+    };
+    entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "d"))
+        .filter_map(|path| read_dep_info(&path, cwd).ok())
+        .flatten()
+        .filter(|file| !in_cargo_home(file))
+        .collect()
 }
 
 /// rustc's JSON diagnostics (`--error-format=json --json=diagnostic-rendered-ansi`, as cargo
@@ -559,7 +594,23 @@ fn parse_command(command: &str) -> Option<(Environment, String, Vec<String>)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_command, split_rule, strip_ansi};
+    use super::{parse_command, split_rule, split_verbose, strip_ansi};
+
+    #[test]
+    fn commands_spanning_lines_are_kept_whole_and_out_of_the_rest() {
+        let stderr = "   Compiling a v1.0.0\n     Running `A='one\ntwo' /r/rustc --crate-name a`\nerror: x\n     Running `/r/rustc --crate-name b`\n";
+        let (commands, rest) = split_verbose(stderr);
+        assert_eq!(
+            commands,
+            [
+                "A='one\ntwo' /r/rustc --crate-name a",
+                "/r/rustc --crate-name b"
+            ]
+        );
+        assert_eq!(rest, "   Compiling a v1.0.0\nerror: x\n");
+        let (env, _, _) = parse_command(&commands[0]).expect("parses");
+        assert_eq!(env, [("A".to_owned(), "one\ntwo".to_owned())]);
+    }
 
     #[test]
     fn cargos_rendering_of_a_command_is_read_back() {
