@@ -7,7 +7,9 @@
 //! it read: its sources (its dep-info file) and the files whose change would make cargo do more
 //! than that one rustc (the libraries it links against, the local sources of every crate built
 //! into the same directory, the manifests, `Cargo.lock`, cargo's configuration and toolchain
-//! files, the rustc executable). A later build whose changes are all
+//! files, the rustc executable, what the package's build script said to watch; a build script
+//! that named nothing to watch runs again at every change of its package, so there is no
+//! capture). A later build whose changes are all
 //! among those sources, and where none of the rest changed, runs that command again as it was
 //! (same arguments: rustc's incremental cache is kept per set of tracked options, and even the
 //! diagnostics format counts, measured: another `--error-format` made every build a full one),
@@ -15,7 +17,8 @@
 //! build is its own bookkeeping: ~40 ms with nothing to build (BENCHMARKS.md, issue 17).
 //!
 //! Anything else builds with cargo, which captures again: no capture (cargo found the library
-//! fresh, or a wrapper runs rustc, or its line was not understood), a changed path that is not one
+//! fresh, or a wrapper runs rustc, or its line was not understood, or the host is an example or
+//! test cargo relinks after the library), a changed path that is not one
 //! of those sources (a new file, `Cargo.toml`, `build.rs`), a changed input, a cargo holding the
 //! target directory's lock, a rustc that does not start. cargo's own record of the module is left
 //! as cargo wrote it, so the user's next `cargo build` sees sources newer than its last build and
@@ -226,6 +229,45 @@ impl Capture {
             .map(|(_, v)| PathBuf::from(v))
             .ok_or("no CARGO_MANIFEST_DIR in rustc's environment")?;
         inputs.push(manifest_dir.join("build.rs"));
+        // A build script: cargo runs it again before rustc when what it said to watch changed,
+        // or, where it named nothing to watch, at any change in the package (an edited source
+        // too), and rustc may then get other settings from it. Its last output says which.
+        let script_out = env.iter().find(|(k, _)| k == "OUT_DIR");
+        if let Some((_, script_out)) = script_out {
+            let output = Path::new(script_out)
+                .parent()
+                .ok_or("OUT_DIR has no parent")?
+                .join("output");
+            let text = std::fs::read_to_string(&output).map_err(|e| {
+                format!(
+                    "reading the build script's output {}: {e}",
+                    output.display()
+                )
+            })?;
+            let mut watches = false;
+            for line in text.lines() {
+                let directive = line
+                    .strip_prefix("cargo::")
+                    .or_else(|| line.strip_prefix("cargo:"));
+                let Some(directive) = directive else {
+                    continue;
+                };
+                if let Some(path) = directive.strip_prefix("rerun-if-changed=") {
+                    watches = true;
+                    // Stamped even where it is one of the crate's sources: its change is cargo's.
+                    inputs.push(manifest_dir.join(path));
+                } else if directive.starts_with("rerun-if-env-changed=") {
+                    watches = true;
+                }
+            }
+            if !watches {
+                return Err(
+                    "its build script runs again at any change of the package (it names nothing \
+                     to watch)"
+                        .into(),
+                );
+            }
+        }
         for dir in manifest_dir.ancestors().chain(cwd.ancestors()) {
             for name in [
                 "Cargo.toml",
@@ -594,7 +636,92 @@ fn parse_command(command: &str) -> Option<(Environment, String, Vec<String>)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_command, split_rule, split_verbose, strip_ansi};
+    use super::{parse_command, split_rule, split_verbose, strip_ansi, Capture};
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    /// A package `x` as cargo leaves it after a build: its source, its library under `deps/`
+    /// hard-linked to the uplifted name, the dep-info, and a build script's `output` saying
+    /// `script_output`. Returns (package dir, the command cargo would print, src_path,
+    /// uplifted library).
+    fn built_package(root: &Path, script_output: &str) -> (PathBuf, String, PathBuf, PathBuf) {
+        let _ = std::fs::remove_dir_all(root);
+        let pkg = root.join("x");
+        let profile = root.join("target/debug");
+        let deps = profile.join("deps");
+        let script = profile.join("build/x-1");
+        for dir in [pkg.join("src"), deps.clone(), script.join("out")] {
+            std::fs::create_dir_all(&dir).expect("create the layout");
+        }
+        std::fs::write(pkg.join("Cargo.toml"), "[package]\n").expect("write the manifest");
+        std::fs::write(pkg.join("src/lib.rs"), "// x\n").expect("write the source");
+        let dylib = |dir: &Path| {
+            dir.join(format!(
+                "{}x{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_SUFFIX
+            ))
+        };
+        std::fs::write(dylib(&deps), b"library").expect("write the library");
+        std::fs::hard_link(dylib(&deps), dylib(&profile)).expect("uplift the library");
+        std::fs::write(
+            deps.join("x.d"),
+            format!("{}: src/lib.rs\n", deps.join("x.d").display()),
+        )
+        .expect("write the dep-info");
+        std::fs::write(profile.join(".cargo-lock"), "").expect("write the lock");
+        std::fs::write(script.join("output"), script_output).expect("write the script output");
+        let program = std::env::current_exe().expect("this test's executable");
+        let command = format!(
+            "CARGO_PKG_NAME=x CARGO_MANIFEST_DIR={} OUT_DIR={} {} --crate-name x --edition=2021 \
+             src/lib.rs --crate-type rlib --crate-type cdylib --out-dir {}",
+            pkg.display(),
+            script.join("out").display(),
+            program.display(),
+            deps.display()
+        );
+        (
+            pkg.clone(),
+            command,
+            pkg.join("src/lib.rs"),
+            dylib(&profile),
+        )
+    }
+
+    #[test]
+    fn only_the_crates_own_sources_changing_skips_cargo() {
+        let root = std::env::temp_dir().join(format!("hotmod-direct-{}", std::process::id()));
+        let (pkg, command, src, artifact) = built_package(&root, "cargo::rerun-if-env-changed=X\n");
+        let capture = Capture::from_cargo(&[command], "x", "x", &src, &artifact)
+            .expect("the command is captured");
+        let changed = |paths: &[PathBuf]| paths.iter().cloned().collect::<BTreeSet<_>>();
+        assert_eq!(
+            capture.needs_cargo(&changed(std::slice::from_ref(&src))),
+            None
+        );
+        // An editor's backup beside it is nothing cargo reads.
+        let backup = pkg.join("src/lib.rs~");
+        assert_eq!(
+            capture.needs_cargo(&changed(&[src.clone(), backup.clone()])),
+            None
+        );
+        assert!(capture.needs_cargo(&changed(&[backup])).is_some());
+        // A new module file, the manifest: cargo's.
+        let new = pkg.join("src/new.rs");
+        std::fs::write(&new, "").expect("write a new module");
+        assert!(capture.needs_cargo(&changed(&[src.clone(), new])).is_some());
+        std::fs::write(pkg.join("Cargo.toml"), "[package]\n# edited\n").expect("edit");
+        assert!(capture
+            .needs_cargo(&changed(std::slice::from_ref(&src)))
+            .is_some());
+
+        // A build script that names nothing to watch runs again at every change: no capture.
+        let (_, command, src, artifact) = built_package(&root, "cargo::rustc-cfg=x\n");
+        let refused =
+            Capture::from_cargo(&[command], "x", "x", &src, &artifact).expect_err("not captured");
+        assert!(refused.contains("build script"), "{refused}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn commands_spanning_lines_are_kept_whole_and_out_of_the_rest() {
