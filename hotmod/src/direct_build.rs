@@ -446,6 +446,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Links the library rustc wrote to the name cargo gives it (`<profile-dir>/lib<crate>.so`), as
 /// cargo does: the old name removed, then a hard link (or a copy).
 pub(crate) fn uplift(out: &Path, artifact: &Path) -> std::io::Result<()> {
+    // Where rustc wrote the final name itself there is nothing to link (and removing it would
+    // remove the new library).
+    if out == artifact {
+        return Ok(());
+    }
     match std::fs::remove_file(artifact) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
