@@ -252,9 +252,13 @@ fn saving_a_source_file_rebuilds_and_loads_it() {
         fs::write(&lib, text).expect("save again");
     }
     let mut builds = 0;
+    let mut how = Vec::new();
     let event = events
         .wait_for(BUILD_TIMEOUT, |e| {
             builds += usize::from(matches!(e, Event::BuildStarted { .. }));
+            if let Event::BuildFinished { direct, .. } = e {
+                how.push(*direct);
+            }
             support::is_build_outcome(e)
         })
         .expect("the edit is built and loaded");
@@ -263,31 +267,102 @@ fn saving_a_source_file_rebuilds_and_loads_it() {
         (1..=2).contains(&builds),
         "{builds} builds for one burst of saves"
     );
+    // The first build of the session is cargo's (it captures the crate's rustc command).
+    assert_eq!(how.first(), Some(&false), "{how:?}");
     assert_eq!(hello::version(), 7);
 
-    // A syntax error: the build fails, the live generation keeps serving.
+    // A syntax error: the build fails, the live generation keeps serving. Only the crate's own
+    // source changed, so rustc ran alone: its own closing line, not cargo's `could not compile`.
     let live = module.generation();
     edit(&lib, "{ 2 } else { 7 }", "{ 2 } else { 7 ");
-    let event = next_build_outcome(&events);
+    let (event, _) = next_build_outcome(&events);
     let Event::BuildFailed { message, .. } = &event else {
         panic!("expected a failed build, got {event}")
     };
     assert!(message.contains("error"), "{message}");
+    assert!(message.contains("delimiter"), "{message}");
+    assert!(message.contains("src/lib.rs"), "{message}");
+    assert!(
+        message.contains("aborting due to") && !message.contains("could not compile"),
+        "not rustc's own message: {message}"
+    );
+    assert!(!message.contains('\u{1b}'), "colour codes in {message:?}");
     assert_eq!(module.generation(), live);
     assert_eq!(hello::version(), 7);
 
-    // Fixing it recovers.
+    // Fixing it recovers, without cargo.
     edit(&lib, "{ 2 } else { 7 ", "{ 2 } else { 8 }");
-    let event = next_build_outcome(&events);
+    let (event, direct) = next_build_outcome(&events);
     assert!(matches!(event, Event::Loaded { .. }), "{event}");
+    assert_eq!(direct, Some(true), "the fix was built by cargo");
     assert_eq!(hello::version(), 8);
+
+    // A manifest change (with a source change in the same save) is cargo's.
+    let manifest = copy.join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).expect("read the manifest");
+    fs::write(&manifest, format!("{text}\n# edited\n")).expect("write the manifest");
+    edit(&lib, "{ 2 } else { 8 }", "{ 2 } else { 9 }");
+    let (event, direct) = next_build_outcome(&events);
+    assert!(matches!(event, Event::Loaded { .. }), "{event}");
+    assert_eq!(
+        direct,
+        Some(false),
+        "a manifest change was built without cargo"
+    );
+    assert_eq!(hello::version(), 9);
+
+    // That cargo build captured the command again: the next source edit is rustc's alone.
+    edit(&lib, "{ 2 } else { 9 }", "{ 2 } else { 10 }");
+    let (event, direct) = next_build_outcome(&events);
+    assert!(matches!(event, Event::Loaded { .. }), "{event}");
+    assert_eq!(direct, Some(true));
+    assert_eq!(hello::version(), 10);
     module.unwatch();
+
+    // The user's own `cargo build` afterwards compiles the crate again (its sources are newer
+    // than cargo's record of its last build) and builds what was saved last.
+    let target = support::workspace().join("target/hotmod-rebuild");
+    let build = || {
+        let output = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--lib", "--message-format=json", "--manifest-path"])
+            .arg(copy.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .output()
+            .expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        stdout
+            .lines()
+            .find(|line| {
+                line.contains(r#""reason":"compiler-artifact""#) && line.contains("hello_fixture")
+            })
+            .map(|line| line.contains(r#""fresh":false"#))
+            .expect("cargo reports the library")
+    };
+    assert!(build(), "cargo found the saved crate fresh");
+    assert!(!build(), "a second cargo build compiled the crate again");
+    let built = target.join("debug").join(support::hello_artifact_name());
+    module.load(&built).expect("cargo's build loads");
+    assert_eq!(hello::version(), 10);
 }
 
-fn next_build_outcome(events: &Events) -> Event {
-    events
-        .wait_for(BUILD_TIMEOUT, support::is_build_outcome)
-        .expect("a build outcome")
+/// The next build's outcome, and how the library was built if it was (`BuildFinished::direct`).
+fn next_build_outcome(events: &Events) -> (Event, Option<bool>) {
+    let mut direct = None;
+    let event = events
+        .wait_for(BUILD_TIMEOUT, |e| {
+            if let Event::BuildFinished { direct: d, .. } = e {
+                direct = Some(*d);
+            }
+            support::is_build_outcome(e)
+        })
+        .expect("a build outcome");
+    (event, direct)
 }
 
 /// A path with no directory part (`libhello_fixture.so`) is watched in the working directory.

@@ -20,7 +20,8 @@ use crate::progress;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {
-    /// The built-in rebuild started `cargo build` for the module's crate.
+    /// The built-in rebuild started building the module's crate (`cargo build`, or the crate's
+    /// own rustc command alone where only its sources changed: see `BuildFinished::direct`).
     BuildStarted {
         /// The hot module.
         module: &'static str,
@@ -36,6 +37,10 @@ pub enum Event {
         package: String,
         /// From cargo's start to the library built.
         took: Duration,
+        /// `true`: built without cargo, by the module crate's rustc command from cargo's last
+        /// build run again (every change since the last build was one of the crate's own
+        /// source files, and nothing else cargo looks at had changed); `false`: by cargo.
+        direct: bool,
     },
     /// `cargo build` failed; the current generation keeps serving.
     BuildFailed {
@@ -180,8 +185,17 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::BuildStarted { package, .. } => write!(f, "building {package} …"),
-            Event::BuildFinished { package, took, .. } => {
-                write!(f, "built {package} in {:.1} s", took.as_secs_f64())
+            Event::BuildFinished {
+                package,
+                took,
+                direct,
+                ..
+            } => {
+                write!(f, "built {package} in {:.1} s", took.as_secs_f64())?;
+                if *direct {
+                    write!(f, " (rustc alone)")?;
+                }
+                Ok(())
             }
             Event::BuildFailed {
                 package, message, ..

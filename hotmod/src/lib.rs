@@ -184,6 +184,8 @@ mod abi;
 #[cfg(feature = "reload")]
 mod builder;
 #[cfg(feature = "reload")]
+mod direct_build;
+#[cfg(feature = "reload")]
 mod fork;
 #[cfg(feature = "reload")]
 mod generation;

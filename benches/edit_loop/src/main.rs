@@ -90,9 +90,11 @@ mod host {
             for event in events {
                 let line = match &event {
                     Event::BuildStarted { .. } => "started".to_owned(),
-                    Event::BuildFinished { took, .. } => {
-                        format!("built {:.3}", took.as_secs_f64() * 1e3)
-                    }
+                    Event::BuildFinished { took, direct, .. } => format!(
+                        "built {:.3} {}",
+                        took.as_secs_f64() * 1e3,
+                        if *direct { "rustc" } else { "cargo" }
+                    ),
                     Event::Loaded {
                         generation, took, ..
                     } => format!("loaded {generation} {:.3}", took.as_secs_f64() * 1e3),
@@ -340,6 +342,8 @@ struct Sample {
     built_at: Option<f64>,
     cargo: Option<f64>,
     load: Option<f64>,
+    /// Built by the module's rustc command alone, without cargo (`BuildFinished::direct`).
+    direct: bool,
 }
 
 impl Sample {
@@ -355,6 +359,7 @@ impl Sample {
             (Some("event"), Some("built")) => {
                 self.built_at = Some(since);
                 self.cargo = words.next().and_then(|w| w.parse().ok());
+                self.direct = words.next() == Some("rustc");
             }
             (Some("event"), Some("loaded")) => {
                 self.load = words.nth(1).and_then(|w| w.parse().ok())
@@ -546,13 +551,14 @@ fn measure(kind: Kind, variant: &str, options: &Options) -> Result<(), Failure> 
         sample.serving = (served_at - saved).as_secs_f64() * 1e3;
         println!(
             "{} {n:>2}: save → serving {:7.1} ms (build started at {} ms, cargo {} ms, \
-             after cargo {} ms, of which load {} ms)",
+             after cargo {} ms, of which load {} ms){}",
             if warm { "warm-up" } else { "edit   " },
             sample.serving,
             fmt(sample.build_started),
             fmt(sample.cargo),
             fmt(sample.built_at.map(|at| sample.serving - at)),
             fmt(sample.load),
+            if sample.direct { "; rustc alone" } else { "" },
         );
         if !warm {
             samples.push(sample);
@@ -650,7 +656,7 @@ fn report(name: &str, variant: &str, samples: &[Sample]) {
         "RESULT {name} [{variant}]: save → serving over {} edits: p50 {:.1} ms, p99 {:.1} ms \
          (nearest rank; with 10 samples p99 = max), min {:.1} ms; medians: build started {} ms \
          after the save, cargo {} ms, cargo done → serving {} ms (load {} ms); cargo's share of \
-         save → serving {:.0} % (mean)",
+         save → serving {:.0} % (mean); built by rustc alone (no cargo): {} of {}",
         serving.len(),
         percentile(&serving, 0.5),
         percentile(&serving, 0.99),
@@ -659,7 +665,9 @@ fn report(name: &str, variant: &str, samples: &[Sample]) {
         fmt(cargo),
         fmt(after),
         fmt(load),
-        share * 100.0
+        share * 100.0,
+        samples.iter().filter(|s| s.direct).count(),
+        samples.len()
     );
 }
 
