@@ -29,7 +29,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::builder::json;
+use crate::json;
 
 /// A module library's rustc command, as cargo ran it, and what it depends on.
 #[derive(Debug)]

@@ -198,6 +198,8 @@ mod hold;
 #[cfg(feature = "reload")]
 mod invocation;
 #[cfg(feature = "reload")]
+mod json;
+#[cfg(feature = "reload")]
 mod loader;
 #[cfg(feature = "reload")]
 mod os;
