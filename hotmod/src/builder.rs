@@ -42,8 +42,14 @@ use crate::json;
 use crate::security::RebuildRefusal;
 use crate::transaction::Intake;
 
-/// Quiet time after a source change before building.
-const SETTLE: Duration = Duration::from_millis(30);
+/// Quiet time after a source change before building. An editor's save is one burst of events
+/// within a few milliseconds (truncate and write, or write a new file and rename it over the
+/// old; a backup's events are not sources), so 10 ms merges it, and every millisecond here is
+/// one of the save → serving loop (BENCHMARKS.md, "A shorter settle": 30 → 10 ms took ~20 ms
+/// off the handler's p50). A write that pauses longer inside one save costs one build of the
+/// unfinished file (reported as a failed build), then one of the whole file: the events that
+/// arrive during a build make one more build after it.
+const SETTLE: Duration = Duration::from_millis(10);
 
 /// A running rebuild; dropping it stops it.
 pub(crate) struct Running {
