@@ -224,6 +224,21 @@ fn module_in_a_loaded_generations_code_controls_the_hosts_module() {
     allowed.expect("allowed from `a`'s code");
     let refused = b::module().load(&exposed).expect_err("refused again");
     assert!(matches!(refused, Error::InsecurePath { .. }), "{refused:?}");
+    // With a module of the host's in one `load_all`, whichever comes first: refused, naming
+    // `extra`, and `b` unchanged.
+    let before = b::module().generation();
+    for extra_first in [true, false] {
+        let refused = a::load_all_with_extra_from_module_code(
+            support::library("graph-b2").display().to_string(),
+            extra_first,
+        )
+        .expect_err("the library's own `extra` loads nothing");
+        assert!(
+            refused.contains("graph_top::extra") && refused.contains("the host has no hot module"),
+            "{refused}"
+        );
+    }
+    assert_eq!(b::module().generation(), before);
     // `extra`, which only the library has: its own copy, which loads nothing.
     let refused =
         a::load_extra_from_module_code(support::library("graph-a2").display().to_string())

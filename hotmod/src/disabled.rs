@@ -110,18 +110,18 @@ pub(crate) fn load(runtime: &'static Runtime, path: &Path) -> Result<u64, Error>
     Err(runtime.disabled(path.to_path_buf()))
 }
 
-/// Never asked: without reloading no library is loaded, so every module is this copy's.
-pub(crate) fn foreign_module(runtime: &'static Runtime) -> Error {
-    runtime.disabled(runtime.path())
-}
-
 pub(crate) fn set_staged(_runtime: &'static Runtime, _on: bool) {}
 
 pub(crate) fn apply_staged(_runtime: &'static Runtime) -> Option<u64> {
     None
 }
 
-pub(crate) fn load_all(loads: Vec<(&'static Runtime, PathBuf)>) -> Result<Vec<u64>, Error> {
+/// `foreign` is always `None`: without reloading no library is loaded, so every module is this
+/// copy's.
+pub(crate) fn load_all(
+    loads: Vec<(&'static Runtime, PathBuf)>,
+    _foreign: Option<&'static str>,
+) -> Result<Vec<u64>, Error> {
     match loads.into_iter().next() {
         None => Ok(Vec::new()),
         Some((runtime, path)) => Err(runtime.disabled(path)),

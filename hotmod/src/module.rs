@@ -97,15 +97,17 @@ static OPS: Ops = Ops {
     unload_blocked: |m| m.runtime.unload_blocked(),
     load_all: |loads| {
         let mut runtimes = Vec::with_capacity(loads.len());
+        // A module of another copy of hotmod is not this runtime's to load: named through its
+        // own operations (its runtime's layout is its copy's).
+        let mut foreign = None;
         for (module, path) in loads {
-            // A module of another copy of hotmod (a library's own, which the host does not
-            // have) is not this runtime's to load.
-            if !std::ptr::eq(module.ops, &OPS) {
-                return Err(imp::foreign_module(&module.runtime));
+            if std::ptr::eq(module.ops, &OPS) {
+                runtimes.push((&module.runtime, path));
+            } else {
+                foreign.get_or_insert_with(|| (module.ops.name)(module));
             }
-            runtimes.push((&module.runtime, path));
         }
-        imp::load_all(runtimes)
+        imp::load_all(runtimes, foreign)
     },
 };
 

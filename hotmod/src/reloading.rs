@@ -20,16 +20,11 @@ pub(crate) use crate::security::allow_insecure_paths;
 /// here there is the library's own copy of a module the host does not have (`module.rs`).
 fn hosted(runtime: &'static Runtime) -> Result<(), Error> {
     if HOSTED.load(Ordering::Relaxed) {
-        return Err(foreign_module(runtime));
+        return Err(Error::InLoadedLibrary {
+            module: runtime.name(),
+        });
     }
     Ok(())
-}
-
-/// The refusal of a module of another copy of hotmod than the one asked to load it.
-pub(crate) fn foreign_module(runtime: &'static Runtime) -> Error {
-    Error::InLoadedLibrary {
-        module: runtime.name(),
-    }
 }
 
 pub(crate) fn load(runtime: &'static Runtime, path: &Path) -> Result<u64, Error> {
@@ -55,9 +50,17 @@ pub(crate) fn apply_staged(runtime: &'static Runtime) -> Option<u64> {
     transaction::apply_staged(runtime)
 }
 
-pub(crate) fn load_all(loads: Vec<(&'static Runtime, PathBuf)>) -> Result<Vec<u64>, Error> {
+/// `foreign`: the first of the modules asked for that another copy of hotmod made (the host's
+/// copy is asked for a library's own module; a library's copy for the host's, behind its own).
+pub(crate) fn load_all(
+    loads: Vec<(&'static Runtime, PathBuf)>,
+    foreign: Option<&'static str>,
+) -> Result<Vec<u64>, Error> {
     for (runtime, _) in &loads {
         hosted(runtime)?;
+    }
+    if let Some(module) = foreign {
+        return Err(Error::InLoadedLibrary { module });
     }
     transaction::load_all(loads)
 }
