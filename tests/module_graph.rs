@@ -88,6 +88,27 @@ fn a_loaded_generation_calling_a_loaded_one_passes_values_and_panics() {
     assert_eq!(a::greet_in_b("z".to_owned()), "hello z from b1");
 }
 
+/// Loads b2 as `b`, then a2 (built against b1: its own copy of `b` would say "b1") as `a`;
+/// b2's generation.
+fn b2_then_a2() -> u64 {
+    let b2 = b::module()
+        .load(support::library("graph-b2"))
+        .expect("b2 loads");
+    a::module()
+        .load(support::library("graph-a2"))
+        .expect("a2 loads");
+    b2
+}
+
+/// Waits (at most a minute) for `generation` of `b` to retire, as `events` tells.
+fn wait_retired(events: &hotmod::Events, generation: u64, why: &str) {
+    events
+        .wait_for(Duration::from_secs(60), |e| {
+            matches!(e, Event::Retired { generation: g, .. } | Event::RetireBlocked { generation: g, .. } if *g == generation)
+        })
+        .expect(why);
+}
+
 /// A function of `b` returning `Pinned`, called from a loaded `a`, runs the host's `b` too: the
 /// value comes from `b`'s current generation with that generation's pin, which keeps it loaded
 /// while `a`'s code holds the value, and goes back to the host's runtime when `a`'s code drops
@@ -96,13 +117,7 @@ fn a_loaded_generation_calling_a_loaded_one_passes_values_and_panics() {
 fn pinned_values_of_the_hosts_module_reach_a_loaded_generation_and_keep_theirs_loaded() {
     let _serial = support::serial();
     let events = b::module().subscribe();
-    let b2 = b::module()
-        .load(support::library("graph-b2"))
-        .expect("b2 loads");
-    // Built against b1: its own copy of `b` would say "b1".
-    a::module()
-        .load(support::library("graph-a2"))
-        .expect("a2 loads");
+    let b2 = b2_then_a2();
     assert_eq!(a::label_in_b(), ("b2".to_owned(), Some(b2)));
     let counted = b::count();
     assert_eq!(a::count_in_b_through_a_closure(), counted + 1);
@@ -136,11 +151,7 @@ fn pinned_values_of_the_hosts_module_reach_a_loaded_generation_and_keep_theirs_l
     assert_eq!(&*returned, "b2");
     // The last one dropped (the host's, after `a`'s code dropped its own): b2 retires.
     drop(returned);
-    events
-        .wait_for(Duration::from_secs(60), |e| {
-            matches!(e, Event::Retired { generation, .. } | Event::RetireBlocked { generation, .. } if *generation == b2)
-        })
-        .expect("b2 retires once its labels are dropped");
+    wait_retired(&events, b2, "b2 retires once its labels are dropped");
     assert!(!b::module().live_generations().contains(&b2));
     assert_eq!(a::kept_label(), None);
 }
@@ -152,12 +163,7 @@ fn pinned_values_of_the_hosts_module_reach_a_loaded_generation_and_keep_theirs_l
 fn a_handle_kept_in_a_loaded_generations_code_pins_the_hosts_generation() {
     let _serial = support::serial();
     let events = b::module().subscribe();
-    let b2 = b::module()
-        .load(support::library("graph-b2"))
-        .expect("b2 loads");
-    a::module()
-        .load(support::library("graph-a2"))
-        .expect("a2 loads");
+    let b2 = b2_then_a2();
     assert_eq!(a::keep_b_handle(), b2);
     assert_eq!(a::through_kept_handle(), (2, b2, true, "b2".to_owned()));
     let b1 = b::module()
@@ -171,11 +177,7 @@ fn a_handle_kept_in_a_loaded_generations_code_pins_the_hosts_generation() {
     );
     assert!(b::module().live_generations().contains(&b2));
     a::drop_kept_handle();
-    events
-        .wait_for(Duration::from_secs(60), |e| {
-            matches!(e, Event::Retired { generation, .. } | Event::RetireBlocked { generation, .. } if *generation == b2)
-        })
-        .expect("b2 retires once `a` drops its handle");
+    wait_retired(&events, b2, "b2 retires once `a` drops its handle");
     assert_eq!(b::module().generation(), b1);
 }
 
