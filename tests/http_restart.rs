@@ -22,11 +22,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use support::scratch::{lines_of, write, Host};
+use support::scratch::{lines_of, write, Host, HostLines};
 
 /// The workspace's first build compiles hotmod, axum, tokio and the rest; a restart builds the
 /// handler and the server: generous on a busy 2-core machine.
@@ -86,7 +85,7 @@ fn fixture() -> Fixture {
 impl Fixture {
     /// The server, on a free port of 127.0.0.1, rebuilding its hot crates on every save and
     /// restarting with its state when a build needs it.
-    fn start(&self) -> (Group, Host, Receiver<String>) {
+    fn start(&self) -> (Group, Host, HostLines) {
         use std::os::unix::process::CommandExt;
         let mut child = Command::new(
             self.root
@@ -107,7 +106,13 @@ impl Fixture {
         .process_group(0)
         .spawn()
         .expect("start the server");
-        let lines = lines_of(&mut child);
+        let lines = HostLines::new(
+            lines_of(&mut child),
+            "server",
+            |line| line.contains("restarting failed"),
+            // The line per request (`GET /hello?name=c0 -> 200 (…)`) is not worth keeping.
+            |line| line.starts_with("GET ") && line.contains(" -> "),
+        );
         (Group(child.id()), Host(child), lines)
     }
 
@@ -125,37 +130,6 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         // The pristine source for the next run (whose first build then compiles it again).
         write(&self.root.join("handler/src/lib.rs"), &self.pristine);
-    }
-}
-
-/// The first of the server's lines (all it said so far, kept in `seen`, then the ones to come)
-/// that `wanted` accepts. The old and the new process write to one pipe, so their lines may come
-/// in either order: a line is looked for among all of them.
-fn line(lines: &Receiver<String>, seen: &mut Vec<String>, wanted: impl Fn(&str) -> bool) -> String {
-    if let Some(found) = seen.iter().find(|line| wanted(line)) {
-        return found.clone();
-    }
-    loop {
-        let line = lines.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
-            panic!(
-                "the line waited for never came; the server said:\n{}",
-                seen.join("\n")
-            )
-        });
-        // The line per request (`GET /hello?name=c0 -> 200 (…)`) is not worth keeping.
-        if line.starts_with("GET ") && line.contains(" -> ") {
-            continue;
-        }
-        eprintln!("server: {line}");
-        seen.push(line.clone());
-        assert!(
-            !line.contains("restarting failed"),
-            "the restart failed: {line}\nthe server said:\n{}",
-            seen.join("\n")
-        );
-        if wanted(&line) {
-            return line;
-        }
     }
 }
 
@@ -283,9 +257,8 @@ fn the_http_example_restarts_with_its_socket_and_counter_and_no_request_fails() 
         return;
     }
     let fixture = fixture();
-    let (group, mut host, lines) = fixture.start();
-    let mut seen = Vec::new();
-    let listening = line(&lines, &mut seen, |line| line.starts_with("listening on "));
+    let (group, mut host, mut lines) = fixture.start();
+    let listening = lines.line(|line| line.starts_with("listening on "));
     let addr: SocketAddr = listening
         .split_whitespace()
         .nth(2)
@@ -314,9 +287,7 @@ fn the_http_example_restarts_with_its_socket_and_counter_and_no_request_fails() 
     // A slow request, held by the old process until it hands over.
     let slow_target = "/hello?name=slow&delay_ms=1200000&until_reload=1";
     let slow = std::thread::spawn(move || client::get(addr, slow_target, TIMEOUT));
-    line(&lines, &mut seen, |line| {
-        *line == format!("GET {slow_target}: held (generation 0, pid {old_pid})")
-    });
+    lines.line(|line| *line == format!("GET {slow_target}: held (generation 0, pid {old_pid})"));
 
     // Clients that never stop asking.
     let load = Arc::new(Load::default());
@@ -356,19 +327,15 @@ fn the_http_example_restarts_with_its_socket_and_counter_and_no_request_fails() 
     );
 
     fixture.edit();
-    line(&lines, &mut seen, |line| {
-        line.contains("this change needs a restart")
-    });
-    let handing = line(&lines, &mut seen, |line| {
-        line.starts_with("handing over to pid ")
-    });
+    lines.line(|line| line.contains("this change needs a restart"));
+    let handing = lines.line(|line| line.starts_with("handing over to pid "));
     let new_pid = number_after(&handing, "handing over to pid ");
     assert_ne!(new_pid, old_pid);
     assert!(
         group.alive().contains(&new_pid),
         "the successor runs in the server's process group"
     );
-    let taken = line(&lines, &mut seen, |line| {
+    let taken = lines.line(|line| {
         line.starts_with("listening on ") && line.contains(&format!("(pid {new_pid}, "))
     });
     assert!(
@@ -376,9 +343,7 @@ fn the_http_example_restarts_with_its_socket_and_counter_and_no_request_fails() 
             && taken.contains(&addr.to_string()),
         "the new process serves on the same socket, handed over: {taken}"
     );
-    let handed = line(&lines, &mut seen, |line| {
-        line.starts_with("handed over to ")
-    });
+    let handed = lines.line(|line| line.starts_with("handed over to "));
     assert_eq!(handed, format!("handed over to pid {new_pid}: exiting"));
 
     // The request in flight was answered by the old process, with the old code.

@@ -12,16 +12,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use support::scratch::{hotmod_path, manifest, write, Host};
+use support::scratch::{hotmod_path, lines_from, manifest, write, Host, HostLines};
 
 /// The workspace's first build compiles hotmod and its dependencies; a restart builds the
 /// module and the host: generous on a busy 2-core machine.
@@ -287,7 +286,7 @@ fn fixture(args: &[&str]) -> Fixture {
 
 impl Fixture {
     /// Starts the host; its stdout and stderr lines, merged, as they come.
-    fn start(&self, args: &[&str]) -> (Host, Receiver<String>, ChildStdin) {
+    fn start(&self, args: &[&str]) -> (Host, HostLines, ChildStdin) {
         let (reader, writer) = std::io::pipe().expect("a pipe");
         let mut child = Command::new(self.target.join("debug").join("rs_host"))
             .args(args)
@@ -302,14 +301,12 @@ impl Fixture {
             .stderr(writer)
             .spawn()
             .expect("start the host");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(reader).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = HostLines::new(
+            lines_from(reader),
+            "host",
+            |line| line.starts_with("failed:"),
+            |_| false,
+        );
         let stdin = child.stdin.take().expect("stdin");
         (Host(child), lines, stdin)
     }
@@ -329,58 +326,12 @@ impl Drop for Fixture {
     }
 }
 
-/// The first of the host's lines (all it said so far, kept in `seen`, then the ones to come)
-/// that `wanted` accepts. The old and the new process write to one pipe, so their lines may come
-/// in either order: a line is looked for among all of them, not only after the last one found.
-fn line(lines: &Receiver<String>, seen: &mut Vec<String>, wanted: impl Fn(&str) -> bool) -> String {
-    if let Some(found) = seen.iter().find(|line| wanted(line)) {
-        return found.clone();
-    }
-    loop {
-        let line = lines.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
-            panic!(
-                "the line waited for never came; the host said:\n{}",
-                seen.join("\n")
-            )
-        });
-        eprintln!("host: {line}");
-        seen.push(line.clone());
-        assert!(
-            !line.starts_with("failed:"),
-            "the host failed: {line}\nit said:\n{}",
-            seen.join("\n")
-        );
-        if wanted(&line) {
-            return line;
-        }
-    }
-}
-
-/// The first line that starts with `prefix` (see [`line`]).
-fn line_starting(lines: &Receiver<String>, prefix: &str, seen: &mut Vec<String>) -> String {
-    line(lines, seen, |line| line.starts_with(prefix))
-}
-
-/// The first event line that contains `text` (see [`line`]).
-fn event(lines: &Receiver<String>, text: &str, seen: &mut Vec<String>) -> String {
-    line(lines, seen, |line| {
-        line.starts_with("event: ") && line.contains(text)
-    })
-}
-
 /// Sends one `hit` to the in-place host; its answer: the line with ` frames=<frames> ` (one
 /// line per hit, each with its own `frames`).
-fn hit(
-    stdin: &mut ChildStdin,
-    lines: &Receiver<String>,
-    seen: &mut Vec<String>,
-    frames: u64,
-) -> String {
+fn hit(stdin: &mut ChildStdin, lines: &mut HostLines, frames: u64) -> String {
     writeln!(stdin, "hit").expect("write to the host");
     stdin.flush().expect("flush");
-    line(lines, seen, |line| {
-        line.starts_with("pid=") && line.contains(&format!(" frames={frames} "))
-    })
+    lines.line(|line| line.starts_with("pid=") && line.contains(&format!(" frames={frames} ")))
 }
 
 /// The address in the server's `serving <address> …` line.
@@ -445,9 +396,8 @@ fn a_server_restarts_with_its_socket_and_state_and_no_request_fails() {
     // Built with a feature the package does not enable by default, as `cargo run --features`
     // would: the restarted host must be built with it too.
     let fixture = fixture(&["--features", "rs_host/tag"]);
-    let (mut host, lines, _stdin) = fixture.start(&[]);
-    let mut seen = Vec::new();
-    let serving = line_starting(&lines, "serving ", &mut seen);
+    let (mut host, mut lines, _stdin) = fixture.start(&[]);
+    let serving = lines.starting("serving ");
     let addr = address(&serving);
     let old_pid = field(&serving, "pid").to_owned();
     assert_eq!(field(&serving, "inherited"), "None", "a cold start");
@@ -473,10 +423,9 @@ fn a_server_restarts_with_its_socket_and_state_and_no_request_fails() {
         .collect();
 
     fixture.edit("v2");
-    event(&lines, "the restarted host (pid", &mut seen);
-    let new_serving = line(&lines, &mut seen, |line| {
-        line.starts_with("serving ") && !line.contains(&format!("pid={old_pid} "))
-    });
+    lines.event("the restarted host (pid");
+    let new_serving = lines
+        .line(|line| line.starts_with("serving ") && !line.contains(&format!("pid={old_pid} ")));
     let new_pid = field(&new_serving, "pid").to_owned();
     let _successor = Pid(new_pid.parse().expect("a pid"));
     assert_ne!(new_pid, old_pid);
@@ -495,7 +444,7 @@ fn a_server_restarts_with_its_socket_and_state_and_no_request_fails() {
         "true",
         "the host was rebuilt with the features it was built with"
     );
-    let handed = line_starting(&lines, "handed over ", &mut seen);
+    let handed = lines.starting("handed over ");
     assert_eq!(field(&handed, "to"), format!("Some({new_pid})"));
 
     // The request in flight was answered by the old process's code.
@@ -579,13 +528,12 @@ fn a_terminal_program_restarts_in_place_with_its_state() {
         return;
     }
     let fixture = fixture(&[]);
-    let (_host, lines, mut stdin) = fixture.start(&["--in-place"]);
-    let mut seen = Vec::new();
-    let started = line_starting(&lines, "started ", &mut seen);
+    let (_host, mut lines, mut stdin) = fixture.start(&["--in-place"]);
+    let started = lines.starting("started ");
     let pid = field(&started, "pid").to_owned();
     assert_eq!(field(&started, "inherited"), "None");
     for expected in 1..=2 {
-        let answer = hit(&mut stdin, &lines, &mut seen, expected);
+        let answer = hit(&mut stdin, &mut lines, expected);
         assert_eq!(
             answer,
             format!("pid={pid} count={expected} frames={expected} text=v1")
@@ -593,20 +541,19 @@ fn a_terminal_program_restarts_in_place_with_its_state() {
     }
 
     fixture.edit("v2");
-    event(&lines, "takes over in place", &mut seen);
+    lines.event("takes over in place");
     // The next line is served by the old code; then, before reading another, it restarts.
-    let answer = hit(&mut stdin, &lines, &mut seen, 3);
+    let answer = hit(&mut stdin, &mut lines, 3);
     assert_eq!(answer, format!("pid={pid} count=3 frames=3 text=v1"));
-    let restarted = line(&lines, &mut seen, |line| {
-        line.starts_with("started ") && !line.ends_with("inherited=None")
-    });
+    let restarted =
+        lines.line(|line| line.starts_with("started ") && !line.ends_with("inherited=None"));
     assert_eq!(
         field(&restarted, "pid"),
         pid,
         "the same process: {restarted}"
     );
     assert_eq!(field(&restarted, "inherited"), format!("Some({pid})"));
-    let answer = hit(&mut stdin, &lines, &mut seen, 4);
+    let answer = hit(&mut stdin, &mut lines, 4);
     assert_eq!(
         answer,
         format!("pid={pid} count=4 frames=4 text=v2"),
@@ -622,16 +569,15 @@ fn a_restart_that_fails_leaves_the_old_process_serving_with_its_state() {
         return;
     }
     let fixture = fixture(&[]);
-    let (_host, lines, _stdin) = fixture.start(&[]);
-    let mut seen = Vec::new();
-    let serving = line_starting(&lines, "serving ", &mut seen);
+    let (_host, mut lines, _stdin) = fixture.start(&[]);
+    let serving = lines.starting("serving ");
     let addr = address(&serving);
     let pid = field(&serving, "pid").to_owned();
     assert_eq!(get(addr, "/hit"), Ok(format!("pid={pid} count=1 text=v1")));
 
     // The host does not compile against the edit.
     fixture.edit("broken-host");
-    let failed = event(&lines, "building the host failed", &mut seen);
+    let failed = lines.event("building the host failed");
     assert!(
         failed.contains("no field `text`"),
         "the compiler's error: {failed}"
@@ -640,7 +586,7 @@ fn a_restart_that_fails_leaves_the_old_process_serving_with_its_state() {
 
     // The new host builds, and panics at start.
     fixture.edit("crash");
-    let crashed = event(&lines, "before it was ready", &mut seen);
+    let crashed = lines.event("before it was ready");
     assert!(crashed.contains("exited (exit status: 101)"), "{crashed}");
     assert_eq!(
         get(addr, "/hit"),
@@ -651,7 +597,7 @@ fn a_restart_that_fails_leaves_the_old_process_serving_with_its_state() {
     // The new host starts, and cannot take the state (version 2, no `migrate`): it says so and
     // exits, and the old one takes its state back and serves on.
     fixture.edit("bad-state");
-    let refused = line_starting(&lines, "handover refused: ", &mut seen);
+    let refused = lines.starting("handover refused: ");
     assert!(
         refused.contains("no migrate function"),
         "the new build's reason: {refused}"
@@ -670,20 +616,19 @@ fn an_in_place_restart_keeps_a_state_it_cannot_read_in_a_file() {
         return;
     }
     let fixture = fixture(&[]);
-    let (_host, lines, mut stdin) = fixture.start(&["--in-place"]);
-    let mut seen = Vec::new();
-    let started = line_starting(&lines, "started ", &mut seen);
+    let (_host, mut lines, mut stdin) = fixture.start(&["--in-place"]);
+    let started = lines.starting("started ");
     let pid = field(&started, "pid").to_owned();
     for frames in 1..=3 {
-        hit(&mut stdin, &lines, &mut seen, frames);
+        hit(&mut stdin, &mut lines, frames);
     }
 
     // A boundary type changes and the state's version too, without `migrate`: after `exec` the
     // new image cannot read the value, and there is no old process left to give it back to.
     fixture.edit("bad-state");
-    event(&lines, "takes over in place", &mut seen);
-    hit(&mut stdin, &lines, &mut seen, 4);
-    let kept = line(&lines, &mut seen, |line| line.contains("is kept in "));
+    lines.event("takes over in place");
+    hit(&mut stdin, &mut lines, 4);
+    let kept = lines.line(|line| line.contains("is kept in "));
     assert!(kept.contains("no migrate function"), "{kept}");
     let file = kept
         .rsplit("is kept in ")
@@ -694,10 +639,10 @@ fn an_in_place_restart_keeps_a_state_it_cannot_read_in_a_file() {
     let value = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {file}: {e}"));
     let _ = std::fs::remove_file(&file);
     assert_eq!(value, "4", "the value the old image handed over, kept");
-    line(&lines, &mut seen, |line| {
+    lines.line(|line| {
         line.starts_with("started ") && line.contains(&format!("inherited=Some({pid})"))
     });
-    let answer = hit(&mut stdin, &lines, &mut seen, 5);
+    let answer = hit(&mut stdin, &mut lines, 5);
     assert_eq!(
         answer,
         format!("pid={pid} count=1 frames=5 text=v2"),
@@ -713,31 +658,26 @@ fn an_in_place_restart_whose_new_build_dies_at_start_goes_back_to_the_old_one() 
         return;
     }
     let fixture = fixture(&[]);
-    let (_host, lines, mut stdin) = fixture.start(&["--in-place"]);
-    let mut seen = Vec::new();
-    let started = line_starting(&lines, "started ", &mut seen);
+    let (_host, mut lines, mut stdin) = fixture.start(&["--in-place"]);
+    let started = lines.starting("started ");
     let pid = field(&started, "pid").to_owned();
     for frames in 1..=2 {
-        hit(&mut stdin, &lines, &mut seen, frames);
+        hit(&mut stdin, &mut lines, frames);
     }
 
     // The new build panics in `main`, before `restart::ready()`: there is no old process to
     // fall back on after `exec`, so this process runs the previous build again, in place, with
     // the state it handed over.
     fixture.edit("crash");
-    event(&lines, "takes over in place", &mut seen);
-    hit(&mut stdin, &lines, &mut seen, 3);
-    line(&lines, &mut seen, |line| {
-        line.contains("this build crashes at start")
-    });
-    line(&lines, &mut seen, |line| {
-        line.contains("the previous build runs again, with its state")
-    });
-    let back = line(&lines, &mut seen, |line| {
+    lines.event("takes over in place");
+    hit(&mut stdin, &mut lines, 3);
+    lines.line(|line| line.contains("this build crashes at start"));
+    lines.line(|line| line.contains("the previous build runs again, with its state"));
+    let back = lines.line(|line| {
         line.starts_with("started ") && line.contains(&format!("inherited=Some({pid})"))
     });
     assert_eq!(field(&back, "pid"), pid, "the same process: {back}");
-    let answer = hit(&mut stdin, &lines, &mut seen, 4);
+    let answer = hit(&mut stdin, &mut lines, 4);
     assert_eq!(
         answer,
         format!("pid={pid} count=4 frames=4 text=v1"),

@@ -47,16 +47,94 @@ impl Drop for Host {
 
 /// The lines the child writes to its (piped) stdout, as they come.
 pub fn lines_of(child: &mut Child) -> Receiver<String> {
-    let out = child.stdout.take().expect("the host's stdout");
+    lines_from(child.stdout.take().expect("the host's stdout"))
+}
+
+/// The lines read from `reader` (a pipe a host writes to), as they come.
+pub fn lines_from(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
             if sender.send(line).is_err() {
                 break;
             }
         }
     });
     receiver
+}
+
+/// A host's stdout, line by line, with everything it said so far. The old and the new process
+/// of a restart write to one pipe, so their lines may come in either order: a line is looked for
+/// among all of them, not only after the last one found.
+pub struct HostLines {
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    /// Names the host in what is printed (`host: …`) and in a failure's message.
+    who: &'static str,
+    /// A line that means the run failed, whatever the test waits for.
+    failed: fn(&str) -> bool,
+    /// A line not worth keeping (one per request).
+    noise: fn(&str) -> bool,
+}
+
+impl HostLines {
+    /// How long a line may take: builds of a cold target directory included.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1200);
+
+    pub fn new(
+        lines: Receiver<String>,
+        who: &'static str,
+        failed: fn(&str) -> bool,
+        noise: fn(&str) -> bool,
+    ) -> HostLines {
+        HostLines {
+            lines,
+            seen: Vec::new(),
+            who,
+            failed,
+            noise,
+        }
+    }
+
+    /// The first line, of those said so far and then of those to come, that `wanted` accepts.
+    pub fn line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        if let Some(found) = self.seen.iter().find(|line| wanted(line)) {
+            return found.clone();
+        }
+        loop {
+            let line = self.lines.recv_timeout(Self::TIMEOUT).unwrap_or_else(|_| {
+                panic!(
+                    "the line waited for never came; the {} said:\n{}",
+                    self.who,
+                    self.seen.join("\n")
+                )
+            });
+            if (self.noise)(&line) {
+                continue;
+            }
+            eprintln!("{}: {line}", self.who);
+            self.seen.push(line.clone());
+            assert!(
+                !(self.failed)(&line),
+                "the {} failed: {line}\nit said:\n{}",
+                self.who,
+                self.seen.join("\n")
+            );
+            if wanted(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// The first line that starts with `prefix` (see [`HostLines::line`]).
+    pub fn starting(&mut self, prefix: &str) -> String {
+        self.line(|line| line.starts_with(prefix))
+    }
+
+    /// The first event line (`event: …`) that contains `text` (see [`HostLines::line`]).
+    pub fn event(&mut self, text: &str) -> String {
+        self.line(|line| line.starts_with("event: ") && line.contains(text))
+    }
 }
 
 /// The user's workspace manifest at `root`: `[workspace]` with `members` (and `extra`, more of
